@@ -1,0 +1,44 @@
+# newsbeam: `make run` and `make test` work on a fresh clone; everything else builds on them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.8
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed
+
+INPUT ?= data/seeds/*.txt
+OUTPUT ?= ./output
+PROFILE ?= local
+ARGS ?=
+
+.PHONY: help setup run test lock clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): $(LOCK) pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) pip sync --quiet --python $(PY) $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install the pinned dependencies (requirements.lock)
+
+run: $(STAMP) ## run the pipeline on the bundled seeds (INPUT=, OUTPUT=, PROFILE=, ARGS=) and print a summary
+	$(PY) -m pipeline run --profile $(PROFILE) --input '$(INPUT)' --output '$(OUTPUT)' $(ARGS)
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest -q $(ARGS)
+
+lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
+	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
+	$(UV) pip compile pyproject.toml --extra dev --extra fast --extra report --python-version 3.11 \
+		--generate-hashes --quiet -o $(LOCK)
+
+clean: ## remove the output and caches (keeps .venv)
+	rm -rf output .pytest_cache build *.egg-info

@@ -1,0 +1,124 @@
+"""Assembly of the batch pipeline: read -> normalize -> dedupe -> language -> topics -> write -> commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Callable
+
+import apache_beam as beam
+
+from pipeline.runner import describe, make_runner, pipeline_options, running_mode_for
+from pipeline.settings import RunSettings
+from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
+from transforms.commit import CommitRun, read_manifest
+from transforms.common import DEAD_LETTER, RunInfo
+from transforms.dedupe import DUPLICATE, DedupExact
+from transforms.language import DetectLanguage
+from transforms.normalize import NormalizeArticles
+from transforms.read import ReadArticleFiles
+from transforms.topics import LabelTopics, load_taxonomy
+from transforms.write import WriteTable
+
+LOG = logging.getLogger(__name__)
+
+
+def _count(pcoll, label: str, key: str):
+    return pcoll | f"Count{label}" >> beam.Map(lambda _: (key, 1))
+
+
+def article_counts(articles):
+    """``(language:xx, 1)`` and ``(topic:label, 1)`` per article, for the manifest."""
+    def keys(article):
+        yield f"language:{article['language']}", 1
+        for topic in article["topics"]:
+            yield f"topic:{topic}", 1
+        yield f"published_date:{article['published_date'].isoformat()}", 1
+    return articles | "ArticleCounts" >> beam.FlatMap(keys)
+
+
+def process_items(items, dead_letters: list, input_counts, settings: RunSettings, run: RunInfo, taxonomy: dict,
+                  manifest_base: dict[str, Any], extra_files: list | None = None,
+                  commit_hooks: list[Callable] | None = None):
+    """The shared article flow, for files and feeds alike.
+
+    ``items`` are parsed items, ``dead_letters`` PCollections of dead letters
+    so far, ``input_counts`` a PCollection of ``('inputs', n)``. Returns the
+    manifest PCollection.
+    """
+    normalized = items | "Normalize" >> NormalizeArticles(
+        run, settings.read["min_body_chars"], settings.read["dead_letter_payload_bytes"],
+        settings.feeds.get("allow_future_minutes", 0))
+    deduped = normalized["articles"] | "Dedupe" >> DedupExact()
+    tagged = deduped["articles"] | "Language" >> DetectLanguage(settings.language)
+    labeled = tagged | "Topics" >> LabelTopics(taxonomy)
+    all_dead = [*dead_letters, normalized[DEAD_LETTER]] | "AllDeadLetters" >> beam.Flatten()
+
+    write = settings.write
+    root, run_id = settings.output, run.run_id
+    files = [
+        labeled | "WriteArticles" >> WriteTable(ARTICLES, root, run_id, shards=write["shards"],
+                                                rows_per_file=write["rows_per_file"]),
+        deduped[DUPLICATE] | "WriteDuplicates" >> WriteTable(DUPLICATES, root, run_id, shards=1,
+                                                             rows_per_file=write["rows_per_file"]),
+        all_dead | "WriteDeadLetters" >> WriteTable(DEAD_LETTERS, root, run_id, shards=1,
+                                                    rows_per_file=write["rows_per_file"], shard_key="origin"),
+        *(extra_files or []),
+    ]
+    counts = (
+        input_counts,
+        _count(labeled, "Articles", "articles"),
+        _count(deduped[DUPLICATE], "Duplicates", "duplicates"),
+        _count(all_dead, "DeadLetters", "dead_letters"),
+        article_counts(labeled),
+    ) | "AllCounts" >> beam.Flatten()
+    all_files = files | "AllFileDescriptors" >> beam.Flatten()
+    return (all_files, counts) | "CommitRun" >> CommitRun(root, run_id, manifest_base, commit_hooks)
+
+
+def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any]):
+    taxonomy = load_taxonomy(settings.topics)
+    read = p | "ReadFiles" >> ReadArticleFiles(
+        list(settings.inputs), settings.source_name, run,
+        max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],
+        max_title_chars=settings.read["max_title_chars"])
+    read_dead = read[DEAD_LETTER]
+    inputs = (
+        _count(read["items"], "ReadItems", "inputs"),
+        _count(read_dead, "ReadFailures", "inputs"),
+    ) | "InputCounts" >> beam.Flatten()
+    return process_items(read["items"], [read_dead], inputs, settings, run, taxonomy, manifest_base)
+
+
+def manifest_base(settings: RunSettings, run: RunInfo, workers: int, running_mode: str) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "status": "running",
+        "started_at": run.ingested_at.isoformat(),
+        "runner_requested": settings.runner,
+        "runner": describe(settings.runner, workers, running_mode),
+        "profile": settings.profile,
+        "inputs": list(settings.inputs),
+        "feeds_file": settings.feeds_file,
+        "output": settings.output,
+        "language_detector": settings.language.get("detector"),
+    }
+
+
+def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: dt.datetime | None = None,
+              build: Callable | None = None) -> dict[str, Any]:
+    """Build and run the batch pipeline to completion; returns the run manifest."""
+    run = settings.run_info(now)
+    workers = settings.workers
+    running_mode = running_mode_for(workers, settings.direct_running_mode)
+    options = pipeline_options(settings.runner, workers, running_mode, extra_args, settings.beam_options)
+    base = manifest_base(settings, run, workers, running_mode)
+    LOG.info("run %s on %s", run.run_id, base["runner"])
+    pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
+    (build or build_file_pipeline)(pipeline, settings, run, base)
+    result = pipeline.run()
+    result.wait_until_finish()
+    manifest = read_manifest(settings.output, run.run_id)
+    if manifest is None:
+        raise RuntimeError(f"run {run.run_id} finished without a manifest under {settings.output}/_runs")
+    return manifest

@@ -1,0 +1,56 @@
+"""Command line: ``python -m pipeline <command>`` or ``newsbeam <command>``.
+
+Each command lives in its own module that exposes ``register(subparsers)``;
+the module's handler receives the parsed arguments and the flags argparse did
+not know, which are passed through to Beam (``--project``, ``--region`` ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pipeline import __version__
+from pipeline.config import ConfigError
+
+# Command modules, in the order --help lists them.
+COMMAND_MODULES = (
+    "pipeline.commands.run",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsbeam",
+        description="Ingest news articles and feeds into Hive-partitioned Parquet for DuckDB (Apache Beam).",
+    )
+    parser.add_argument("--version", action="version", version=f"newsbeam {__version__}")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging level (default: WARNING)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if extra and not getattr(args, "accepts_beam_flags", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.handler(args, extra) or 0)
+    except ConfigError as err:
+        print(f"newsbeam: configuration error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("newsbeam: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

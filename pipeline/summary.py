@@ -1,0 +1,48 @@
+"""The short DuckDB summary printed after a run, read from the Parquet output itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from transforms.write import join
+
+
+def articles_glob(output_root: str) -> str:
+    return join(output_root, "articles", "**", "*.parquet")
+
+
+def summarize(output_root: str, manifest: dict[str, Any] | None = None) -> str:
+    """Articles per language, per topic and per date, as plain-text tables."""
+    lines = []
+    if manifest:
+        c = manifest["counters"]
+        lines.append(
+            f"run {manifest['run_id']} on {manifest['runner']}: inputs={c['inputs']} articles={c['articles']} "
+            f"duplicates={c['duplicates']} dead_letters={c['dead_letters']} balanced={c['balanced']}"
+        )
+    con = duckdb.connect()
+    source = f"read_parquet('{articles_glob(output_root)}', hive_partitioning=true, union_by_name=true)"
+    try:
+        total = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+    except duckdb.IOException:
+        lines.append(f"no article files under {output_root}/articles yet")
+        return "\n".join(lines)
+    lines.append(f"articles in {output_root}/articles: {total}")
+    queries = {
+        "per language": f"SELECT language, count(*) AS articles FROM {source} GROUP BY 1 ORDER BY 2 DESC, 1",
+        "per topic": f"SELECT coalesce(topic, '(none)') AS topic, count(*) AS articles FROM "
+                     f"(SELECT unnest(CASE WHEN len(topics) = 0 THEN [NULL] ELSE topics END) AS topic FROM {source}) "
+                     f"GROUP BY 1 ORDER BY 2 DESC, 1",
+        "per date": f"SELECT published_date, date_source, count(*) AS articles FROM {source} "
+                    f"GROUP BY 1, 2 ORDER BY 1, 2",
+    }
+    for title, sql in queries.items():
+        rel = con.sql(sql)
+        lines.append(f"-- articles {title}")
+        widths = [max(len(str(v)) for v in [col, *[r[i] for r in rel.fetchall()]]) for i, col in enumerate(rel.columns)]
+        lines.append("  ".join(str(col).ljust(w) for col, w in zip(rel.columns, widths)))
+        for row in con.sql(sql).fetchall():
+            lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Shared fixtures: paths of the bundled data and a helper that runs the real pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pathlib
+
+import pytest
+
+from pipeline.settings import build_settings
+
+PROJECT = pathlib.Path(__file__).resolve().parent.parent
+SEEDS = PROJECT / "data" / "seeds"
+SHARED = PROJECT.parent / "shared"
+
+FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def seeds_glob() -> str:
+    return str(SEEDS / "*.txt")
+
+
+def make_settings(output: str | os.PathLike, inputs: list[str] | None = None, **overrides):
+    """Settings from the local profile, writing to ``output``."""
+    values = {"output": str(output), **overrides}
+    if inputs is not None:
+        values["inputs"] = inputs
+    return build_settings("local", values)
+
+
+@pytest.fixture
+def run_pipeline():
+    """Run the batch pipeline for real (FnApiRunner) and return its manifest."""
+    from pipeline.batch import run_batch
+
+    def _run(output, inputs, now=FIXED_NOW, **overrides):
+        settings = make_settings(output, inputs, **overrides)
+        return run_batch(settings, now=now)
+
+    return _run

@@ -1,0 +1,188 @@
+"""Step 2: turn a parsed item into the article record.
+
+Core functions: ``normalize_text`` (NFC, whitespace), ``content_key`` (the text
+that exact/near dedup compares), ``canonicalize_url`` and ``to_article``. The
+transform :class:`NormalizeArticles` maps items to article records; items with
+no usable text become dead letters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from typing import Any, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import apache_beam as beam
+from url_normalize import url_normalize
+
+from schemas import SCHEMA_VERSION
+from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_hash
+
+_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+_MANY_BLANK_LINES = re.compile(r"\n{3,}")
+# C0/C1 control characters except newline and tab, and Unicode format marks such as BOM / zero-width.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200d\u2060\ufeff]")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# Query parameters that identify a campaign or click, not a page.
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga", "ref_src", "cmpid", "wt_mc", "wt_zmc"}
+)
+TRACKING_PREFIXES = ("utm_", "at_", "pk_", "ito")
+
+
+def normalize_text(text: str | None) -> str:
+    """NFC, no control characters, single spaces, stripped lines, at most one blank line in a row."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text).replace("\t", " ")
+    text = _HORIZONTAL_SPACE.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _MANY_BLANK_LINES.sub("\n\n", text).strip()
+
+
+def content_key(title: str | None, body: str | None) -> str:
+    """Case-folded words of title and body: what 'the same text' means for dedup."""
+    words = _WORD.findall(f"{title or ''}\n{body or ''}".casefold())
+    return " ".join(words)
+
+
+def canonicalize_url(url: str | None) -> str | None:
+    """Lower-case scheme/host, drop default port, fragment and tracking parameters; keep path case."""
+    if not url or not url.strip():
+        return None
+    try:
+        normalized = url_normalize(url.strip())
+    except Exception:  # url_normalize raises on hosts it cannot IDNA-encode
+        return url.strip()
+    if not normalized:
+        return None
+    parts = urlsplit(normalized)
+    if parts.scheme not in ("http", "https"):
+        return normalized
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
+    ]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+
+
+def article_id_for(canonical_url: str | None, guid: str | None, source: str, content_hash: str) -> str:
+    """Stable id: the canonical URL, else the source-scoped GUID, else the content."""
+    if canonical_url:
+        return stable_hash("url:" + canonical_url)
+    if guid:
+        return stable_hash(f"guid:{source}:{guid}")
+    return stable_hash("content:" + content_hash)
+
+
+class EmptyArticleError(ValueError):
+    """The item has no text left after normalization."""
+
+
+def to_article(
+    item: Mapping[str, Any], run: RunInfo, min_body_chars: int = 1, future_tolerance_minutes: int = 0
+) -> dict[str, Any]:
+    """Build the article record (see schemas.ARTICLES) from a parsed item.
+
+    Language, topics and cluster columns get neutral defaults here; later steps fill them.
+    Raises :class:`EmptyArticleError` when title and body are empty.
+    """
+    title = normalize_text(item.get("title")) or None
+    summary = normalize_text(item.get("summary")) or None
+    body = normalize_text(item.get("body"))
+    if not body and summary:
+        body = summary
+    if len(body) < min_body_chars and not title:
+        raise EmptyArticleError("no text after normalization")
+    if not body:
+        body = title or ""
+    key = content_key(title, body)
+    if not key:
+        raise EmptyArticleError("no words in the text")
+    content_hash = stable_hash("text:" + key)
+    canonical_url = canonicalize_url(item.get("url"))
+    guid = (item.get("guid") or "").strip() or None
+    source = item["source"]
+    published_at: dt.datetime | None = item.get("published_at")
+    date_in_future = bool(published_at and published_at > run.ingested_at + dt.timedelta(minutes=future_tolerance_minutes))
+    if published_at is not None:
+        published_date = published_at.astimezone(dt.timezone.utc).date()
+        date_source = item.get("date_source") or "text"
+        date_precision = item.get("date_precision") or "second"
+    else:
+        published_date = run.ingested_date
+        date_source = "ingested"
+        date_precision = "none"
+    return {
+        "article_id": article_id_for(canonical_url, guid, source, content_hash),
+        "url": item.get("url"),
+        "canonical_url": canonical_url,
+        "guid": guid,
+        "source": source,
+        "origin": item["origin"],
+        "title": title,
+        "summary": summary,
+        "body": body,
+        "author": item.get("author"),
+        "categories": list(item.get("categories") or []),
+        "published_at": published_at,
+        "published_date": published_date,
+        "date_source": date_source,
+        "date_precision": date_precision,
+        "date_in_future": date_in_future,
+        "ingested_at": run.ingested_at,
+        "language": "und",
+        "language_confidence": None,
+        "declared_language": item.get("declared_language"),
+        "topics": [],
+        "topic_evidence": [],
+        "taxonomy_version": "",
+        "content_hash": content_hash,
+        "text_length": len(title or "") + len(body),
+        "cluster_id": "",
+        "cluster_size": 1,
+        "run_id": run.run_id,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+class _NormalizeFn(beam.DoFn):
+    def __init__(self, run: RunInfo, min_body_chars: int, payload_cap: int, future_tolerance_minutes: int):
+        self._run = run
+        self._min_body_chars = min_body_chars
+        self._payload_cap = payload_cap
+        self._future_tolerance = future_tolerance_minutes
+
+    def process(self, item: Mapping[str, Any]) -> Iterable[Any]:
+        try:
+            yield to_article(item, self._run, self._min_body_chars, self._future_tolerance)
+        except EmptyArticleError as err:
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER,
+                dead_letter(
+                    source=item.get("source") or "unknown",
+                    origin=item.get("origin") or "unknown",
+                    stage="normalize",
+                    error=str(err),
+                    raw=item.get("raw") or f"{item.get('title') or ''}\n{item.get('body') or ''}",
+                    run=self._run,
+                    payload_cap=self._payload_cap,
+                ),
+            )
+
+
+class NormalizeArticles(beam.PTransform):
+    """Parsed items -> article records; returns ``{'articles', 'dead_letter'}`` PCollections."""
+
+    def __init__(self, run: RunInfo, min_body_chars: int, payload_cap: int, future_tolerance_minutes: int = 0):
+        super().__init__()
+        self._fn = _NormalizeFn(run, min_body_chars, payload_cap, future_tolerance_minutes)
+
+    def expand(self, items):
+        results = items | beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="articles")
+        return {"articles": results.articles, DEAD_LETTER: results[DEAD_LETTER]}

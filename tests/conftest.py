@@ -40,3 +40,12 @@ def run_pipeline():
         return run_batch(settings, now=now)
 
     return _run
+
+
+def make_test_pipeline():
+    """A TestPipeline on the in-process FnApiRunner (Beam's DirectRunner would try to download Prism)."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from pipeline.runner import make_runner
+
+    return TestPipeline(runner=make_runner("DirectRunner"))

@@ -29,6 +29,13 @@ _DATE_LINE = re.compile(r"^\s*date\s+(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day
 _SENTENCE_END = ("." , "!", "?", "…", ":", ";")
 # Share of characters that may be control/replacement characters before text is called binary.
 _MAX_NOISE_SHARE = 0.02
+# When charset detection cannot tell encodings apart (short texts score alike in all of them), the
+# first of these that fits wins: Western European first (WHATWG decodes "latin-1" as windows-1252),
+# then the other common legacy code pages. Without this, a short latin-1 file came back as EBCDIC.
+PREFERRED_LEGACY_ENCODINGS = ("cp1252", "iso8859_15", "cp1250", "cp1251", "gb18030", "cp932", "cp949", "big5")
+# Code pages detection may propose that a news text file is never written in: EBCDIC mainframe pages.
+EXCLUDED_ENCODINGS = ("cp037", "cp273", "cp424", "cp500", "cp875", "cp1026", "cp1140")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class UnreadableInput(ValueError):
@@ -36,21 +43,41 @@ class UnreadableInput(ValueError):
 
 
 def decode_bytes(raw: bytes) -> tuple[str, str]:
-    """Decode file bytes; returns ``(text, encoding)`` or raises :class:`UnreadableInput`."""
-    if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    """Decode file bytes; returns ``(text, encoding)`` or raises :class:`UnreadableInput`.
+
+    Order: UTF-8 (BOM optional), UTF-16 with BOM, then charset detection among legacy
+    encodings; ties between equally plausible encodings go to :data:`PREFERRED_LEGACY_ENCODINGS`.
+    """
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as err:
+            raise UnreadableInput(f"undecodable bytes: UTF-16 byte order mark, but {err.reason}") from err
+    if b"\x00" in raw[:8192]:
         raise UnreadableInput("binary content (NUL bytes)")
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
-    best = charset_normalizer.from_bytes(raw).best()
-    if best is None or best.encoding is None:
+    matches = list(charset_normalizer.from_bytes(raw, cp_exclusion=list(EXCLUDED_ENCODINGS)))
+    if not matches:
         raise UnreadableInput("undecodable bytes: not UTF-8 and no other encoding fits")
-    text = str(best)
+    best = matches[0]
+    encoding = best.encoding
+    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    candidates = {name for m in tied for name in m.could_be_from_charset}
+    for preferred in PREFERRED_LEGACY_ENCODINGS:
+        if preferred in candidates:
+            encoding = preferred
+            break
+    try:
+        text = raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        text, encoding = str(best), best.encoding
     noise = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\n\r\t"))
     if text and noise / len(text) > _MAX_NOISE_SHARE:
-        raise UnreadableInput(f"undecodable bytes: best guess {best.encoding} leaves {noise} control characters")
-    return text, best.encoding
+        raise UnreadableInput(f"undecodable bytes: best guess {encoding} leaves {noise} control characters")
+    return text, encoding
 
 
 def _parse_date(year: str, month: str, day: str | None) -> tuple[dt.datetime, str] | None:

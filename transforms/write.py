@@ -69,6 +69,28 @@ def run_file_pattern(output_root: str, table: Table, run_id: str) -> str:
     return join(output_root, table.name, "**", f"part-{run_id}-*{PARQUET_SUFFIX}")
 
 
+def run_temp_pattern(output_root: str, table: Table, run_id: str) -> str:
+    """Glob of a run's temporary files (left behind only by a writer that died mid-write)."""
+    return join(output_root, table.name, "**", f"part-{run_id}-*{TEMP_SUFFIX}")
+
+
+def replace_file(temp_path: str, path: str) -> None:
+    """Move ``temp_path`` onto ``path``, replacing it.
+
+    A plain rename replaces the target in one step on local disk (POSIX rename) and on GCS
+    (copy over, then delete the source), so readers see the old file or the new one, never
+    none. Only a filesystem whose rename refuses an existing target falls back to
+    delete-then-rename.
+    """
+    try:
+        FileSystems.rename([temp_path], [path])
+    except Exception:
+        if not FileSystems.exists(path):
+            raise
+        FileSystems.delete([path])
+        FileSystems.rename([temp_path], [path])
+
+
 def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str) -> None:
     """Write ``records`` to ``path`` atomically: temp file, then rename into place."""
     arrow_table = table.to_table(records)
@@ -76,9 +98,7 @@ def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str
     with FileSystems.create(temp_path, mime_type="application/octet-stream",
                             compression_type=CompressionTypes.UNCOMPRESSED) as sink:
         pq.write_table(arrow_table, sink, compression="zstd")
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([temp_path], [path])
+    replace_file(temp_path, path)
 
 
 def sort_key(table: Table):

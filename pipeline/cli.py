@@ -18,6 +18,11 @@ from pipeline.config import ConfigError
 # Command modules, in the order --help lists them.
 COMMAND_MODULES = (
     "pipeline.commands.run",
+    "pipeline.commands.query",
+    "pipeline.commands.shell",
+    "pipeline.commands.report",
+    "pipeline.commands.watch",
+    "pipeline.commands.eval",
 )
 
 

@@ -15,7 +15,7 @@ OUTPUT ?= ./output
 PROFILE ?= local
 ARGS ?=
 
-.PHONY: help setup run test lock clean
+.PHONY: help setup run test lock clean eval-dedup
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ run: $(STAMP) ## run the pipeline on the bundled seeds (INPUT=, OUTPUT=, PROFILE
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q $(ARGS)
+
+eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
+	$(PY) -m pipeline.evaluate_dedup $(ARGS)
+
+eval: $(STAMP) ## topic labels: precision/recall per label on the dev sets, off-topic rate on 10kGNAD (ARGS=)
+	$(PY) -m pipeline eval $(ARGS)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }

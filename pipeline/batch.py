@@ -70,6 +70,8 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
         labeled | "WriteIndexSegment" >> WritePendingIndex(root, run_id),
         *(extra_files or []),
     ]
+    # The index is published first: state saved by later hooks (feed validators) must never
+    # claim items whose articles are not yet marked as seen.
     hooks = [PublishIndex(root, run_id, run.ingested_at, dedup["window_days"], dedup["compact_after_segments"]),
              *(commit_hooks or [])]
     counts = (

@@ -79,7 +79,7 @@ def read_segment(path: str) -> pa.Table:
 
 def keep_rows(table: pa.Table, exclude_run: str | None, cutoff: dt.datetime | None) -> pa.Table:
     """Rows of other runs (a replayed run does not dedup against itself) inside the window."""
-    mask = pa.array([True] * table.num_rows)
+    mask = pa.array([True] * table.num_rows, type=pa.bool_())
     if exclude_run is not None:
         mask = pc.and_(mask, pc.not_equal(table["run_id"], exclude_run))
     if cutoff is not None:

@@ -1,0 +1,164 @@
+"""Assembly of the streaming pipeline.
+
+    source (poll feeds on a PeriodicImpulse; TestStream in tests)
+      -> normalize (ingested_at = poll time)
+      -> dedup with keyed state (article_id, then content_hash; TTL timer)
+      -> event time (published_at) -> fixed windows, allowed lateness, late panes
+      -> language -> topics
+      -> Parquet per window and pane (articles, duplicates, errors)
+
+The source is pluggable: any PTransform from the pipeline root to
+``{'items': ..., 'dead_letter': ...}`` whose items are parsed items (the
+dicts the feed and file readers produce) timestamped with the time of the poll
+that found them, in the global window.
+
+Where it runs: Dataflow (streaming engine) and Prism stream for real. The
+in-process DirectRunner (FnApiRunner) runs the graph as a bounded job: with a
+``duration`` the impulse stops, and every window fires at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Callable
+
+import apache_beam as beam
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+
+from pipeline.config import ConfigError
+from pipeline.runner import IN_PROCESS, describe, make_runner, pipeline_options, running_mode_for
+from pipeline.settings import RunSettings
+from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
+from transforms.common import DEAD_LETTER, stable_hash
+from transforms.dedupe import DUPLICATE
+from transforms.language import DetectLanguage
+from transforms.streaming import (AssignEventTime, DedupStream, NormalizeAtIngestion, WriteWindowedTable,
+                                  event_time_windows)
+from transforms.topics import LabelTopics, load_taxonomy
+
+LOG = logging.getLogger(__name__)
+
+STREAM_KEYS = ("poll_interval_seconds", "window_seconds", "allowed_lateness_seconds", "dedup_ttl_seconds")
+
+
+def stream_params(settings: RunSettings) -> dict[str, int]:
+    """The profile's ``stream`` section, complete (every key is required)."""
+    missing = [k for k in STREAM_KEYS if k not in settings.stream]
+    if missing:
+        raise ConfigError(f"profile {settings.profile!r}: stream section lacks {missing}")
+    return {k: int(settings.stream[k]) for k in STREAM_KEYS}
+
+
+def stream_run_id(settings: RunSettings) -> str:
+    """``--run-id`` if given, else derived from the feeds file: a restarted stream writes the same names."""
+    return settings.run_id or f"stream-{stable_hash(str(settings.feeds_file))[:12]}"
+
+
+def build_stream_pipeline(p: beam.Pipeline, settings: RunSettings, run_id: str, source: beam.PTransform):
+    """Add the streaming graph to ``p``; returns the PCollection of written-file descriptors."""
+    params = stream_params(settings)
+    taxonomy = load_taxonomy(settings.topics)
+    lateness = params["allowed_lateness_seconds"]
+    windows = lambda: event_time_windows(params["window_seconds"], lateness)  # noqa: E731
+
+    polled = p | "Source" >> source
+    normalized = polled["items"] | "Normalize" >> NormalizeAtIngestion(
+        run_id, settings.read["min_body_chars"], settings.read["dead_letter_payload_bytes"],
+        settings.feeds.get("allow_future_minutes", 0))
+    deduped = normalized["articles"] | "Dedupe" >> DedupStream(params["dedup_ttl_seconds"])
+    articles = (
+        deduped["articles"]
+        | "ArticleEventTime" >> AssignEventTime(lateness)
+        | "ArticleWindows" >> windows()
+        | "Language" >> DetectLanguage(settings.language)
+        | "Topics" >> LabelTopics(taxonomy)
+    )
+    duplicates = (
+        deduped[DUPLICATE]
+        | "DuplicateEventTime" >> AssignEventTime(lateness)
+        | "DuplicateWindows" >> windows()
+    )
+    # Dead letters have no publication time: they stay at the time of the poll that found them.
+    dead = (
+        (polled[DEAD_LETTER], normalized[DEAD_LETTER])
+        | "AllDeadLetters" >> beam.Flatten()
+        | "DeadLetterWindows" >> windows()
+    )
+    write = settings.write
+    files = (
+        articles | "WriteArticles" >> WriteWindowedTable(
+            ARTICLES, settings.output, run_id, shards=write["shards"], rows_per_file=write["rows_per_file"]),
+        duplicates | "WriteDuplicates" >> WriteWindowedTable(
+            DUPLICATES, settings.output, run_id, rows_per_file=write["rows_per_file"]),
+        dead | "WriteDeadLetters" >> WriteWindowedTable(
+            DEAD_LETTERS, settings.output, run_id, rows_per_file=write["rows_per_file"], shard_key="origin"),
+    ) | "AllFiles" >> beam.Flatten()
+    files | "LogFiles" >> beam.Map(lambda f: LOG.info("wrote %(rows)s rows to %(path)s (%(pane_timing)s)", f))
+    return files
+
+
+class PollFeeds(beam.PTransform):
+    """Fetch every feed of ``feeds_file`` on each tick of a PeriodicImpulse.
+
+    Returns ``{'items', 'dead_letter'}``; items carry the tick's timestamp (the
+    poll time). ``stop`` (epoch seconds) ends the impulse; None polls forever.
+    """
+
+    def __init__(self, settings: RunSettings, run_id: str, interval_seconds: int, start: float,
+                 stop: float | None):
+        super().__init__()
+        self._settings = settings
+        self._run_id = run_id
+        self._interval = interval_seconds
+        self._start = start
+        self._stop = stop
+
+    def expand(self, pbegin):
+        from transforms.feed_poll import poll_feeds_transform  # the feeds module, see docs/runners.md
+
+        ticks = pbegin | "Every" >> PeriodicImpulse(
+            start_timestamp=self._start,
+            stop_timestamp=self._stop if self._stop is not None else beam.utils.timestamp.MAX_TIMESTAMP,
+            fire_interval=self._interval)
+        return ticks | "FetchFeeds" >> poll_feeds_transform(self._settings, self._run_id)
+
+
+def streaming_options(settings: RunSettings, extra_args: list[str] | None, bounded: bool):
+    workers = settings.workers
+    mode = running_mode_for(workers, settings.direct_running_mode)
+    options = pipeline_options(settings.runner, workers, mode, extra_args, settings.beam_options,
+                               streaming=not bounded)
+    return options, describe(settings.runner, workers, mode)
+
+
+def run_stream(settings: RunSettings, extra_args: list[str] | None = None, duration_seconds: float | None = None,
+               source_factory: Callable[..., beam.PTransform] | None = None, now: dt.datetime | None = None,
+               wait: bool = True) -> dict[str, Any]:
+    """Start the streaming pipeline; with ``duration_seconds`` the feeds are polled for that long only.
+
+    The in-process DirectRunner cannot stream: it needs ``duration_seconds``
+    (then it runs as a bounded job and writes when the polls are done).
+    """
+    if not settings.feeds_file and source_factory is None:
+        raise ConfigError("stream needs --feeds FILE (the feeds to poll)")
+    bounded = duration_seconds is not None
+    if settings.runner == IN_PROCESS and not bounded:
+        raise ConfigError(
+            "the in-process DirectRunner cannot run an unbounded stream: give --duration SECONDS (a bounded run "
+            "that writes when it ends), or stream with --runner PrismRunner --prism_location PATH_OR_URL, "
+            "or --runner DataflowRunner (--profile dataflow-streaming)")
+    params = stream_params(settings)
+    run_id = stream_run_id(settings)
+    start = (now or dt.datetime.now(dt.timezone.utc)).timestamp()
+    stop = start + duration_seconds if bounded else None
+    options, runner_name = streaming_options(settings, extra_args, bounded)
+    source = (source_factory or PollFeeds)(settings, run_id, params["poll_interval_seconds"], start, stop)
+    LOG.info("stream %s on %s, polling every %ss", run_id, runner_name, params["poll_interval_seconds"])
+    pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
+    build_stream_pipeline(pipeline, settings, run_id, source)
+    result = pipeline.run()
+    if wait:
+        result.wait_until_finish()
+    return {"run_id": run_id, "runner": runner_name, "state": str(result.state), "output": settings.output,
+            "stream": params, "feeds_file": settings.feeds_file}

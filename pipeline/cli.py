@@ -21,8 +21,6 @@ COMMAND_MODULES = (
     "pipeline.commands.query",
     "pipeline.commands.shell",
     "pipeline.commands.report",
-    "pipeline.commands.watch",
-    "pipeline.commands.eval",
 )
 
 

@@ -15,7 +15,7 @@ OUTPUT ?= ./output
 PROFILE ?= local
 ARGS ?=
 
-.PHONY: help setup run test lock clean eval-dedup
+.PHONY: help setup run test lock clean eval-dedup query shell report
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -40,6 +40,16 @@ eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated varian
 
 eval: $(STAMP) ## topic labels: precision/recall per label on the dev sets, off-topic rate on 10kGNAD (ARGS=)
 	$(PY) -m pipeline eval $(ARGS)
+
+query: $(STAMP) ## run SQL over OUTPUT with the DuckDB views: Q="SELECT ..." (FORMAT=csv|json|parquet OUT=FILE)
+	@test -n "$$Q" || { echo 'usage: make query Q="SELECT * FROM daily_topics" [FORMAT=csv OUT=file.csv]' >&2; exit 2; }
+	$(PY) -m pipeline query --output '$(OUTPUT)' $(if $(FORMAT),--format $(FORMAT)) $(if $(OUT),--out '$(OUT)') "$$Q"
+
+shell: $(STAMP) ## interactive DuckDB session over OUTPUT with the views loaded
+	$(PY) -m pipeline shell --output '$(OUTPUT)'
+
+report: $(STAMP) ## write OUTPUT/report/index.html with PNG charts (topics over time, sources, languages, dedup, dead letters)
+	$(PY) -m pipeline report --output '$(OUTPUT)' $(ARGS)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }

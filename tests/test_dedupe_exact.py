@@ -139,8 +139,6 @@ def _file_copies_and_a_feed_article():
     return [f1, f2, feed], [("feed", keep)], None
 
 
-@pytest.mark.xfail(strict=True, reason="transforms/dedupe.py: id-duplicates point at a copy that the "
-                                      "content-hash pass may drop afterwards (reported to the lead)")
 @pytest.mark.parametrize("scenario", [_same_url_then_older_text, _file_copies_and_a_feed_article],
                          ids=["same-url-older-text", "file-copies-and-feed"])
 def test_dedup_duplicate_of_always_names_a_kept_article(scenario):

@@ -128,8 +128,27 @@ class DedupExact(beam.PTransform):
     def expand(self, articles):
         by_id = articles | "ById" >> _DedupOnKey("article_id", "id", self._prior)
         by_hash = by_id.articles | "ByContentHash" >> _DedupOnKey("content_hash", "content_hash", self._prior)
-        duplicates = (by_id[DUPLICATE], by_hash[DUPLICATE]) | "AllDuplicates" >> beam.Flatten()
+        # An id-duplicate points at the copy kept by id; when the content-hash pass then drops
+        # that copy too, the id-duplicate must follow it to the article finally kept.
+        repointed = (
+            {
+                "id_dups": by_id[DUPLICATE] | "IdDupsByTarget" >> beam.Map(lambda d: (d["duplicate_of"], d)),
+                "hash_dups": by_hash[DUPLICATE] | "HashDupsById" >> beam.Map(lambda d: (d["article_id"], d)),
+            }
+            | "JoinDupChains" >> beam.CoGroupByKey()
+            | "Repoint" >> beam.FlatMap(_repoint_id_duplicates)
+        )
+        duplicates = (repointed, by_hash[DUPLICATE]) | "AllDuplicates" >> beam.Flatten()
         return {"articles": by_hash.articles, DUPLICATE: duplicates}
+
+
+def _repoint_id_duplicates(joined):
+    _, groups = joined
+    dropped = list(groups["hash_dups"])
+    # Several hash-duplicates can share an article_id (same URL); all point at the same kept article.
+    final = dropped[0]["duplicate_of"] if dropped else None
+    for dup in groups["id_dups"]:
+        yield {**dup, "duplicate_of": final} if final else dup
 
 
 # -- near ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ OUTPUT ?= ./output
 PROFILE ?= local
 ARGS ?=
 
-.PHONY: help setup run test lock clean eval-dedup query shell report
+.PHONY: help setup run test lock clean eval-dedup docs query shell report
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ run: $(STAMP) ## run the pipeline on the bundled seeds (INPUT=, OUTPUT=, PROFILE
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q $(ARGS)
+
+docs: $(STAMP) ## regenerate the README column reference from schemas/
+	$(PY) -m pipeline.readme
 
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
 	$(PY) -m pipeline.evaluate_dedup $(ARGS)

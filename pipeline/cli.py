@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "pipeline.commands.query",
     "pipeline.commands.shell",
     "pipeline.commands.report",
+    "pipeline.commands.stream",
 )
 
 

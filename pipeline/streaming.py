@@ -8,7 +8,8 @@
       -> Parquet per window and pane (articles, duplicates, errors)
 
 The source is pluggable: any PTransform from the pipeline root to
-``{'items': ..., 'dead_letter': ...}`` whose items are parsed items (the
+``{'items': ..., 'dead_letter': ...}`` (optionally ``'status'``: feed_status
+rows) whose items are parsed items (the
 dicts the feed and file readers produce) timestamped with the time of the poll
 that found them, in the global window.
 
@@ -25,13 +26,16 @@ from typing import Any, Callable
 
 import apache_beam as beam
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
+from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
 from pipeline.config import ConfigError
 from pipeline.runner import IN_PROCESS, describe, make_runner, pipeline_options, running_mode_for
 from pipeline.settings import RunSettings
-from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
+from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES, FEED_STATUS
 from transforms.common import DEAD_LETTER, stable_hash
 from transforms.dedupe import DUPLICATE
+from transforms.feed_poll import PollFeedsOnTicks
+from transforms.feeds import STATUS
 from transforms.language import DetectLanguage
 from transforms.streaming import (AssignEventTime, DedupStream, NormalizeAtIngestion, WriteWindowedTable,
                                   event_time_windows)
@@ -93,35 +97,42 @@ def build_stream_pipeline(p: beam.Pipeline, settings: RunSettings, run_id: str, 
             DUPLICATES, settings.output, run_id, rows_per_file=write["rows_per_file"]),
         dead | "WriteDeadLetters" >> WriteWindowedTable(
             DEAD_LETTERS, settings.output, run_id, rows_per_file=write["rows_per_file"], shard_key="origin"),
-    ) | "AllFiles" >> beam.Flatten()
+    )
+    if STATUS in polled:  # feed_status rows of each poll, windowed by poll time
+        statuses = polled[STATUS] | "StatusWindows" >> windows()
+        files += (statuses | "WriteFeedStatus" >> WriteWindowedTable(
+            FEED_STATUS, settings.output, run_id, rows_per_file=write["rows_per_file"]),)
+    files = files | "AllFiles" >> beam.Flatten()
     files | "LogFiles" >> beam.Map(lambda f: LOG.info("wrote %(rows)s rows to %(path)s (%(pane_timing)s)", f))
     return files
 
 
 class PollFeeds(beam.PTransform):
-    """Fetch every feed of ``feeds_file`` on each tick of a PeriodicImpulse.
+    """Fetch every feed of the settings' feeds file on each tick of a PeriodicImpulse.
 
-    Returns ``{'items', 'dead_letter'}``; items carry the tick's timestamp (the
-    poll time). ``stop`` (epoch seconds) ends the impulse; None polls forever.
+    Returns ``{'items', 'dead_letter', 'status'}``; everything carries the
+    tick's timestamp (the poll time). ``stop`` (epoch seconds) ends the
+    impulse; None polls forever.
     """
 
     def __init__(self, settings: RunSettings, run_id: str, interval_seconds: int, start: float,
                  stop: float | None):
         super().__init__()
-        self._settings = settings
-        self._run_id = run_id
+        from pipeline.feeds_config import fetch_settings, load_feeds
+
+        config = load_feeds(settings.feeds_file)
+        self._poll = PollFeedsOnTicks(config.feeds, fetch_settings(settings.feeds, config, settings.profile),
+                                      config.policy, run_id, settings.read["dead_letter_payload_bytes"])
         self._interval = interval_seconds
         self._start = start
         self._stop = stop
 
     def expand(self, pbegin):
-        from transforms.feed_poll import poll_feeds_transform  # the feeds module, see docs/runners.md
-
         ticks = pbegin | "Every" >> PeriodicImpulse(
             start_timestamp=self._start,
-            stop_timestamp=self._stop if self._stop is not None else beam.utils.timestamp.MAX_TIMESTAMP,
+            stop_timestamp=self._stop if self._stop is not None else MAX_TIMESTAMP,
             fire_interval=self._interval)
-        return ticks | "FetchFeeds" >> poll_feeds_transform(self._settings, self._run_id)
+        return ticks | "FetchFeeds" >> self._poll
 
 
 def streaming_options(settings: RunSettings, extra_args: list[str] | None, bounded: bool):

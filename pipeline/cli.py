@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "pipeline.commands.shell",
     "pipeline.commands.report",
     "pipeline.commands.stream",
+    "pipeline.commands.eval",
 )
 
 

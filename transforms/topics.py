@@ -1,20 +1,36 @@
 """Step 5: label topics from the taxonomy in ``configs/topics.yaml``.
 
 Core: :func:`load_taxonomy` validates the YAML into plain data,
-:class:`CompiledTaxonomy` compiles it once (one alternation regex per label and
-language), and :meth:`CompiledTaxonomy.label` scores an article.
+:class:`CompiledTaxonomy` compiles it once per worker (one alternation regex per
+label, kind and language), and :meth:`CompiledTaxonomy.label` scores an article.
 
-Term syntax: case-insensitive words or phrases; ``*`` stands for any run of
-letters (``sanktion*`` matches "Sanktionen" and "Sanktionspaket",
-``*ausgaben`` matches "Verteidigungsausgaben"); a space matches any run of
-whitespace or hyphens. Terms match on word boundaries only, so "nato" never
-matches inside "Senatoren".
+Term syntax (case-insensitive, always on word boundaries, so "nato" never
+matches inside "Senatoren"):
+  * ``*`` is any run of letters or digits: ``sanktion*`` matches "Sanktionen"
+    and "Sanktionspaket"; a *leading* ``*`` lets the term start inside a word, so
+    ``*sanktion*`` finds "Wirtschaftssanktionen" (evidence covers the whole word);
+  * ``#`` is a number (``3,5``, ``2.5``, ``5``);
+  * a space matches spaces, hyphens or nothing ("zwei prozent ziel" matches
+    "Zwei-Prozent-Ziel" and "Zweiprozentziel");
+  * ``ß`` also matches "ss", ``'`` also matches "’".
 
-Score of a label = sum over matched terms of ``weight x field weight`` (title,
-lead, body), counting each term at most ``max_term_repeats`` times. A label is
-assigned when its score reaches ``threshold``, every ``requires`` group has a
-match, and no ``veto`` term matched. ``context`` terms with negative weight
-lower the score. Adding a label is a YAML change only.
+Scoring of a label over the title, the lead (first ``lead_chars`` of the body)
+and the rest of the body:
+  * each surviving ``terms`` match adds ``weight x field weight``; a term counts
+    at most ``max_term_repeats`` times (how often, with diminishing returns);
+  * each ``combos`` rule adds its weight when one match of every group lies
+    within ``window`` characters in the same field (descriptions without a name);
+  * ``veto`` rules cancel the positive matches that have a veto term within
+    ``before``/``after`` characters (no window: the whole label is cancelled);
+    a rule may look only at some ``fields`` (``[title]``: the subject of the
+    article), is skipped when one of its ``unless`` terms occurs there, and with
+    ``cancel: label`` one vetoed match cancels the whole label;
+  * ``context`` terms add their (usually negative) weight;
+  * the label is assigned when the score reaches ``threshold`` and every
+    ``requires`` group matched (anywhere, or within ``window`` of a positive match).
+Per language the matcher uses that language's lists, the ``any`` lists and the
+lists of ``language_fallbacks``; an unknown or ``und`` language uses all lists.
+Adding a label is a YAML change only.
 """
 
 from __future__ import annotations
@@ -27,15 +43,20 @@ import apache_beam as beam
 from pipeline.config import ConfigError, Validator, load_yaml, resolve_config_path
 
 ANY_LANGUAGE = "any"
-KINDS = ("terms", "context", "veto")
+FIELDS = ("title", "lead", "body")
+_LANG_KEY = re.compile(r"[a-z]{2,3}|any")
+_TERM_OK = re.compile(r"[\w*#%'’.,&+/\s\-]+")
 
 
 # -- loading and validation ---------------------------------------------------
 
-def _validate_term_lists(v: Validator, value: Any, path: str) -> dict[str, list[dict[str, Any]]]:
+def _validate_term_lists(v: Validator, value: Any, path: str, allow_negative: bool = False
+                         ) -> dict[str, list[dict[str, Any]]]:
     """``{lang: [pattern | {pattern, weight}]}`` -> ``{lang: [{pattern, weight}]}``."""
     out: dict[str, list[dict[str, Any]]] = {}
     for lang, terms in v.mapping(value, path).items():
+        if not _LANG_KEY.fullmatch(str(lang)):
+            v.fail(f"{path}.{lang}", "language keys are ISO 639-1 codes (de, en, fr, ...) or 'any'")
         if not isinstance(terms, list) or not terms:
             v.fail(f"{path}.{lang}", "expected a non-empty list of terms")
         parsed = []
@@ -44,55 +65,110 @@ def _validate_term_lists(v: Validator, value: Any, path: str) -> dict[str, list[
             if isinstance(term, str):
                 term = {"pattern": term}
             term = v.mapping(term, where, {"pattern", "weight"})
-            pattern = v.string(term.get("pattern"), f"{where}.pattern")
+            pattern = v.string(term.get("pattern"), f"{where}.pattern").strip().lower()
+            if not _TERM_OK.fullmatch(pattern):
+                v.fail(f"{where}.pattern", f"{pattern!r} has characters terms cannot use; allowed: letters, "
+                                           "digits, spaces, * # % ' - . , & + /")
+            if not re.search(r"\w", pattern.replace("*", "")) and "#" not in pattern:
+                v.fail(f"{where}.pattern", f"{pattern!r} must contain at least one letter or digit")
             weight = v.number(term.get("weight", 1.0), f"{where}.weight")
-            parsed.append({"pattern": pattern.strip().lower(), "weight": float(weight)})
+            if weight < 0 and not allow_negative:
+                v.fail(f"{where}.weight", "only context terms may have a negative weight")
+            parsed.append({"pattern": pattern, "weight": float(weight)})
         out[str(lang)] = parsed
     return out
 
 
+def _window(v: Validator, value: Any, path: str) -> int | None:
+    return None if value is None else v.integer(value, path, 0)
+
+
+def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
+    path = f"labels.{name}"
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+        v.fail(path, "label names are lower_snake_case")
+    spec = v.mapping(spec, path, {"description", "threshold", "terms", "combos", "context", "veto", "requires"})
+    label = {
+        "description": " ".join(v.string(spec.get("description"), f"{path}.description").split()),
+        "threshold": float(v.number(spec.get("threshold"), f"{path}.threshold", 0)),
+        "terms": _validate_term_lists(v, spec.get("terms"), f"{path}.terms"),
+        "context": _validate_term_lists(v, spec["context"], f"{path}.context", allow_negative=True)
+        if spec.get("context") is not None else {},
+        "combos": [],
+        "veto": [],
+        "requires": [],
+    }
+    if label["threshold"] <= 0:
+        v.fail(f"{path}.threshold", "must be > 0, or every article would get the label")
+    for i, combo in enumerate(spec.get("combos") or []):
+        cpath = f"{path}.combos[{i}]"
+        combo = v.mapping(combo, cpath, {"name", "weight", "window", "groups"})
+        groups = combo.get("groups")
+        if not isinstance(groups, list) or len(groups) < 2:
+            v.fail(f"{cpath}.groups", "expected a list of at least two term groups")
+        label["combos"].append({
+            "name": v.string(combo.get("name"), f"{cpath}.name"),
+            "weight": float(v.number(combo.get("weight"), f"{cpath}.weight", 0)),
+            "window": v.integer(combo.get("window"), f"{cpath}.window", 1),
+            "groups": [_validate_term_lists(v, g, f"{cpath}.groups[{j}]") for j, g in enumerate(groups)],
+        })
+    veto = spec.get("veto")
+    if isinstance(veto, Mapping):  # shorthand: term lists that cancel the whole label
+        veto = [{"name": "veto", "terms": veto}]
+    if veto is not None and not isinstance(veto, list):
+        v.fail(f"{path}.veto", "expected a list of veto rules (or term lists per language)")
+    for i, rule in enumerate(veto or []):
+        rpath = f"{path}.veto[{i}]"
+        rule = v.mapping(rule, rpath, {"name", "before", "after", "window", "fields", "unless", "cancel", "terms"})
+        window = _window(v, rule.get("window"), f"{rpath}.window")
+        before = _window(v, rule.get("before", window), f"{rpath}.before")
+        after = _window(v, rule.get("after", window), f"{rpath}.after")
+        if (before is None) != (after is None):
+            v.fail(rpath, "give both before and after (or window), or neither (= whole article)")
+        fields = rule.get("fields", ["title", "body"])
+        if not isinstance(fields, list) or not fields or any(f not in ("title", "body") for f in fields):
+            v.fail(f"{rpath}.fields", f"expected a non-empty list of 'title' and/or 'body', got {fields!r}")
+        label["veto"].append({
+            "name": v.string(rule.get("name"), f"{rpath}.name"),
+            "before": before, "after": after, "fields": list(fields),
+            "cancel": v.string(rule.get("cancel", "match"), f"{rpath}.cancel", ("match", "label")),
+            "terms": _validate_term_lists(v, rule.get("terms"), f"{rpath}.terms"),
+            "unless": _validate_term_lists(v, rule["unless"], f"{rpath}.unless") if rule.get("unless") else {},
+        })
+    for i, group in enumerate(spec.get("requires") or []):
+        gpath = f"{path}.requires[{i}]"
+        group = v.mapping(group, gpath, {"name", "window", "terms"})
+        label["requires"].append({
+            "name": v.string(group.get("name"), f"{gpath}.name"),
+            "window": _window(v, group.get("window"), f"{gpath}.window"),
+            "terms": _validate_term_lists(v, group.get("terms"), f"{gpath}.terms"),
+        })
+    return label
+
+
 def validate_taxonomy(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     v = Validator(source)
-    v.mapping(data, "taxonomy", {"version", "field_weights", "lead_chars", "max_term_repeats", "labels"})
-    version = v.string(str(data.get("version", "")) or None, "version")
-    weights = v.mapping(data.get("field_weights", {"title": 2.0, "lead": 1.5, "body": 1.0}), "field_weights",
-                        {"title", "lead", "body"})
-    for key in ("title", "lead", "body"):
-        v.number(weights.get(key, 1.0), f"field_weights.{key}", 0)
+    v.mapping(data, "taxonomy", {"version", "field_weights", "lead_chars", "max_term_repeats",
+                                 "language_fallbacks", "labels"})
+    version = v.string(str(data["version"]) if data.get("version") is not None else None, "version")
+    weights = v.mapping(data.get("field_weights", {}), "field_weights", set(FIELDS))
+    defaults = {"title": 2.0, "lead": 1.5, "body": 1.0}
+    for key in FIELDS:
+        v.number(weights.get(key, defaults[key]), f"field_weights.{key}", 0)
     lead_chars = v.integer(data.get("lead_chars", 400), "lead_chars", 0)
     max_repeats = v.integer(data.get("max_term_repeats", 3), "max_term_repeats", 1)
+    fallbacks = v.mapping(data.get("language_fallbacks", {}), "language_fallbacks")
+    fallbacks = {str(k): v.string_list(val, f"language_fallbacks.{k}") for k, val in fallbacks.items()}
     labels_in = v.mapping(data.get("labels"), "labels")
     if not labels_in:
         v.fail("labels", "at least one label is required")
-    labels = {}
-    for name, spec in labels_in.items():
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
-            v.fail(f"labels.{name}", "label names are lower_snake_case")
-        path = f"labels.{name}"
-        spec = v.mapping(spec, path, {"description", "threshold", "terms", "context", "veto", "requires"})
-        description = v.string(spec.get("description"), f"{path}.description")
-        threshold = v.number(spec.get("threshold"), f"{path}.threshold", 0)
-        label = {
-            "description": description.strip(),
-            "threshold": float(threshold),
-            "terms": _validate_term_lists(v, spec.get("terms"), f"{path}.terms"),
-            "context": _validate_term_lists(v, spec["context"], f"{path}.context") if "context" in spec else {},
-            "veto": _validate_term_lists(v, spec["veto"], f"{path}.veto") if "veto" in spec else {},
-            "requires": [],
-        }
-        for i, group in enumerate(spec.get("requires") or []):
-            gpath = f"{path}.requires[{i}]"
-            group = v.mapping(group, gpath, {"name", "terms"})
-            label["requires"].append({
-                "name": v.string(group.get("name"), f"{gpath}.name"),
-                "terms": _validate_term_lists(v, group.get("terms"), f"{gpath}.terms"),
-            })
-        labels[str(name)] = label
+    labels = {str(name): _validate_label(v, str(name), spec) for name, spec in labels_in.items()}
     return {
         "version": version,
-        "field_weights": {k: float(weights.get(k, 1.0)) for k in ("title", "lead", "body")},
+        "field_weights": {k: float(weights.get(k, defaults[k])) for k in FIELDS},
         "lead_chars": lead_chars,
         "max_term_repeats": max_repeats,
+        "language_fallbacks": fallbacks,
         "labels": labels,
     }
 
@@ -104,23 +180,38 @@ def load_taxonomy(path: str) -> dict[str, Any]:
 
 # -- compiling and matching ---------------------------------------------------
 
+_SPACE = r"[\s\u00a0\u202f\-\u2010\u2011\u2013]*"
+_NUMBER = r"\d+(?:[.,]\d+)?"
+
+
 def term_regex(pattern: str) -> str:
-    """Regex source for one term: ``*`` = letters, space = space/hyphen run, word boundaries."""
+    """Regex source for one term (see the module docstring for the syntax)."""
+    leading_wildcard = pattern.startswith("*")
+    body = pattern[1:] if leading_wildcard else pattern
     parts = []
-    for token in re.split(r"(\*|\s+)", pattern):
+    for token in re.split(r"(\*|#|\s+)", body):
         if token == "*":
             parts.append(r"\w*")
+        elif token == "#":
+            parts.append(_NUMBER)
         elif token and token.isspace():
-            parts.append(r"[\s\-]+")
+            parts.append(_SPACE)
         elif token:
-            parts.append(re.escape(token))
-    return r"(?<!\w)" + "".join(parts) + r"(?!\w)"
+            for ch in token:
+                if ch == "ß":
+                    parts.append("(?:ß|ss)")
+                elif ch in "'’":
+                    parts.append("['’]")
+                else:
+                    parts.append(re.escape(ch))
+    start = "" if leading_wildcard else r"(?<!\w)"
+    return start + "".join(parts) + r"(?!\w)"
 
 
 class _Matcher:
     """One alternation regex over a list of terms; maps each match back to its term."""
 
-    def __init__(self, terms: list[dict[str, Any]]):
+    def __init__(self, terms: Iterable[Mapping[str, Any]]):
         # Longer patterns first, so the most specific alternative wins at a position.
         unique: dict[str, float] = {}
         for term in terms:
@@ -134,13 +225,21 @@ class _Matcher:
             return
         for match in self.regex.finditer(text):
             pattern, weight = self.terms[int(match.lastgroup[1:])]
-            yield pattern, weight, match.start(), match.end()
+            start = match.start()
+            if pattern.startswith("*"):  # report the whole word a leading-* term sits in
+                while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+                    start -= 1
+            yield pattern, weight, start, match.end()
 
 
-def _terms_for(term_lists: Mapping[str, list], language: str | None) -> list[dict[str, Any]]:
-    if language and language in term_lists:
-        return list(term_lists[language]) + list(term_lists.get(ANY_LANGUAGE, []))
-    return [t for terms in term_lists.values() for t in terms]
+def _matches(matcher: _Matcher, texts: Mapping[str, str]) -> list[dict[str, Any]]:
+    return [{"term": p, "weight": w, "field": field, "start": s, "end": e}
+            for field, text in texts.items() for p, w, s, e in matcher.find(text)]
+
+
+def _near(a: Mapping[str, Any], b: Mapping[str, Any], before: int, after: int) -> bool:
+    """True when match ``b`` starts at most ``before`` chars before ``a`` or ends at most ``after`` after it."""
+    return a["field"] == b["field"] and b["end"] >= a["start"] - before and b["start"] <= a["end"] + after
 
 
 class CompiledTaxonomy:
@@ -152,71 +251,156 @@ class CompiledTaxonomy:
         self.field_weights = taxonomy["field_weights"]
         self.lead_chars = taxonomy["lead_chars"]
         self.max_term_repeats = taxonomy["max_term_repeats"]
-        self._cache: dict[tuple[str, str, str], _Matcher] = {}
+        self.fallbacks = taxonomy.get("language_fallbacks", {})
+        self._cache: dict[tuple, _Matcher] = {}
 
-    def _matcher(self, label: str, kind: str, language: str | None, term_lists: Mapping[str, list]) -> _Matcher:
-        # Languages without their own list share the all-languages matcher.
-        lang_key = language if language in term_lists else "*"
-        key = (label, kind, lang_key)
-        if key not in self._cache:
-            self._cache[key] = _Matcher(_terms_for(term_lists, language))
-        return self._cache[key]
+    def _languages(self, term_lists: Mapping[str, list], language: str | None) -> tuple[str, ...]:
+        """The term lists a language uses, or () for all of them."""
+        own = [lang for lang in [language, *self.fallbacks.get(language or "", [])] if lang in term_lists]
+        if not language or language not in term_lists:
+            # A language without its own list: all lists (its fallbacks alone would be too narrow).
+            return ()
+        return tuple(dict.fromkeys(own + ([ANY_LANGUAGE] if ANY_LANGUAGE in term_lists else [])))
 
-    def _matches(self, matcher: _Matcher, title: str, body: str) -> list[dict[str, Any]]:
-        found = []
-        for field, text in (("title", title), ("body", body)):
-            for pattern, weight, start, end in matcher.find(text):
-                zone = "lead" if field == "body" and start < self.lead_chars else field
-                found.append({"term": pattern, "field": field, "zone": zone, "weight": weight,
-                              "start": start, "end": end})
-        return found
+    def _matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
+        langs = self._languages(term_lists, language)
+        cache_key = (*key, langs)
+        matcher = self._cache.get(cache_key)
+        if matcher is None:
+            chosen = langs or tuple(term_lists)
+            matcher = self._cache[cache_key] = _Matcher(t for lang in chosen for t in term_lists[lang])
+        return matcher
 
-    def _score(self, matches: list[dict[str, Any]]) -> float:
+    def compile_all(self, languages: Iterable[str | None] = (None,)) -> "CompiledTaxonomy":
+        """Compile the matchers for ``languages`` up front (otherwise they compile on first use)."""
+        for language in languages:
+            self.label("", "", language)
+            self.label("x", "x", language)
+        return self
+
+    def _zone(self, match: Mapping[str, Any]) -> str:
+        if match["field"] == "body" and match["start"] >= self.lead_chars:
+            return "body"
+        return "lead" if match["field"] == "body" else "title"
+
+    def _score(self, matches: Iterable[Mapping[str, Any]]) -> float:
         counts: dict[str, int] = {}
         score = 0.0
         for m in matches:
             counts[m["term"]] = counts.get(m["term"], 0) + 1
             if counts[m["term"]] <= self.max_term_repeats:
-                score += m["weight"] * self.field_weights[m["zone"]]
+                score += m["weight"] * self.field_weights[self._zone(m)]
         return score
 
-    def label(self, title: str | None, body: str | None, language: str | None = None) -> tuple[list[str], list[dict]]:
+    def _combo_matches(self, name: str, combo: Mapping[str, Any], language: str | None,
+                       texts: Mapping[str, str]) -> list[dict[str, Any]]:
+        per_group = []
+        for j, group in enumerate(combo["groups"]):
+            found = _matches(self._matcher((name, "combo", combo["name"], j), group, language), texts)
+            if not found:
+                return []
+            per_group.append(found)
+        window = combo["window"]
+        found = []
+        for anchor in per_group[0]:
+            partners = []
+            for others in per_group[1:]:
+                near = [m for m in others if _near(anchor, m, window, window)]
+                if not near:
+                    break
+                partners.append(min(near, key=lambda m: abs(m["start"] - anchor["start"])))
+            else:
+                parts = [anchor, *partners]
+                found.append({
+                    "term": f"combo:{combo['name']}", "weight": combo["weight"], "field": anchor["field"],
+                    "start": min(m["start"] for m in parts), "end": max(m["end"] for m in parts),
+                    "parts": parts,
+                })
+        return found
+
+    def score_label(self, name: str, title: str, body: str, language: str | None = None) -> dict[str, Any]:
+        """Score one label; returns the evidence dict with ``assigned`` and ``reason``."""
+        spec = self.labels[name]
+        texts = {"title": title or "", "body": body or ""}
+        positive = _matches(self._matcher((name, "terms"), spec["terms"], language), texts)
+        for combo in spec["combos"]:
+            positive += self._combo_matches(name, combo, language, texts)
+        result = {"label": name, "score": 0.0, "assigned": False, "reason": "no term matched",
+                  "positive": positive, "vetoed": [], "context": []}
+        if not positive:
+            return result
+        for i, rule in enumerate(spec["veto"]):
+            scope = {f: texts[f] for f in rule["fields"]}
+            vetoes = _matches(self._matcher((name, "veto", i), rule["terms"], language), scope)
+            if not vetoes:
+                continue
+            if rule["unless"] and _matches(self._matcher((name, "veto-unless", i), rule["unless"], language), scope):
+                continue
+            if rule["before"] is None:
+                result.update(reason=f"veto {rule['name']}: {vetoes[0]['term']!r}", vetoed=positive, positive=[])
+                return result
+            keep = []
+            for m in positive:
+                hit = next((x for x in vetoes if _near(m, x, rule["before"], rule["after"])), None)
+                if hit is None:
+                    keep.append(m)
+                else:
+                    result["vetoed"].append({**m, "veto": rule["name"], "veto_term": hit["term"]})
+            if rule["cancel"] == "label" and len(keep) < len(positive):
+                result.update(reason=f"veto {rule['name']}: {result['vetoed'][-1]['veto_term']!r}",
+                              vetoed=result["vetoed"] + keep, positive=[])
+                return result
+            positive = keep
+        result["positive"] = positive
+        if not positive:
+            result["reason"] = "every match vetoed"
+            return result
+        for group in spec["requires"]:
+            found = _matches(self._matcher((name, "requires", group["name"]), group["terms"], language), texts)
+            if group["window"] is not None:
+                # A title match relates to the whole article: it is "near" everything.
+                found = [f for f in found if any(
+                    "title" in (m["field"], f["field"]) or _near(m, f, group["window"], group["window"])
+                    for m in positive)]
+            if not found:
+                result["reason"] = f"requires {group['name']}: no match"
+                return result
+        context = (_matches(self._matcher((name, "context"), spec["context"], language), texts)
+                   if spec["context"] else [])
+        score = self._score(positive) + self._score(context)
+        result.update(score=round(score, 3), context=context)
+        if score < spec["threshold"]:
+            result["reason"] = f"score {score:.2f} < threshold {spec['threshold']}"
+            return result
+        result.update(assigned=True, reason="assigned")
+        return result
+
+    def label(self, title: str | None, body: str | None, language: str | None = None
+              ) -> tuple[list[str], list[dict]]:
         """``(labels, evidence)`` for one text; evidence has one entry per assigned label."""
-        title = title or ""
-        body = body or ""
         topics: list[str] = []
         evidence: list[dict[str, Any]] = []
-        for name, spec in self.labels.items():
-            positive = self._matches(self._matcher(name, "terms", language, spec["terms"]), title, body)
-            if not positive:
-                continue
-            if spec["veto"] and self._matches(self._matcher(name, "veto", language, spec["veto"]), title, body):
-                continue
-            if any(
-                not self._matches(self._matcher(name, f"requires:{group['name']}", language, group["terms"]), title, body)
-                for group in spec["requires"]
-            ):
-                continue
-            context = (
-                self._matches(self._matcher(name, "context", language, spec["context"]), title, body)
-                if spec["context"] else []
-            )
-            score = self._score(positive) + self._score(context)
-            if score < spec["threshold"]:
+        for name in self.labels:
+            result = self.score_label(name, title or "", body or "", language)
+            if not result["assigned"]:
                 continue
             topics.append(name)
+            matches = sorted(result["positive"], key=lambda m: (m["field"] != "title", m["start"]))
             evidence.append({
                 "label": name,
-                "score": round(score, 3),
-                "terms": sorted({m["term"] for m in positive}),
+                "score": result["score"],
+                "terms": sorted({m["term"] for m in matches}),
                 "matches": [{"term": m["term"], "field": m["field"], "start": m["start"], "end": m["end"]}
-                            for m in positive],
+                            for m in matches],
             })
         return topics, evidence
 
 
 def label_article(article: Mapping[str, Any], taxonomy: CompiledTaxonomy) -> dict[str, Any]:
-    """Copy of ``article`` with ``topics``, ``topic_evidence`` and ``taxonomy_version`` set."""
+    """Copy of ``article`` with ``topics``, ``topic_evidence`` and ``taxonomy_version`` set.
+
+    Offsets in the evidence index ``article['title']`` or ``article['body']`` (per match ``field``).
+    """
     language = article.get("language")
     topics, evidence = taxonomy.label(article.get("title"), article.get("body"),
                                       None if language in (None, "und") else language)
@@ -242,7 +426,8 @@ class _LabelTopicsFn(beam.DoFn):
 class LabelTopics(beam.PTransform):
     """Sets ``topics``, ``topic_evidence`` and ``taxonomy_version`` on every article.
 
-    ``taxonomy`` is the validated data of :func:`load_taxonomy`; regexes are compiled per worker.
+    ``taxonomy`` is the validated data of :func:`load_taxonomy`; regexes are compiled per worker
+    (in ``DoFn.setup``, per language on first use) and never pickled.
     """
 
     def __init__(self, taxonomy: Mapping[str, Any]):
@@ -253,4 +438,5 @@ class LabelTopics(beam.PTransform):
         return articles | beam.ParDo(_LabelTopicsFn(self._taxonomy))
 
 
-__all__ = ["CompiledTaxonomy", "ConfigError", "LabelTopics", "label_article", "load_taxonomy", "term_regex"]
+__all__ = ["CompiledTaxonomy", "ConfigError", "LabelTopics", "label_article", "load_taxonomy", "term_regex",
+           "validate_taxonomy"]

@@ -149,7 +149,7 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         v.integer(data["workers"], "workers", 1, 64)
     if "direct_running_mode" in data:
         v.string(data["direct_running_mode"], "direct_running_mode", {"in_memory", "multi_threading", "multi_processing"})
-    for key in ("input", "output", "source_name", "topics", "feeds_file", "run_id"):
+    for key in ("input", "output", "source_name", "topics", "feeds_file", "run_id", "extends"):
         if data.get(key) is not None:
             v.string(data[key], key)
     if "beam_options" in data:
@@ -192,14 +192,20 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     return dict(data)
 
 
-def load_profile(name_or_path: str = DEFAULT_PROFILE) -> dict[str, Any]:
+def load_profile(name_or_path: str = DEFAULT_PROFILE, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """Load a run profile; ``extends: other`` inherits from another profile first."""
-    data = load_yaml(name_or_path)
     source = resolve_config_path(name_or_path)
+    if os.path.realpath(source) in {os.path.realpath(s) for s in _chain}:
+        raise ConfigError(f"{source}: extends: profiles extend each other in a loop: {' -> '.join([*_chain, source])}")
+    data = load_yaml(source)
     validate_profile(data, source)
     parent = data.pop("extends", None)
     if parent:
-        data = deep_merge(load_profile(parent), data)
+        try:
+            resolve_config_path(parent)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: extends: {err}") from err
+        data = deep_merge(load_profile(parent, (*_chain, source)), data)
     return data
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from typing import Any, Callable
 
 import apache_beam as beam
 
+from pipeline.config import ConfigError
 from pipeline.runner import describe, make_runner, pipeline_options, running_mode_for
 from pipeline.settings import RunSettings
 from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
@@ -114,6 +116,17 @@ def manifest_base(settings: RunSettings, run: RunInfo, workers: int, running_mod
     }
 
 
+def check_output(output_root: str) -> None:
+    """Fail fast with a clear message when a local output root cannot hold the tables."""
+    if "://" in output_root:
+        return
+    if os.path.exists(output_root) and not os.path.isdir(output_root):
+        raise ConfigError(f"output {output_root!r} exists and is not a directory")
+    parent = os.path.dirname(os.path.abspath(output_root))
+    if not os.path.isdir(output_root) and not os.access(parent if os.path.isdir(parent) else "/", os.W_OK):
+        raise ConfigError(f"output {output_root!r} cannot be created: {parent!r} is not writable")
+
+
 def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: dt.datetime | None = None,
               build: Callable | None = None) -> dict[str, Any]:
     """Build and run the batch pipeline to completion; returns the run manifest."""
@@ -123,6 +136,7 @@ def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: d
     options = pipeline_options(settings.runner, workers, running_mode, extra_args, settings.beam_options)
     base = manifest_base(settings, run, workers, running_mode)
     LOG.info("run %s on %s", run.run_id, base["runner"])
+    check_output(settings.output)
     rolled_back = rollback_uncommitted(settings.output)
     if rolled_back:
         LOG.warning("removed %d files of runs that did not commit", len(rolled_back))

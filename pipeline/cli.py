@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "pipeline.commands.shell",
     "pipeline.commands.report",
     "pipeline.commands.stream",
+    "pipeline.commands.watch",
     "pipeline.commands.eval",
 )
 
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("newsbeam: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a failed run: one readable line; the traceback with --log-level DEBUG
+        if args.log_level == "DEBUG":
+            raise
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        print(f"newsbeam: {args.command} failed: {lines[-1]} (rerun with --log-level DEBUG for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

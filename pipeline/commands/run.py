@@ -24,6 +24,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", help="topic taxonomy YAML (profile: topics)")
     parser.add_argument("--language-detector", dest="language_detector", choices=["langdetect", "fasttext"],
                         help="language detection backend (profile: language.detector)")
+    parser.add_argument("--dedup-window-days", dest="dedup_window_days", type=int, metavar="DAYS",
+                        help="cross-run dedup remembers articles this many days (profile: dedup.window_days)")
     parser.set_defaults(accepts_beam_flags=True)
 
 
@@ -37,6 +39,8 @@ def overrides_from(args: argparse.Namespace) -> dict:
     }
     if getattr(args, "language_detector", None):
         overrides["language"] = {"detector": args.language_detector}
+    if getattr(args, "dedup_window_days", None):
+        overrides["dedup"] = {"window_days": args.dedup_window_days}
     if getattr(args, "inputs", None):
         overrides["inputs"] = args.inputs
     if getattr(args, "feeds", None):

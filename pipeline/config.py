@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -208,11 +208,3 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE, _chain: tuple[str, ...] = 
         data = deep_merge(load_profile(parent, (*_chain, source)), data)
     return data
 
-
-def require(mapping: Mapping[str, Any], key: str, source: str, check: Callable[[Any], bool] | None = None) -> Any:
-    if key not in mapping:
-        raise ConfigError(f"{source}: missing required key {key!r}")
-    value = mapping[key]
-    if check is not None and not check(value):
-        raise ConfigError(f"{source}: invalid value for {key!r}: {value!r}")
-    return value

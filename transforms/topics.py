@@ -182,6 +182,7 @@ def load_taxonomy(path: str) -> dict[str, Any]:
 
 _SPACE = r"[\s\u00a0\u202f\-\u2010\u2011\u2013]*"
 _NUMBER = r"\d+(?:[.,]\d+)?"
+_WORD_START = r"(?<!\w)"
 
 
 def term_regex(pattern: str) -> str:
@@ -204,7 +205,7 @@ def term_regex(pattern: str) -> str:
                     parts.append("['’]")
                 else:
                     parts.append(re.escape(ch))
-    start = "" if leading_wildcard else r"(?<!\w)"
+    start = "" if leading_wildcard else _WORD_START
     return start + "".join(parts) + r"(?!\w)"
 
 
@@ -217,8 +218,12 @@ class _Matcher:
         for term in terms:
             unique.setdefault(term["pattern"], term["weight"])
         self.terms = sorted(unique.items(), key=lambda kv: (-len(kv[0]), kv[0]))
-        source = "|".join(f"(?P<t{i}>{term_regex(p)})" for i, (p, _) in enumerate(self.terms))
-        self.regex = re.compile(source, re.IGNORECASE) if self.terms else None
+        # Terms anchored at a word start share one look-behind, so most positions fail at once.
+        anchored = [f"(?P<t{i}>{term_regex(p)[len(_WORD_START):]})"
+                    for i, (p, _) in enumerate(self.terms) if not p.startswith("*")]
+        floating = [f"(?P<t{i}>{term_regex(p)})" for i, (p, _) in enumerate(self.terms) if p.startswith("*")]
+        branches = ([_WORD_START + "(?:" + "|".join(anchored) + ")"] if anchored else []) + floating
+        self.regex = re.compile("|".join(branches), re.IGNORECASE) if self.terms else None
 
     def find(self, text: str) -> Iterable[tuple[str, float, int, int]]:
         if not self.regex or not text:

@@ -411,6 +411,7 @@ def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.dat
         _table(["story", "copies", "sources", "source names"], data.clusters),
         "<h2>Dead letters</h2>",
         figure("dead_letters", "Inputs that could not become articles, by stage and reason (table dead_letters)."),
+        _table(["stage", "reason", "inputs"], data.dead_letter_reasons),
         "<h2>Runs</h2>",
         _table(["run", "started", "inputs", "articles", "duplicates", "dead letters", "balanced"],
                [tuple(r.values()) for r in reversed(data.runs)]),

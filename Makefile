@@ -16,6 +16,7 @@ PROFILE ?= local
 ARGS ?=
 
 .PHONY: help setup run test lock clean eval-dedup docs query shell report
+.PHONY: setup-gcp dataflow-dryrun lock-gcp bench-workers
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,6 +54,29 @@ shell: $(STAMP) ## interactive DuckDB session over OUTPUT with the views loaded
 
 report: $(STAMP) ## write OUTPUT/report/index.html with PNG charts (topics over time, sources, languages, dedup, dead letters)
 	$(PY) -m pipeline report --output '$(OUTPUT)' $(ARGS)
+
+# --- Runners beyond one process (docs/runners.md) ---------------------------------------------
+# apache-beam[gcp] is heavy: it lives in its own venv, from its own lock, so `make setup` stays lean.
+GCP_VENV ?= .venv-gcp
+GCP_LOCK := requirements-gcp.lock
+GCP_STAMP := $(GCP_VENV)/.installed
+
+$(GCP_STAMP): $(GCP_LOCK) pyproject.toml $(STAMP)
+	@test -x $(GCP_VENV)/bin/python || $(PYTHON) -m venv $(GCP_VENV)
+	$(UV) pip sync --quiet --python $(GCP_VENV)/bin/python $(GCP_LOCK)
+	$(UV) pip install --quiet --python $(GCP_VENV)/bin/python --no-deps -e .
+	@touch $@
+
+setup-gcp: $(GCP_STAMP) ## create .venv-gcp with apache-beam[gcp] (requirements-gcp.lock), for Dataflow
+
+dataflow-dryrun: $(GCP_STAMP) ## build the Dataflow batch + streaming jobs offline (--dry_run, fake project); fails on any translation/pickling error
+	$(GCP_VENV)/bin/python -W ignore::DeprecationWarning -m pipeline.dataflow_dryrun $(ARGS)
+
+lock-gcp: $(STAMP) ## re-resolve pyproject.toml with the gcp extra into requirements-gcp.lock
+	$(UV) pip compile pyproject.toml --extra gcp --python-version 3.11 --generate-hashes --quiet -o $(GCP_LOCK)
+
+bench-workers: $(STAMP) ## DirectRunner 1 vs 2 worker processes on the same input (INPUT=, ARGS=)
+	$(PY) -m pipeline.bench_workers --input '$(INPUT)' $(ARGS)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
@@ -22,6 +24,24 @@ def check_inputs(settings: RunSettings) -> None:
             raise ConfigError(f"input {pattern!r} matches no file")
 
 
-def run_once(settings: RunSettings, extra_args: list[str] | None = None) -> dict[str, Any]:
+def feeds_run_id(now: dt.datetime, prefix: str = "feeds") -> str:
+    """A fresh run id per fetch (``feeds-20261121T120000-123456``): feeds change between runs, so a
+    second fetch must never replace the files of the first."""
+    return f"{prefix}-{now.astimezone(dt.timezone.utc).strftime('%Y%m%dT%H%M%S-%f')}"
+
+
+def run_once(settings: RunSettings, extra_args: list[str] | None = None,
+             now: dt.datetime | None = None) -> dict[str, Any]:
+    """One batch run over the settings' files, feeds, or both in one pipeline."""
     check_inputs(settings)
-    return run_batch(settings, extra_args)
+    if not settings.feeds_file:
+        return run_batch(settings, extra_args, now=now)
+    from pipeline.feeds_config import fetch_settings, load_feeds
+    from pipeline.feeds_pipeline import build_pipeline
+
+    config = load_feeds(settings.feeds_file)  # fail fast on a bad feeds file
+    fetch_settings(settings.feeds, config, settings.profile)
+    if settings.run_id is None:
+        settings = dataclasses.replace(settings, run_id=feeds_run_id(now or dt.datetime.now(dt.timezone.utc)))
+    return run_batch(settings, extra_args, now=now,
+                     build=lambda p, s, run, base: build_pipeline(p, s, run, base, config))

@@ -31,6 +31,20 @@ def fixture(name: str) -> bytes:
     return (FEEDS / name).read_bytes()
 
 
+def rss(title: str, items: list[dict], language: str | None = None) -> bytes:
+    """An RSS 2.0 document; items are dicts with guid, title, link, description and optional pubDate."""
+    from xml.sax.saxutils import escape
+
+    parts = [f"<title>{escape(title)}</title><link>https://example.org/</link>"]
+    if language:
+        parts.append(f"<language>{language}</language>")
+    for item in items:
+        fields = "".join(f"<{key}>{escape(str(value))}</{key}>" for key, value in item.items())
+        parts.append(f"<item>{fields}</item>")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+            + "".join(parts) + "</channel></rss>").encode("utf-8")
+
+
 def static(body: bytes, content_type: str = "application/rss+xml", **kwargs) -> Callable:
     return lambda request: Response(200, body, {"Content-Type": content_type}, **kwargs)
 
@@ -77,6 +91,12 @@ class FeedServer:
                     self.end_headers()
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def handle(self):
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (limits, timeouts)
                     pass
 
             def log_message(self, *args):

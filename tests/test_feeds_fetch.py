@@ -193,7 +193,15 @@ def test_connection_goes_to_the_vetted_address(server, client):
 ])
 def test_address_policy(address, allowed):
     assert (vet_address(address, NetworkPolicy()) is None) is allowed
-    assert vet_address(address, NetworkPolicy(allow_private_networks=True)) is None
+    metadata = address in ("169.254.169.254", "fd00:ec2::254")
+    assert (vet_address(address, NetworkPolicy(allow_private_networks=True)) is None) is not metadata
+
+
+def test_metadata_endpoints_stay_refused_with_private_networks_allowed():
+    policy = NetworkPolicy(allow_private_networks=True)
+    assert "metadata" in vet_address("169.254.169.254", policy)
+    assert "metadata" in vet_address("::ffff:169.254.169.254", policy)
+    assert vet_address("169.254.169.254", NetworkPolicy(allow_networks=("169.254.169.254/32",))) is None
 
 
 def test_retry_after_and_backoff():

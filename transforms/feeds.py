@@ -148,12 +148,13 @@ def entry_to_item(entry: Mapping[str, Any], feed: Mapping[str, Any], feed_date: 
     body = max(contents, key=len) if contents else ""
     if not body:
         body = summary
-    published = struct_to_utc(entry.get("published_parsed")) or struct_to_utc(entry.get("updated_parsed"))
+    # dict.get: FeedParserDict.get('updated_parsed') falls back to 'published' with a DeprecationWarning.
+    published = struct_to_utc(dict.get(entry, "published_parsed")) or struct_to_utc(dict.get(entry, "updated_parsed"))
     date_source = "entry"
     if published is None and feed_date is not None:
         published, date_source = feed_date, "feed"
     categories = [t.get("term") for t in entry.get("tags") or [] if t.get("term")]
-    raw = json.dumps({k: entry.get(k) for k in ("id", "link", "title", "summary", "published", "updated")},
+    raw = json.dumps({k: dict.get(entry, k) for k in ("id", "link", "title", "summary", "published", "updated")},
                      ensure_ascii=False, default=str)[:payload_cap]
     return {
         "guid": (entry.get("id") or entry.get("guid") or "").strip() or None,
@@ -187,7 +188,7 @@ def parse_feed_entries(body: bytes, feed: Mapping[str, Any], headers: Mapping[st
     parsed = feedparser.parse(body, response_headers=response_headers, sanitize_html=True,
                               resolve_relative_uris=True)
     meta = parsed.get("feed", {})
-    feed_date = struct_to_utc(meta.get("published_parsed")) or struct_to_utc(meta.get("updated_parsed"))
+    feed_date = struct_to_utc(dict.get(meta, "published_parsed")) or struct_to_utc(dict.get(meta, "updated_parsed"))
     declared = language_code(feed.get("language")) or language_code(meta.get("language"))
     items = [entry_to_item(e, feed, feed_date, declared, payload_cap) for e in parsed.get("entries", [])]
     reasons = [note] if note else []

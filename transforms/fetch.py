@@ -6,7 +6,8 @@ Core (plain functions, no Beam):
   resolved with ``socket.getaddrinfo``; loopback, private, link-local,
   reserved, multicast and other non-global addresses (the cloud metadata
   server 169.254.169.254 included) are refused unless the feeds file allows
-  private networks (or lists the network in ``allow_networks``). The request
+  private networks (or lists the network in ``allow_networks``); cloud
+  metadata endpoints stay refused even then. The request
   then connects to the vetted IP itself (Host header and TLS SNI/certificate
   check keep the host name), so a DNS answer that changes between check and
   connect (DNS rebinding) cannot redirect the connection.
@@ -41,6 +42,11 @@ ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, appli
           "text/xml;q=0.9, */*;q=0.5")
 
 Resolver = Callable[..., list]
+
+# Cloud instance-metadata endpoints: refused even when private networks are allowed
+# (only an explicit ``allow_networks`` entry opens them). AWS/GCP/Azure/OpenStack, AWS IPv6,
+# AWS ECS task metadata, Alibaba Cloud.
+METADATA_NETWORKS = ("169.254.169.254/32", "fd00:ec2::254/128", "169.254.170.2/32", "100.100.100.200/32")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +101,9 @@ def vet_address(address: str, policy: NetworkPolicy) -> str | None:
     for cidr in policy.allow_networks:
         if ip in ipaddress.ip_network(cidr, strict=False):
             return None
+    for cidr in METADATA_NETWORKS:
+        if ip in ipaddress.ip_network(cidr):
+            return f"{ip} is a cloud metadata endpoint"
     if policy.allow_private_networks:
         return None
     for flag in ("is_loopback", "is_link_local", "is_private", "is_reserved", "is_multicast", "is_unspecified"):

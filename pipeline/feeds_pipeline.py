@@ -1,0 +1,87 @@
+"""Assembly of a batch run over feeds (and files, when both are given).
+
+feeds file -> (feed, state) -> FetchFeeds -> ParseFeeds -> items -> the shared
+article flow (pipeline.batch.process_items); feed_status rows are written as
+an extra table and the feeds' next state is committed by a CommitRun hook.
+
+Counting: each feed entry is one input, and so is each feed that becomes a
+dead letter; a feed that fails to fetch, is not modified or is unchanged adds
+no input (it is recorded in feed_status). So inputs = articles + duplicates +
+dead_letters holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+
+from pipeline.batch import _count, process_items
+from pipeline.feeds_config import FeedsConfig, fetch_settings, load_feeds
+from pipeline.settings import RunSettings
+from schemas import FEED_STATUS
+from transforms.common import DEAD_LETTER, RunInfo
+from transforms.feed_state import CommitFeedState, StageFeedState, load_states
+from transforms.feeds import STATUS, ParseFeeds
+from transforms.fetch import FetchFeeds
+from transforms.read import ReadArticleFiles
+from transforms.topics import load_taxonomy
+from transforms.write import WriteTable
+
+
+class FeedSource(beam.PTransform):
+    """Fetch and parse every feed of ``config``; returns ``{'items', 'dead_letter', 'inputs', 'files'}``.
+
+    ``inputs`` holds ``('inputs', 1)`` per entry item and per dead-lettered
+    feed; ``files`` the descriptors of the feed_status files.
+    """
+
+    def __init__(self, config: FeedsConfig, settings: RunSettings, run: RunInfo):
+        super().__init__()
+        self._config = config
+        self._settings = settings
+        self._run = run
+
+    def expand(self, pbegin):
+        settings, run = self._settings, self._run
+        fetch = fetch_settings(settings.feeds, self._config, settings.profile)
+        feeds_and_states = load_states(settings.output, self._config.feeds)
+        fetched = (pbegin
+                   | "FeedList" >> beam.Create(feeds_and_states)
+                   | "FetchFeeds" >> FetchFeeds(fetch, self._config.policy, run.run_id, run.ingested_at))
+        parsed = fetched | "ParseFeeds" >> ParseFeeds(run, settings.read["dead_letter_payload_bytes"])
+        statuses = parsed[STATUS] | "StageFeedState" >> StageFeedState(settings.output, run.run_id)
+        status_files = statuses | "WriteFeedStatus" >> WriteTable(
+            FEED_STATUS, settings.output, run.run_id, shards=1, rows_per_file=settings.write["rows_per_file"])
+        inputs = (
+            _count(parsed["items"], "FeedItems", "inputs"),
+            _count(parsed[DEAD_LETTER], "FeedFailures", "inputs"),
+        ) | "FeedInputCounts" >> beam.Flatten()
+        return {"items": parsed["items"], DEAD_LETTER: parsed[DEAD_LETTER], "inputs": inputs, "files": status_files}
+
+
+def build_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any],
+                   config: FeedsConfig | None = None):
+    """Files (``settings.inputs``) and/or feeds (``settings.feeds_file``) through one shared article flow."""
+    taxonomy = load_taxonomy(settings.topics)
+    items, dead, inputs, extra_files, hooks = [], [], [], [], []
+    if settings.inputs:
+        read = p | "ReadFiles" >> ReadArticleFiles(
+            list(settings.inputs), settings.source_name, run,
+            max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],
+            max_title_chars=settings.read["max_title_chars"])
+        items.append(read["items"])
+        dead.append(read[DEAD_LETTER])
+        inputs += [_count(read["items"], "ReadItems", "inputs"), _count(read[DEAD_LETTER], "ReadFailures", "inputs")]
+    if settings.feeds_file:
+        config = config or load_feeds(settings.feeds_file)
+        feeds = p | "Feeds" >> FeedSource(config, settings, run)
+        items.append(feeds["items"])
+        dead.append(feeds[DEAD_LETTER])
+        inputs.append(feeds["inputs"])
+        extra_files.append(feeds["files"])
+        hooks.append(CommitFeedState(settings.output, run.run_id))
+    all_items = items | "AllItems" >> beam.Flatten()
+    all_inputs = inputs | "InputCounts" >> beam.Flatten()
+    return process_items(all_items, dead, all_inputs, settings, run, taxonomy, manifest_base,
+                         extra_files=extra_files, commit_hooks=hooks)

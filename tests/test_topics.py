@@ -1,0 +1,327 @@
+"""Topic labeler: seeds, each language's positives, each hard-negative kind, evidence offsets,
+taxonomy validation, and the Beam wiring (real TestPipeline)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+
+import pytest
+import yaml
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.config import ConfigError
+from transforms.read import file_to_item
+from transforms.topics import (CompiledTaxonomy, LabelTopics, label_article, load_taxonomy, term_regex,
+                               validate_taxonomy)
+
+PROJECT = pathlib.Path(__file__).resolve().parent.parent
+TAXONOMY_FILE = PROJECT / "configs" / "topics.yaml"
+SEED_LABELS = {
+    "000": ["nato_spending", "sanctions"],
+    "001": ["coalition_of_the_willing"],
+    "002": ["coalition_of_the_willing"],
+    "003": ["nato_spending", "coalition_of_the_willing"],
+    "004": ["nato_spending"],
+}
+NATO, COW, SANCTIONS = "nato_spending", "coalition_of_the_willing", "sanctions"
+
+
+@pytest.fixture(scope="module")
+def taxonomy_data():
+    return load_taxonomy(str(TAXONOMY_FILE))
+
+
+@pytest.fixture(scope="module")
+def tax(taxonomy_data):
+    return CompiledTaxonomy(taxonomy_data)
+
+
+def labels(tax, title, body, lang):
+    return tax.label(title, body, lang)[0]
+
+
+# -- seeds ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("prefix", sorted(SEED_LABELS))
+def test_seed_labels_exact(tax, prefix):
+    path = next((PROJECT / "data" / "seeds").glob(f"{prefix}_*.txt"))
+    item = file_to_item(path.read_bytes(), str(path), "files", 200)
+    assert sorted(labels(tax, item["title"], item["body"], "de")) == sorted(SEED_LABELS[prefix])
+    # Without a language tag (und) the seeds keep their labels too.
+    assert sorted(labels(tax, item["title"], item["body"], None)) == sorted(SEED_LABELS[prefix])
+
+
+# -- positives per language ------------------------------------------------------
+
+POSITIVES = [
+    # nato_spending
+    ("de", "Verteidigungsausgaben steigen", "Die Nato-Staaten wollen ihre Verteidigungsausgaben auf 3,5 Prozent des BIP erhöhen.", NATO),
+    ("de", "Rüstungsetat auf Rekordniveau", "Der Bundestag stockt den Wehretat auf, um die Nato-Ziele zu erreichen.", NATO),
+    ("en", "Allies agree 5% goal", "NATO members pledged to spend 5 percent of GDP on defence by 2035.", NATO),
+    ("fr", "L'Otan vise 5 % du PIB", "Les alliés augmenteront leurs dépenses militaires, a annoncé l'Otan.", NATO),
+    ("it", "Nato, spese militari in aumento", "L'Italia porterà la spesa per la difesa al 2 per cento del Pil, ha detto il ministro agli alleati della Nato.", NATO),
+    ("es", "La OTAN pide más gasto en defensa", "El presupuesto de defensa de España sigue por debajo del objetivo de la Alianza.", NATO),
+    ("pl", "Wydatki na obronność rosną", "Polska wyda 4,7 proc. PKB na obronność, najwięcej w NATO.", NATO),
+    ("uk", "Витрати на оборону в НАТО", "Союзники по НАТО збільшать витрати на оборону до 5% ВВП.", NATO),
+    ("ru", "НАТО увеличит военные расходы", "Страны альянса увеличат расходы на оборону до 5% ВВП.", NATO),
+    # coalition_of_the_willing
+    ("de", "Koalition der Willigen tagt", "Die Koalition der Willigen berät über Sicherheitsgarantien für die Ukraine.", COW),
+    ("en", "Coalition of the willing meets", "Leaders discussed a reassurance force for Ukraine.", COW),
+    ("fr", "La coalition des volontaires à Paris", "Les dirigeants ont discuté des garanties de sécurité pour l'Ukraine.", COW),
+    ("it", "Vertice dei volenterosi", "La coalizione dei volenterosi discute di garanzie per l'Ucraina.", COW),
+    ("es", "Reunión de la coalición de voluntarios", "Los aliados de Ucrania estudian una fuerza multinacional.", COW),
+    ("pl", "Koalicja chętnych w Londynie", "Rozmowy o gwarancjach bezpieczeństwa dla Ukrainy.", COW),
+    ("uk", "Засідання коаліції охочих", "Лідери обговорили гарантії безпеки для України.", COW),
+    ("ru", "Саммит коалиции желающих", "Обсуждались гарантии безопасности для Украины.", COW),
+    # coalition described without its name
+    ("en", "European force for Ukraine", "The UK- and France-led group is preparing a reassurance force for Ukraine after a ceasefire.", COW),
+    ("de", "Wer schützt den Frieden?", "Für die Ukraine sind Sicherheitsgarantien im Gespräch: eine multinationale Truppe unter Führung von Frankreich und Großbritannien.", COW),
+    # sanctions
+    ("de", "Neues Sanktionspaket gegen Russland", "Die EU hat weitere Banken und Tanker der Schattenflotte gelistet.", SANCTIONS),
+    ("en", "US imposes sanctions on Iranian oil network", "The Treasury froze the assets of a dozen firms.", SANCTIONS),
+    ("fr", "Nouvelles sanctions contre Moscou", "L'UE adopte un paquet de sanctions visant les banques russes.", SANCTIONS),
+    ("it", "Nuove sanzioni Ue contro la Russia", "Il pacchetto di sanzioni colpisce la flotta ombra.", SANCTIONS),
+    ("es", "Estados Unidos impone sanciones a Rusia", "El Tesoro congeló los activos de dos petroleras.", SANCTIONS),
+    ("pl", "Nowe sankcje UE wobec Rosji", "Pakiet sankcji obejmuje rosyjskie banki.", SANCTIONS),
+    ("uk", "Нові санкції ЄС проти Росії", "ЄС ухвалив новий пакет санкцій.", SANCTIONS),
+    ("ru", "США ввели санкции против России", "Новые санкции затронули российские банки.", SANCTIONS),
+]
+
+
+@pytest.mark.parametrize("lang,title,body,label", POSITIVES, ids=[f"{p[0]}-{p[3]}-{i}" for i, p in enumerate(POSITIVES)])
+def test_positives_per_language(tax, lang, title, body, label):
+    assert labels(tax, title, body, lang) == [label]
+
+
+# -- hard negatives, one test per kind ----------------------------------------------
+
+def test_nato_news_without_money_is_not_spending(tax):
+    assert labels(tax, "NATO deploys troops to Lithuania", "The alliance will station a brigade on its eastern flank; "
+                  "allied jets patrol the Baltic.", "en") == []
+    assert labels(tax, "Nato-Manöver in der Ostsee", "Schiffe aus 20 Bündnisstaaten üben die Abschreckung.", "de") == []
+
+
+def test_non_nato_military_budgets_are_not_spending(tax):
+    assert labels(tax, "China's defence budget rises 7%", "Beijing's military spending worries NATO allies.", "en") == []
+    assert labels(tax, "Russland steigert Rüstungsausgaben", "Moskau gibt mehr als sechs Prozent des BIP für das "
+                  "Militär aus, warnt die Nato.", "de") == []
+    # ... while deterring Russia with NATO money still counts.
+    assert labels(tax, "Verteidigungsausgaben steigen – wegen Russland", "Wegen Russland haben die Nato-Staaten "
+                  "ihre Verteidigungsausgaben um 18 Prozent erhöht.", "de") == [NATO]
+
+
+def test_defence_in_sport_is_not_spending(tax):
+    assert labels(tax, "Liverpool's defence under scrutiny", "Having spent 100 million on defence in the transfer "
+                  "window, the club conceded three goals. Allied fans were unhappy.", "en") == []
+    assert labels(tax, "Bundesliga: Abwehr wackelt", "Die Verteidigung des BVB zeigte Schwächen.", "de") == []
+
+
+def test_iraq_2003_coalition_is_not_cow(tax):
+    assert labels(tax, "Blair defends Iraq war", "In 2003 Bush and Blair led a coalition of the willing into Iraq; "
+                  "today Ukraine dominates the news.", "en") == []
+
+
+def test_other_summits_of_the_willing_are_not_cow(tax):
+    assert labels(tax, "Summit of the willing on climate", "A coalition of the willing on climate finance met in "
+                  "Nairobi; Ukraine was not discussed.", "en") == []
+    assert labels(tax, "Koalition der Willigen für Flüchtlinge", "Mehrere EU-Staaten wollen als Koalition der "
+                  "Willigen Flüchtlinge aufnehmen.", "de") == []
+
+
+def test_domestic_coalitions_are_not_cow(tax):
+    assert labels(tax, "Große Koalition einigt sich", "Union und SPD sind sich einig; die Koalition ist willig, "
+                  "der Ukraine weiter zu helfen.", "de") == []
+    assert labels(tax, "Dutch coalition government collapses", "The coalition partners were not willing to "
+                  "compromise on asylum.", "en") == []
+
+
+def test_ordinary_willing_is_not_cow(tax):
+    assert labels(tax, "Buyers willing to pay more", "Willing sellers and willing buyers met in Kyiv.", "en") == []
+    assert labels(tax, "Willige Helfer", "Viele sind willig, der Ukraine zu helfen.", "de") == []
+
+
+def test_uk_france_without_ukraine_force_is_not_cow(tax):
+    assert labels(tax, "France and Britain deepen missile cooperation", "London and Paris will jointly develop "
+                  "cruise missiles and coordinate nuclear deterrence.", "en") == []
+
+
+def test_sports_penalties_are_not_sanctions(tax):
+    assert labels(tax, "Referee sanctions two players", "The league may impose further sanctions on the club.",
+                  "en") == []
+    assert labels(tax, "Dopingsperre", "Der Weltverband prüft weitere Sanktionen gegen die Athletin.", "de") == []
+    assert labels(tax, "L'arbitre sanctionne le capitaine", "La ligue étudie d'autres sanctions.", "fr") == []
+
+
+def test_regulatory_and_disciplinary_fines_are_not_sanctions(tax):
+    assert labels(tax, "SEC sanctions trading firm", "The regulator imposed sanctions and a penalty in the US.",
+                  "en") == []
+    assert labels(tax, "Bürgergeld: Regierung plant härtere Sanktionen", "Wer Termine im Jobcenter versäumt, "
+                  "verliert Leistungen.", "de") == []
+    assert labels(tax, "Disziplinarverfahren", "Den Beamten drohen dienstrechtliche Sanktionen, sagte die "
+                  "Regierung.", "de") == []
+
+
+def test_sanction_meaning_approval_is_not_sanctions(tax):
+    assert labels(tax, "Board sanctions the plan", "The government sanctioned the merger after the board "
+                  "sanctioned talks.", "en") == []
+
+
+def test_word_boundaries(tax):
+    import re
+    assert not re.search(term_regex("nato"), "Die Senatoren stimmten zu", re.I)
+    assert re.search(term_regex("nato"), "Nato-Gipfel", re.I)
+    assert re.search(term_regex("*sanktion*"), "Wirtschaftssanktionen", re.I)
+    assert re.search(term_regex("zwei prozent ziel*"), "das Zweiprozentziel", re.I)
+    assert re.search(term_regex("außenminister"), "Aussenminister", re.I)
+    assert not labels(tax, "Senatoren beraten Haushalt", "Die Senatoren beschließen Verteidigungsausgaben für "
+                      "die Feuerwehr.", "de")
+
+
+# -- evidence --------------------------------------------------------------------
+
+def test_evidence_offsets_point_at_the_matched_text(tax):
+    title = "Neues Sanktionspaket gegen Russland"
+    body = "Die EU verhängt Wirtschaftssanktionen. Zugleich erhöhen Nato-Staaten ihre Verteidigungsausgaben " \
+           "auf fünf Prozent des BIP für Verteidigung."
+    article = {"title": title, "body": body, "language": "de"}
+    labeled = label_article(article, tax)
+    assert labeled["topics"] == [NATO, SANCTIONS]
+    assert labeled["taxonomy_version"] == tax.version
+    texts = {"title": title, "body": body}
+    for ev in labeled["topic_evidence"]:
+        assert ev["score"] > 0 and ev["matches"]
+        for m in ev["matches"]:
+            matched = texts[m["field"]][m["start"]:m["end"]].lower()
+            if m["term"].startswith("combo:"):
+                continue
+            stem = m["term"].strip("*").split("*")[0].split()[0]
+            assert stem in matched.replace("ss", "ß") or stem in matched, (m, matched)
+    sanctions = next(e for e in labeled["topic_evidence"] if e["label"] == SANCTIONS)
+    words = {texts[m["field"]][m["start"]:m["end"]] for m in sanctions["matches"]}
+    assert {"Sanktionspaket", "Wirtschaftssanktionen"} <= words
+
+
+def test_language_tag_picks_lists_with_fallback(tax):
+    # Polish terms are not used for a German article, but are for an untagged one.
+    title, body = "Nowe sankcje UE wobec Rosji", "Pakiet sankcji obejmuje rosyjskie banki."
+    assert labels(tax, title, body, "de") == []
+    assert labels(tax, title, body, None) == [SANCTIONS]
+    assert labels(tax, title, body, "xx") == [SANCTIONS]
+
+
+def test_title_weighs_more_than_body(tax):
+    filler = "Ein langer Bericht über das Wetter und die Ernte im Herbst. " * 8  # pushes the match past the lead
+    body_only = tax.score_label(SANCTIONS, "Bericht", filler + "Zum Schluss: die EU erwägt Sanktionen gegen Russland.",
+                                "de")
+    in_lead = tax.score_label(SANCTIONS, "Bericht", "Die EU erwägt Sanktionen gegen Russland. " + filler, "de")
+    in_title = tax.score_label(SANCTIONS, "EU erwägt Sanktionen gegen Russland", "Zum Schluss.", "de")
+    assert in_title["score"] > in_lead["score"] > body_only["score"] > 0
+    assert in_title["assigned"] and in_lead["assigned"] and not body_only["assigned"]
+
+
+# -- taxonomy validation -----------------------------------------------------------
+
+def _raw():
+    return yaml.safe_load(TAXONOMY_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d.pop("version"), "version"),
+    (lambda d: d["labels"].clear(), "at least one label"),
+    (lambda d: d["labels"].update({"Bad-Name": d["labels"]["sanctions"]}), "lower_snake_case"),
+    (lambda d: d["labels"]["sanctions"].pop("threshold"), "labels.sanctions.threshold"),
+    (lambda d: d["labels"]["sanctions"].update(threshold=0), "must be > 0"),
+    (lambda d: d["labels"]["sanctions"].update(colour="red"), "unknown key"),
+    (lambda d: d["labels"]["sanctions"]["terms"].update(de=[]), "non-empty list"),
+    (lambda d: d["labels"]["sanctions"]["terms"].update(german=["x"]), "language keys"),
+    (lambda d: d["labels"]["sanctions"]["terms"]["de"].append({"pattern": "a(b"}), "characters terms cannot use"),
+    (lambda d: d["labels"]["sanctions"]["terms"]["de"].append({"pattern": "x", "weight": -1}), "negative"),
+    (lambda d: d["labels"]["sanctions"]["terms"]["de"].append({"pattern": "x", "weight": "high"}), "expected a number"),
+    (lambda d: d["labels"]["nato_spending"]["veto"][0].update(before=None, after=5, window=None), "both before and after"),
+    (lambda d: d["labels"]["nato_spending"]["veto"][0].update(fields=["lead"]), "fields"),
+    (lambda d: d["labels"]["nato_spending"]["veto"][0].update(cancel="all"), "cancel"),
+    (lambda d: d["labels"]["nato_spending"]["combos"][0].update(groups=[{"any": ["x"]}]), "at least two"),
+    (lambda d: d.update(field_weights={"title": 2, "footer": 1}), "unknown key"),
+])
+def test_taxonomy_validation_errors(mutate, message):
+    data = _raw()
+    mutate(data)
+    with pytest.raises(ConfigError) as err:
+        validate_taxonomy(data, "topics.yaml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("topics.yaml: ")
+
+
+def test_adding_a_label_needs_no_code_change(tmp_path):
+    data = _raw()
+    data["labels"]["tariffs"] = {"description": "Tariffs and trade wars.", "threshold": 2,
+                                 "terms": {"en": [{"pattern": "tariff*", "weight": 2}], "de": ["*zölle", "zoll*"]}}
+    path = tmp_path / "topics.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    tax = CompiledTaxonomy(load_taxonomy(str(path)))
+    assert tax.label("Trump announces new tariffs", "Tariffs on steel.", "en")[0] == ["tariffs"]
+    assert tax.label("Neue Strafzölle", "Die USA erheben Zölle.", "de")[0] == ["tariffs"]
+
+
+def test_taxonomy_description_per_label(taxonomy_data):
+    for name, spec in taxonomy_data["labels"].items():
+        assert len(spec["description"]) > 40, name
+        assert {"de", "en", "fr"} <= set(spec["terms"]) | ({"de", "en", "fr"} if "any" in spec["terms"] else set())
+
+
+# -- Beam wiring ---------------------------------------------------------------------
+
+def test_label_topics_transform_in_a_pipeline(taxonomy_data):
+    articles = [
+        {"article_id": "a", "title": "EU beschließt Sanktionspaket", "body": "Gegen Russland.", "language": "de"},
+        {"article_id": "b", "title": "Bundesliga", "body": "Die Abwehr wackelt.", "language": "de"},
+        {"article_id": "c", "title": "Coalition of the willing meets", "body": "Talks on Ukraine.", "language": "und"},
+    ]
+    version = taxonomy_data["version"]
+    with TestPipeline() as p:
+        out = (p | __import__("apache_beam").Create(articles)
+               | LabelTopics(copy.deepcopy(taxonomy_data))
+               | __import__("apache_beam").Map(lambda a: (a["article_id"], tuple(a["topics"]), a["taxonomy_version"],
+                                                          len(a["topic_evidence"]))))
+        assert_that(out, equal_to([("a", ("sanctions",), version, 1), ("b", (), version, 0),
+                                   ("c", ("coalition_of_the_willing",), version, 1)]))
+
+
+# -- eval module -----------------------------------------------------------------------
+
+def test_evaluate_counts_and_errors(tax, tmp_path):
+    from pipeline.evaluate_topics import evaluate, load_examples
+
+    path = tmp_path / "set.jsonl"
+    rows = [
+        {"id": "p", "lang": "en", "title": "New sanctions on Russia", "body": "The EU acted.", "labels": ["sanctions"]},
+        {"id": "m", "lang": "en", "title": "Nothing here", "body": "Weather.", "labels": ["sanctions"]},
+        {"id": "n", "lang": "en", "title": "Referee sanctions player", "body": "League.", "must": [],
+         "must_not": ["sanctions"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    result = evaluate(tax, load_examples(str(path)))
+    assert result["labels"]["sanctions"]["tp"] == 1
+    assert result["labels"]["sanctions"]["fn"] == 1
+    assert result["labels"]["sanctions"]["fp"] == 0
+    assert [e["id"] for e in result["errors"]] == ["m"]
+
+
+DEV_SETS = [PROJECT / "tests" / "data" / "topics_dev.jsonl", PROJECT.parent / "shared" / "eval" / "topics_dev.jsonl"]
+
+
+@pytest.mark.parametrize("path", DEV_SETS, ids=["own-dev", "shared-dev"])
+def test_dev_sets_meet_targets(tax, path):
+    from pipeline.evaluate_topics import evaluate, load_examples
+
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    result = evaluate(tax, load_examples(str(path)))
+    for label, c in result["labels"].items():
+        if c["precision"] is not None:
+            assert c["precision"] >= 0.95, (label, result["errors"])
+        if c["recall"] is not None:
+            assert c["recall"] >= 0.90, (label, result["errors"])

@@ -39,7 +39,8 @@ def rss(title: str, items: list[dict], language: str | None = None) -> bytes:
     if language:
         parts.append(f"<language>{language}</language>")
     for item in items:
-        fields = "".join(f"<{key}>{escape(str(value))}</{key}>" for key, value in item.items())
+        fields = "".join(f'<guid isPermaLink="false">{escape(str(value))}</guid>' if key == "guid"
+                         else f"<{key}>{escape(str(value))}</{key}>" for key, value in item.items())
         parts.append(f"<item>{fields}</item>")
     return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
             + "".join(parts) + "</channel></rss>").encode("utf-8")

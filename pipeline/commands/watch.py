@@ -44,10 +44,11 @@ def poll_line(number: int, manifest: dict, seconds: float) -> str:
 
 
 def watch(settings, interval: float, max_polls: int | None, extra: list[str] | None = None,
-          out=sys.stdout, sleep: Callable[[float], None] = time.sleep) -> list[dict]:
+          out=None, sleep: Callable[[float], None] = time.sleep) -> list[dict]:
     """Poll until ``max_polls`` (or Ctrl-C); returns the manifests of the finished polls."""
     import dataclasses
 
+    out = out or sys.stdout
     from pipeline.launch import feeds_run_id, run_once
 
     manifests: list[dict] = []

@@ -9,9 +9,12 @@ executes streaming pipelines (TestStream). Other names go to Beam as given.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from pipeline.config import PROJECT_ROOT
 
 IN_PROCESS = "DirectRunner"
 
@@ -45,8 +48,19 @@ def make_runner(runner_name: str) -> Any:
 
 def pipeline_options(runner_name: str, workers: int, running_mode: str, extra_args: list[str] | None = None,
                      beam_options: dict[str, Any] | None = None, streaming: bool = False) -> PipelineOptions:
-    """Beam options from profile ``beam_options`` and pass-through command-line flags."""
-    options = PipelineOptions(flags=list(extra_args or []), **dict(beam_options or {}))
+    """Beam options from profile ``beam_options`` and pass-through command-line flags.
+
+    A flag given on the command line wins over the same key in the profile. A
+    relative ``setup_file`` is resolved against the project root, so the
+    package ships to Dataflow workers from any working directory.
+    """
+    flags = list(extra_args or [])
+    given = PipelineOptions(flags=flags).get_all_options(drop_default=True)
+    profile = {k: v for k, v in dict(beam_options or {}).items() if k not in given}
+    setup_file = profile.get("setup_file")
+    if setup_file and not os.path.isabs(setup_file):
+        profile["setup_file"] = os.path.normpath(os.path.join(PROJECT_ROOT, setup_file))
+    options = PipelineOptions(flags=flags, **profile)
     direct = options.view_as(DirectOptions)
     direct.direct_num_workers = workers
     direct.direct_running_mode = running_mode

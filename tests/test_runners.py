@@ -76,3 +76,26 @@ def test_one_and_two_workers_write_identical_articles(tmp_path, seeds_glob, run_
 ])
 def test_running_mode_for(workers, requested, expected):
     assert running_mode_for(workers, requested) == expected
+
+
+def test_command_line_flags_win_over_profile_beam_options():
+    options = pipeline_options("DataflowRunner", 1, "in_memory", ["--project=from-flag"],
+                               {"project": "from-profile", "region": "europe-west1", "setup_file": "./setup.py"})
+    values = options.get_all_options()
+    assert values["project"] == "from-flag"
+    assert values["region"] == "europe-west1"
+    assert values["runner"] == "DataflowRunner"
+    # A relative setup_file is resolved against the project, whatever the working directory.
+    assert os.path.isabs(values["setup_file"]) and os.path.isfile(values["setup_file"])
+
+
+@pytest.mark.parametrize("profile, streaming", [("dataflow-batch", False), ("dataflow-streaming", True)])
+def test_dataflow_profiles_select_dataflow(profile, streaming):
+    from pipeline.settings import build_settings
+
+    settings = build_settings(profile)
+    assert settings.runner == "DataflowRunner"
+    assert bool(settings.beam_options.get("streaming")) == streaming
+    for key in ("project", "region", "temp_location", "setup_file", "machine_type", "max_num_workers"):
+        assert key in settings.beam_options, key
+    assert settings.output.startswith("gs://")

@@ -198,3 +198,23 @@ def test_feeds_file_checked_before_the_run(tmp_path):
     with pytest.raises(ConfigError, match="non-empty list"):
         run_once(make_settings(tmp_path / "out", feeds_file=str(bad), feeds=TEST_FETCH))
     assert not (tmp_path / "out").exists()
+
+
+def test_state_staged_by_a_crashed_run_is_not_used(tmp_path, server):
+    """A run that dies before its commit leaves staged state; it never becomes the feed's state."""
+    import json as _json
+
+    from transforms.feed_state import pending_dir, state_key
+    from transforms.write import join
+
+    output = tmp_path / "out"
+    feeds_file = write_feeds_file(tmp_path / "feeds.yaml", server, ["rss20"])
+    crashed = join(pending_dir(str(output), "feeds-crashed"), f"{state_key(server.url('/rss20'))}.json")
+    pathlib.Path(crashed).parent.mkdir(parents=True)
+    pathlib.Path(crashed).write_text(_json.dumps({"url": server.url("/rss20"), "body_hash": "x",
+                                                  "consecutive_failures": 9, "next_attempt_at": None}))
+    assert load_state(str(output), server.url("/rss20")) is None
+    manifest = run_once(make_settings(output, feeds_file=feeds_file, feeds=TEST_FETCH), now=FIXED_NOW)
+    assert manifest["counters"]["articles"] == 2  # fetched and parsed: the staged hash was ignored
+    assert load_state(str(output), server.url("/rss20"))["consecutive_failures"] == 0
+    assert not pathlib.Path(crashed).exists()

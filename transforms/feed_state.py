@@ -98,9 +98,14 @@ class CommitFeedState:
             if FileSystems.exists(target):
                 FileSystems.delete([target])
             FileSystems.rename([meta.path], [target])
-        if FileSystems.exists(staged_dir):
+        # State staged by runs that never committed (crashed) is stale: one writer per output root.
+        leftovers = FileSystems.match([join(self._root, *STATE_DIR, PENDING, "*", "*.json")])[0].metadata_list
+        if leftovers:
+            FileSystems.delete([m.path for m in leftovers])
+        for folder in {staged_dir} | {FileSystems.split(m.path)[0] for m in leftovers}:
             try:
-                FileSystems.delete([staged_dir])
+                if FileSystems.exists(folder):
+                    FileSystems.delete([folder])
             except Exception:  # object stores have no directories to delete
                 pass
         new_articles = sum(r.get("rows", 0) for r in files or [] if r.get("table") == "articles")

@@ -78,6 +78,16 @@ lock-gcp: $(STAMP) ## re-resolve pyproject.toml with the gcp extra into requirem
 bench-workers: $(STAMP) ## DirectRunner 1 vs 2 worker processes on the same input (INPUT=, ARGS=)
 	$(PY) -m pipeline.bench_workers --input '$(INPUT)' $(ARGS)
 
+FEEDS ?= configs/feeds.yaml
+INTERVAL ?= 300
+
+.PHONY: feeds watch
+feeds: $(STAMP) ## fetch every feed of FEEDS once (default configs/feeds.yaml) into OUTPUT and print a summary
+	$(PY) -m pipeline run --profile $(PROFILE) --feeds '$(FEEDS)' --output '$(OUTPUT)' $(ARGS)
+
+watch: $(STAMP) ## poll FEEDS every INTERVAL seconds into OUTPUT until Ctrl-C (ARGS="--max-polls N")
+	$(PY) -m pipeline watch --profile $(PROFILE) --feeds '$(FEEDS)' --output '$(OUTPUT)' --interval $(INTERVAL) $(ARGS)
+
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
 	$(UV) pip compile pyproject.toml --extra dev --extra fast --extra report --python-version 3.11 \

@@ -26,21 +26,28 @@ from typing import Any, Sequence
 from pipeline.analyst import connect, join
 
 REPORT_DIR = "report"
-# Time buckets for the trend charts: the finest unit that keeps at most MAX_BUCKETS points.
+# Daily trend charts cover the last WINDOW_DAYS days that have articles (publication dates).
+WINDOW_DAYS = 62
+# The whole-history chart (drawn when articles predate the window) uses the finest of these
+# units that keeps at most MAX_BUCKETS periods.
 BUCKET_UNITS = ("day", "week", "month", "year")
 MAX_BUCKETS = 62
 DPI = 100
 CHARTS = {
-    "topics": "topics_over_time.png",
-    "languages": "languages_over_time.png",
+    "topics": "topics_per_day.png",
+    "languages": "languages_per_day.png",
+    "history": "topics_history.png",  # only when some articles predate the daily window
     "sources": "top_sources.png",
     "language_mix": "language_mix.png",
     "dedup": "dedup_rate.png",
     "dead_letters": "dead_letters.png",
 }
+OPTIONAL_CHARTS = ("history",)
 MAX_LABEL_CHARS = 60
-MAX_SERIES = 8            # topics or languages drawn in a trend chart (largest first)
-MAX_ANNOTATED_BARS = 120  # trend bars carry their count when there are at most this many
+MAX_SERIES = 8            # panels (topics or languages) in a trend chart, largest first
+MAX_ANNOTATED_BARS = 62   # trend bars carry their count when a panel has at most this many
+MIN_LABELED_SEGMENT = 0.06  # dedup-chart segments lower than this share of the tallest bar carry no number
+MIN_TREND_SLOTS = 7       # trend panels are at least this many buckets wide
 MIN_RUN_SLOTS = 5         # the dedup chart is at least this many bars wide, so one run is not a wall
 RECENT_RUNS = 20
 
@@ -50,14 +57,24 @@ class ReportError(Exception):
 
 
 @dataclasses.dataclass
+class Trend:
+    """Counts per time bucket (zero-filled), per key (topic label or language), plus all articles."""
+
+    unit: str
+    buckets: list[dt.date]
+    series: dict[str, list[int]]
+    total: list[int]
+
+
+@dataclasses.dataclass
 class ReportData:
     output: str
     totals: dict[str, Any]
-    unit: str
-    buckets: list[dt.date]
-    topic_series: dict[str, list[int]]
-    all_series: list[int]
-    language_series: dict[str, list[int]]
+    window_start: dt.date | None
+    older_articles: int
+    daily_topics: Trend
+    daily_languages: Trend
+    history: Trend | None
     sources: list[tuple[str, int]]
     languages: list[tuple[str, int]]
     runs: list[dict[str, Any]]
@@ -90,13 +107,55 @@ def bucket_unit(first: dt.date | None, last: dt.date | None) -> str:
     return "year"
 
 
-def _series(con, unit: str, buckets: list[dt.date], sql: str) -> dict[str, list[int]]:
-    """``sql`` yields (bucket, key, n); returns key -> counts aligned with ``buckets`` (zeros filled)."""
+def truncate(day: dt.date, unit: str) -> dt.date:
+    """Start of the ``unit`` containing ``day`` (weeks start on Monday, as DuckDB's date_trunc)."""
+    if unit == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if unit == "month":
+        return day.replace(day=1)
+    if unit == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def bucket_range(first: dt.date, last: dt.date, unit: str) -> list[dt.date]:
+    """Every bucket start from ``first``'s bucket to ``last``'s, in order."""
+    buckets, day = [], truncate(first, unit)
+    while day <= last:
+        buckets.append(day)
+        if unit == "day":
+            day += dt.timedelta(days=1)
+        elif unit == "week":
+            day += dt.timedelta(days=7)
+        elif unit == "month":
+            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        else:
+            day = day.replace(year=day.year + 1)
+    return buckets
+
+
+def trend(con, unit: str, first: dt.date, last: dt.date, keys_sql: str) -> Trend:
+    """Zero-filled counts per ``unit`` between ``first`` and ``last`` (inclusive).
+
+    ``keys_sql`` is ``(published_date, key, article_id)`` rows (e.g. from ``article_topics``);
+    each key counts distinct articles per bucket.
+    """
+    buckets = bucket_range(first, last, unit)
     index = {b: i for i, b in enumerate(buckets)}
+    where = "published_date BETWEEN ? AND ?"
+    bucket = f"CAST(date_trunc('{unit}', published_date) AS DATE)"
     series: dict[str, list[int]] = {}
-    for bucket, key, n in _rows(con, sql.format(unit=unit)):
-        series.setdefault(key, [0] * len(buckets))[index[bucket]] = n
-    return dict(sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
+    for b, key, n in _rows(con, f"SELECT {bucket}, key, count(DISTINCT article_id) FROM ({keys_sql}) "
+                                f"WHERE {where} GROUP BY ALL", [first, last]):
+        series.setdefault(key, [0] * len(buckets))[index[b]] = n
+    total = [0] * len(buckets)
+    for b, n in _rows(con, f"SELECT {bucket}, count(*) FROM articles WHERE {where} GROUP BY ALL", [first, last]):
+        total[index[b]] = n
+    return Trend(unit, buckets, dict(sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0]))), total)
+
+
+TOPIC_KEYS = "SELECT published_date, label AS key, article_id FROM article_topics"
+LANGUAGE_KEYS = "SELECT published_date, language AS key, article_id FROM articles"
 
 
 def collect(con, output: str) -> ReportData:
@@ -112,26 +171,27 @@ def collect(con, output: str) -> ReportData:
                (SELECT min(published_date) FROM articles) AS first_date,
                (SELECT max(published_date) FROM articles) AS last_date,
                (SELECT count(*) FROM feed_health) AS feeds""")[0]
-    unit = bucket_unit(totals["first_date"], totals["last_date"])
-    buckets = [r[0] for r in _rows(con, f"""
-        SELECT CAST(unnest(generate_series(date_trunc('{unit}', min(published_date)),
-                                           date_trunc('{unit}', max(published_date)),
-                                           INTERVAL 1 {unit})) AS DATE)
-        FROM articles HAVING count(*) > 0""")]
-    bucket = "CAST(date_trunc('{unit}', published_date) AS DATE)"
-    topic_series = _series(con, unit, buckets, f"""
-        SELECT {bucket} AS b, label, count(DISTINCT article_id) FROM article_topics GROUP BY ALL""")
-    all_series = _series(con, unit, buckets, f"SELECT {bucket} AS b, 'all', count(*) FROM articles GROUP BY ALL")
-    language_series = _series(con, unit, buckets, f"""
-        SELECT {bucket} AS b, language, count(*) FROM articles GROUP BY ALL""")
+    first, last = totals["first_date"], totals["last_date"]
+    empty = Trend("day", [], {}, [])
+    window_start, older, history = None, 0, None
+    daily_topics = daily_languages = empty
+    if first is not None:
+        # the window starts at the first article date within the last WINDOW_DAYS days
+        window_start = _rows(con, "SELECT min(published_date) FROM articles WHERE published_date >= ?",
+                             [last - dt.timedelta(days=WINDOW_DAYS - 1)])[0][0]
+        daily_topics = trend(con, "day", window_start, last, TOPIC_KEYS)
+        daily_languages = trend(con, "day", window_start, last, LANGUAGE_KEYS)
+        older = totals["articles"] - sum(daily_languages.total)
+        if older:
+            history = trend(con, bucket_unit(first, last), first, last, TOPIC_KEYS)
     return ReportData(
         output=output,
         totals=totals,
-        unit=unit,
-        buckets=buckets,
-        topic_series=topic_series,
-        all_series=all_series.get("all", [0] * len(buckets)),
-        language_series=language_series,
+        window_start=window_start,
+        older_articles=older,
+        daily_topics=daily_topics,
+        daily_languages=daily_languages,
+        history=history,
         sources=_rows(con, "SELECT source, count(*) AS n FROM articles GROUP BY source ORDER BY n DESC, source"),
         languages=_rows(con, "SELECT language, count(*) AS n FROM articles GROUP BY language ORDER BY n DESC, language"),
         runs=list(reversed(_dicts(con, f"""
@@ -153,13 +213,13 @@ def collect(con, output: str) -> ReportData:
 
 # --- charts -----------------------------------------------------------------------------------
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, rows: int = 1):
     try:
         from matplotlib.figure import Figure
     except ImportError as err:
         raise ReportError("the report needs matplotlib: pip install 'newsbeam[report]' (make setup installs it)") from err
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    return fig, fig.subplots()
+    return fig, fig.subplots(rows, 1, sharex=True) if rows > 1 else fig.subplots()
 
 
 def _png(fig) -> bytes:
@@ -184,50 +244,63 @@ def _bucket_label(day: dt.date, unit: str) -> str:
             "year": str(day.year)}[unit]
 
 
-def chart_trend(data: ReportData, series: dict[str, list[int]], title: str, with_total: bool) -> bytes:
-    """Grouped bars of articles per time bucket, one bar per key (topic or language), zero-filled.
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
-    Bars side by side, so equal counts never hide each other; with ``with_total`` a wide grey bar
-    behind each group shows all articles of the bucket. At most MAX_SERIES keys (largest first).
+
+def color_map(keys: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per key (sorted by name), so a topic has the same colour in every chart."""
+    return {key: f"C{i % 10}" for i, key in enumerate(sorted(keys))}
+
+
+def chart_trend(trend: Trend, title: str, total_panel: bool, note: str = "",
+                colors: dict[str, str] | None = None) -> bytes:
+    """Small multiples: one bar panel per key (topic or language) over the same zero-filled time axis.
+
+    Panels share the x axis and the y scale (the optional grey "all articles" panel on top has its
+    own), so no series hides another and counts compare across panels. Bars carry their counts when
+    a panel has at most MAX_ANNOTATED_BARS buckets. At most MAX_SERIES keys, largest first.
     """
-    fig, ax = _figure(11, 5)
-    if not data.buckets:
-        _empty(ax, "No articles yet")
-        ax.set_title(title)
+    shown = dict(list(trend.series.items())[:MAX_SERIES])
+    if len(trend.series) > len(shown):
+        title += f" (top {len(shown)} of {len(trend.series)})"
+    panels = ([("all articles", trend.total, "#999999")] if total_panel else []) + [
+        (key, counts, (colors or {}).get(key, f"C{i % 10}")) for i, (key, counts) in enumerate(shown.items())]
+    if not trend.buckets or not panels:
+        fig, ax = _figure(11, 3)
+        _empty(ax, "No articles yet" if not trend.buckets else "No article carries a label in this period")
+        ax.set_title(title + (f"\n{note}" if note else ""))
         return _png(fig)
-    shown = dict(list(series.items())[:MAX_SERIES])
-    if len(series) > len(shown):
-        title += f" (top {len(shown)} of {len(series)})"
-    x = list(range(len(data.buckets)))
-    if with_total:
-        ax.bar(x, data.all_series, width=0.9, color="#dddddd", label=f"all articles ({sum(data.all_series)})")
-        for xi, n in enumerate(data.all_series):
-            highest = max((counts[xi] for counts in shown.values()), default=0)
-            if n > highest and len(x) <= MAX_ANNOTATED_BARS:  # equal heights would print over a bar's count
-                ax.text(xi, n, f"{n} in all", ha="center", va="bottom", fontsize=8, color="#777777")
-    width = 0.8 / max(1, len(shown))
-    annotate = len(x) * max(1, len(shown)) <= MAX_ANNOTATED_BARS
-    for i, (key, counts) in enumerate(shown.items()):
-        offsets = [xi - 0.4 + width * (i + 0.5) for xi in x]
-        ax.bar(offsets, counts, width=width * 0.95, label=f"{key} ({sum(counts)})")
+    fig = _figure(11, 1.0 + 1.45 * len(panels) + (0.8 if not shown else 0), rows=len(panels))[0]
+    axes = fig.axes
+    x = list(range(len(trend.buckets)))
+    label_top = max([n for _, counts, _ in panels[1 if total_panel else 0:] for n in counts] or [1])
+    annotate = len(x) <= MAX_ANNOTATED_BARS
+    for ax, (key, counts, color) in zip(axes, panels):
+        ax.bar(x, counts, width=0.8, color=color)
         if annotate:
-            for xo, n in zip(offsets, counts):
+            for xi, n in zip(x, counts):
                 if n:
-                    ax.text(xo, n, str(n), ha="center", va="bottom", fontsize=8)
-    if not shown:
-        ax.text(0.5, 0.9, "No article carries a label", ha="center", transform=ax.transAxes, color="#555555")
-    step = max(1, len(x) // 24)
-    ax.set_xticks(x[::step], [_bucket_label(b, data.unit) for b in data.buckets][::step], rotation=45, ha="right")
-    ax.set_xlim(-0.6, len(x) - 0.4)
-    top = max([*data.all_series, *(n for counts in shown.values() for n in counts)] if with_total else
-              [n for counts in shown.values() for n in counts] or [1])
-    ax.set_ylim(0, top * 1.15 + 0.1)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel(f"articles per {data.unit}")
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
-    ax.legend(loc="upper left", fontsize=9, frameon=False)
+                    ax.text(xi, n, str(n), ha="center", va="bottom", fontsize=7)
+        top = max(counts) if key == "all articles" and total_panel else label_top
+        ax.set_ylim(0, max(top, 1) * 1.3)
+        ax.yaxis.get_major_locator().set_params(integer=True, nbins=3)
+        ax.set_title(f"{key} ({_plural(sum(counts), 'article')})", loc="left", fontsize=9, pad=2)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        pad = max(0, MIN_TREND_SLOTS - len(x)) / 2  # a day or two of data is not drawn as a wall
+        ax.set_xlim(-0.6 - pad, len(x) - 0.4 + pad)
+        ax.tick_params(axis="x", labelbottom=False)
+    if total_panel and not shown:
+        axes[0].text(0.5, -0.45, "No article in this period carries a topic label", ha="center",
+                     transform=axes[0].transAxes, color="#555555")
+    step = max(1, -(-len(x) // 24))
+    last_ax = axes[-1]
+    last_ax.tick_params(axis="x", labelbottom=True)
+    last_ax.set_xticks(x[::step], [_bucket_label(b, trend.unit) for b in trend.buckets][::step],
+                       rotation=45, ha="right", fontsize=8)
+    fig.supylabel(f"articles per {trend.unit}", fontsize=9)
+    fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=11)
     return _png(fig)
 
 
@@ -282,11 +355,12 @@ def chart_dedup(data: ReportData) -> bytes:
     x = list(range(len(runs)))
     parts = [("articles", "#4c72b0"), ("duplicates", "#dd8452"), ("dead_letters", "#c44e52")]
     bottom = [0] * len(runs)
+    highest = max(sum(r[key] or 0 for key, _ in parts) for r in runs) or 1
     for key, color in parts:
         values = [r[key] or 0 for r in runs]
         ax.bar(x, values, bottom=bottom, width=0.6, color=color, label=key.replace("_", " "))
         for xi, base, value in zip(x, bottom, values):
-            if value:
+            if value >= MIN_LABELED_SEGMENT * highest:  # thinner segments have no room for a number
                 ax.text(xi, base + value / 2, str(value), ha="center", va="center", fontsize=9, color="white")
         bottom = [b + v for b, v in zip(bottom, values)]
     for xi, run, height in zip(x, runs, bottom):
@@ -319,7 +393,8 @@ def chart_dead_letters(data: ReportData, top: int) -> bytes:
     total = sum(n for _, _, n in data.dead_letter_reasons)
     fig, ax = _figure(11, max(2.5, 0.4 * len(reasons) + 1.2))
     if not reasons:
-        _empty(ax, "No dead letters: every input became an article or a duplicate")
+        _empty(ax, "No dead letters: every input became an article or a duplicate" if data.totals["runs"]
+               else "No runs yet")
     else:
         _barh(ax, [f"{stage}: {error}" for stage, error, _ in reasons], [n for _, _, n in reasons],
               [str(n) for _, _, n in reasons], "#c44e52")
@@ -329,15 +404,29 @@ def chart_dead_letters(data: ReportData, top: int) -> bytes:
 
 
 def render_charts(data: ReportData, top: int) -> dict[str, bytes]:
-    per = f"per {data.unit}"
-    return {
-        CHARTS["topics"]: chart_trend(data, data.topic_series, f"Articles {per} by topic (publication date)", True),
-        CHARTS["languages"]: chart_trend(data, data.language_series, f"Articles {per} by language", False),
+    window = "no articles yet"
+    if data.window_start is not None:
+        last = data.totals["last_date"]
+        window = f"on {last}" if data.window_start == last else f"{data.window_start} to {last}"
+    older = (f"{_plural(data.older_articles, 'older article')} in the whole-history chart"
+             if data.older_articles else "")
+    topic_colors = color_map([label for label, _, _ in data.topics])
+    language_colors = color_map([language for language, _ in data.languages])
+    charts = {
+        CHARTS["topics"]: chart_trend(data.daily_topics, f"Articles per day by topic, {window}", True, older,
+                                      topic_colors),
+        CHARTS["languages"]: chart_trend(data.daily_languages, f"Articles per day by language, {window}", False,
+                                         older, language_colors),
         CHARTS["sources"]: chart_sources(data, top),
         CHARTS["language_mix"]: chart_language_mix(data),
         CHARTS["dedup"]: chart_dedup(data),
         CHARTS["dead_letters"]: chart_dead_letters(data, top),
     }
+    if data.history is not None:
+        charts[CHARTS["history"]] = chart_trend(
+            data.history, f"Articles per {data.history.unit} by topic, all publication dates "
+                          f"({data.totals['first_date']} to {data.totals['last_date']})", True, "", topic_colors)
+    return charts
 
 
 # --- html ---------------------------------------------------------------------------------------
@@ -385,7 +474,8 @@ def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.dat
 
     def figure(key: str, caption: str) -> str:
         name = CHARTS[key]
-        assert name in charts
+        if name not in charts:
+            return ""
         return (f"<figure><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
@@ -395,12 +485,14 @@ def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.dat
         f"(<code>python -m pipeline query</code>).</p>",
         "<h2>Totals</h2>" + totals,
         "<h2>Topics over time</h2>",
-        figure("topics", f"Articles per {data.unit} (publication date) carrying each topic label; an article with "
-                         f"two labels counts once per label. Grey: all articles of the period. "
-                         f"Legend: total per label."),
+        figure("topics", f"Articles per day (publication date) carrying each topic label, from the first "
+                         f"publication date within {WINDOW_DAYS} days of the latest one; an article with two labels "
+                         f"counts in both panels. Top panel: all articles of the day."),
+        figure("history", f"Whole history: articles per {data.history.unit if data.history else 'period'} "
+                          f"carrying each label, including the {data.older_articles} older articles."),
         _table(["label", "articles", "mean score"], data.topics),
         "<h2>Languages</h2>",
-        figure("languages", f"Articles per {data.unit} (publication date) by detected language."),
+        figure("languages", "Articles per day (publication date) by detected language, same window."),
         figure("language_mix", "Share of articles per detected language ('und' = undetermined)."),
         "<h2>Sources</h2>",
         figure("sources", "Articles per source (feed name, or the input name for files)."),
@@ -439,6 +531,16 @@ def _write(path: str, data: bytes) -> None:
     os.replace(temp, path)
 
 
+def _delete(path: str) -> None:
+    if "://" in path:
+        from apache_beam.io.filesystems import FileSystems
+
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+    elif os.path.exists(path):
+        os.remove(path)
+
+
 def write_report(output: str, report_dir: str | None = None, *, top: int = 15,
                  now: dt.datetime | None = None) -> dict[str, Any]:
     """Write ``index.html`` and the chart PNGs for ``output``; returns their paths."""
@@ -456,6 +558,10 @@ def write_report(output: str, report_dir: str | None = None, *, top: int = 15,
             path = join(report_dir, name)
             _write(path, png)
             written.append(path)
+        for key in OPTIONAL_CHARTS:
+            stale = join(report_dir, CHARTS[key])
+            if CHARTS[key] not in charts:
+                _delete(stale)
         index = join(report_dir, "index.html")
         _write(index, render_html(data, charts, generated_at).encode("utf-8"))
     except OSError as err:

@@ -16,7 +16,7 @@ from PIL import Image  # noqa: E402  (a matplotlib dependency)
 
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings  # noqa: E402
 from pipeline.analyst import connect  # noqa: E402
-from pipeline.report import CHARTS, bucket_unit, collect, write_report  # noqa: E402
+from pipeline.report import CHARTS, OPTIONAL_CHARTS, WINDOW_DAYS, bucket_unit, collect, write_report  # noqa: E402
 
 MIN_PNG_BYTES = 5_000
 MIN_SIZE = (600, 200)
@@ -51,14 +51,18 @@ def check_png(path) -> Image.Image:
     return image
 
 
-def check_html(index, charts):
+REQUIRED = sorted(name for key, name in CHARTS.items() if key not in OPTIONAL_CHARTS)
+
+
+def check_html(index, history: bool):
+    """index.html references exactly the charts written; returns the HTML and the chart paths."""
     html = index.read_text(encoding="utf-8")
     referenced = re.findall(r"<img src='([^']+)'", html)
-    assert sorted(referenced) == sorted(CHARTS.values())
-    for name in referenced:
-        assert (index.parent / name).exists()
-    assert sorted(p.name for p in charts) == sorted(CHARTS.values())
-    return html
+    expected = sorted(REQUIRED + ([CHARTS["history"]] if history else []))
+    assert sorted(referenced) == expected
+    on_disk = sorted(p.name for p in index.parent.glob("*.png"))
+    assert on_disk == expected
+    return html, [index.parent / name for name in referenced]
 
 
 def test_report_on_real_output(rich_output, tmp_path):
@@ -66,10 +70,10 @@ def test_report_on_real_output(rich_output, tmp_path):
     written = write_report(str(root), str(tmp_path / "report"), now=FIXED_NOW)
     index = tmp_path / "report" / "index.html"
     assert written["index"] == str(index)
-    charts = [tmp_path / "report" / name for name in CHARTS.values()]
+    # the seeds' publication dates reach back to 2025: a daily window plus the whole-history chart
+    html, charts = check_html(index, history=True)
     for png in charts:
         check_png(png)
-    html = check_html(index, charts)
     c = manifest["counters"]
     assert f"<td>articles</td><td>{c['articles']}</td>" in html
     assert f"<td>dead letters</td><td>{c['dead_letters']}</td>" in html
@@ -81,17 +85,30 @@ def test_report_figures_match_the_data(rich_output):
     root, manifest = rich_output
     con = connect(str(root))
     data = collect(con, str(root))
-    articles = con.execute("SELECT published_date, language, topics FROM articles").fetchall()
-    # seeds span 2025-04-01 .. 2026-11-21: too long for days or weeks, so months
-    assert data.unit == "month" and data.buckets[0] == dt.date(2025, 4, 1) and data.buckets[-1] == dt.date(2026, 11, 1)
-    assert len(data.buckets) == 20
-    per_label = collections.Counter((d.replace(day=1), t) for d, _, topics in articles for t in topics)
-    for label, counts in data.topic_series.items():
-        for bucket, n in zip(data.buckets, counts):
-            assert n == per_label[(bucket, label)], (label, bucket)
-    assert sum(data.all_series) == len(articles) == manifest["counters"]["articles"]
-    assert sum(sum(v) for v in data.language_series.values()) == len(articles)
-    assert dict(data.languages) == dict(collections.Counter(lang for _, lang, _ in articles))
+    articles = con.execute("SELECT article_id, published_date, language, topics FROM articles").fetchall()
+    last = max(d for _, d, _, _ in articles)
+    in_window = [a for a in articles if a[1] > last - dt.timedelta(days=WINDOW_DAYS)]
+    assert data.window_start == min(d for _, d, _, _ in in_window)
+    assert data.older_articles == len(articles) - len(in_window) > 0
+    daily = data.daily_topics
+    assert daily.unit == "day" and daily.buckets[0] == data.window_start and daily.buckets[-1] == last
+    per_label = collections.Counter((d, t) for _, d, _, topics in in_window for t in topics)
+    assert per_label
+    for label, counts in daily.series.items():
+        for day, n in zip(daily.buckets, counts):
+            assert n == per_label[(day, label)], (label, day)
+    assert sum(daily.total) == len(in_window)
+    assert sum(sum(v) for v in data.daily_languages.series.values()) == len(in_window)
+    # whole history: seeds span 2025-04-01 .. 2026-11-21, too long for days or weeks, so months
+    history = data.history
+    assert history.unit == "month" and history.buckets[0] == dt.date(2025, 4, 1)
+    assert history.buckets[-1] == dt.date(2026, 11, 1) and len(history.buckets) == 20
+    per_month = collections.Counter((d.replace(day=1), t) for _, d, _, topics in articles for t in topics)
+    for label, counts in history.series.items():
+        for month, n in zip(history.buckets, counts):
+            assert n == per_month[(month, label)], (label, month)
+    assert sum(history.total) == len(articles) == manifest["counters"]["articles"]
+    assert dict(data.languages) == dict(collections.Counter(lang for _, _, lang, _ in articles))
     (run,) = data.runs
     assert (run["inputs_read"], run["duplicates"], run["dead_letters"]) == (
         manifest["counters"]["inputs"], manifest["counters"]["duplicates"], manifest["counters"]["dead_letters"])
@@ -99,14 +116,30 @@ def test_report_figures_match_the_data(rich_output):
     assert data.clusters and data.clusters[0][1] >= 2  # the copied seed
 
 
+def test_history_chart_only_when_articles_predate_the_window(tmp_path, run_pipeline):
+    """Articles dated within one window: no history chart, and a stale one from before is removed."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("000_c6021543f07dff3e.txt", "001_2bfb4537722b85d8.txt", "004_73ae71c7d3031c8b.txt"):
+        shutil.copy(SEEDS / name, inputs / name)  # no date in the text: published on the ingestion date
+    root = tmp_path / "output"
+    run_pipeline(root, [str(inputs / "*.txt")])
+    (root / "report").mkdir()
+    (root / "report" / CHARTS["history"]).write_bytes(b"stale")
+    data = write_report(str(root), now=FIXED_NOW)["data"]
+    assert data.history is None and data.older_articles == 0
+    assert data.daily_topics.buckets == [FIXED_NOW.date()]
+    html, charts = check_html(root / "report" / "index.html", history=False)
+    for png in charts:
+        check_png(png)
+
+
 def test_report_on_an_output_with_no_articles(tmp_path):
     root = tmp_path / "output"  # does not exist: no run yet
     write_report(str(root), now=FIXED_NOW)
-    report = root / "report"
-    charts = [report / name for name in CHARTS.values()]
+    html, charts = check_html(root / "report" / "index.html", history=False)
     for png in charts:
         check_png(png)
-    html = check_html(report / "index.html", charts)
     assert "no articles yet" in html
 
 
@@ -117,7 +150,7 @@ def test_report_command(rich_output, tmp_path):
                             cwd=PROJECT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "r" / "index.html") in result.stdout
-    check_html(tmp_path / "r" / "index.html", [tmp_path / "r" / n for n in CHARTS.values()])
+    check_html(tmp_path / "r" / "index.html", history=True)
 
 
 @pytest.mark.parametrize("first,last,unit", [

@@ -54,10 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Logging is set up before the command modules are imported: importing Beam can log a warning on
+    # the root logger, which would otherwise install Python's default handler and make the
+    # basicConfig below a no-op (the --log-level and the format were then ignored).
+    root = logging.getLogger()
+    root.addFilter(_BeamImportNoise())
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().addFilter(_BeamImportNoise())
+    root.setLevel(args.log_level)
     if extra and not getattr(args, "accepts_beam_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

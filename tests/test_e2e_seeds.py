@@ -155,7 +155,7 @@ def newsbeam(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 def test_cli_run(tmp_path):
     output = tmp_path / "cli-out"
-    done = newsbeam("run", "--input", str(SEEDS / "*.txt"), "--output", str(output))
+    done = newsbeam("--log-level", "INFO", "run", "--input", str(SEEDS / "*.txt"), "--output", str(output))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "inputs=5 articles=5 duplicates=0 dead_letters=0 balanced=True" in out
@@ -163,7 +163,8 @@ def test_cli_run(tmp_path):
     for heading in ("-- articles per language", "-- articles per topic", "-- articles per date"):
         assert heading in out
     assert any(line.split() == ["de", "5"] for line in out.splitlines())
-    assert "apitools" not in done.stderr
+    assert "apitools" not in done.stderr  # Beam's import noise is filtered
+    assert " INFO pipeline.batch: run files-" in done.stderr  # --log-level and the log format apply
     assert query(output, "SELECT count(*) FROM {articles}") == [(5,)]
 
 

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     # the root logger, which would otherwise install Python's default handler and make the
     # basicConfig below a no-op (the --log-level and the format were then ignored).
     root = logging.getLogger()
-    root.addFilter(_BeamImportNoise())
+    if not any(isinstance(f, _BeamImportNoise) for f in root.filters):
+        root.addFilter(_BeamImportNoise())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

@@ -1,0 +1,360 @@
+"""Throughput benchmark: Beam pipeline (1 and 2 workers) next to a plain loop over the same cores.
+
+``python -m pipeline bench`` (or ``make bench``) generates a seeded corpus
+(:mod:`pipeline.bench_corpus`) under ``bench/work/``, then, for each
+profile, runs in a fresh subprocess each:
+
+  * ``beam-1``: ``pipeline.batch.run_batch`` on the DirectRunner (in-process
+    FnApiRunner), 1 worker;
+  * ``beam-2``: the same with 2 worker processes (``multi_processing``);
+  * ``loop``: :func:`pipeline.bench_loop.run_plain_loop`, which also times
+    every step (read, parse, normalize, dedup, language, topics, write).
+
+Per variant it records wall time, articles per second (input files / time
+inside the run), peak memory (the largest sum of RSS over the subprocess and
+all its children, sampled from /proc every 50 ms, and the largest single
+process from ``getrusage``), the run's counters and the ratio to the plain
+loop. Results go to ``bench/results.json`` and a Markdown table in
+``docs/bench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pathlib
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from pipeline.bench_corpus import PROJECT, CorpusSpec, generate
+
+WORK = PROJECT / "bench" / "work"
+RESULTS = PROJECT / "bench" / "results.json"
+DOC = PROJECT / "docs" / "bench.md"
+VARIANTS = ("beam-1", "beam-2", "loop")
+PROFILES = ("local", "fast")
+FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
+TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# -- memory of a process tree ---------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                kids.extend(int(p) for p in handle.read().split())
+    except OSError:
+        pass
+    return kids
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (0 once it is gone)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/statm") as handle:
+                total += int(handle.read().split()[1]) * _PAGE
+        except OSError:
+            continue
+        stack.extend(_children(current))
+    return total
+
+
+class PeakSampler(threading.Thread):
+    def __init__(self, pid: int, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.is_set():
+            self.peak = max(self.peak, tree_rss(self.pid))
+            self._stop_event.wait(self.interval)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join()
+
+
+# -- one variant, in its own process ------------------------------------------
+
+def _settings(job: dict[str, Any]):
+    from pipeline.settings import build_settings
+
+    overrides: dict[str, Any] = {"inputs": [job["pattern"]], "output": job["output"], "run_id": "bench"}
+    if job["variant"].startswith("beam-"):
+        workers = int(job["variant"].split("-")[1])
+        overrides["workers"] = workers
+        overrides["direct_running_mode"] = "multi_processing" if workers > 1 else "in_memory"
+    return build_settings(job["profile"], overrides)
+
+
+def child(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one variant in this process; returns its figures (printed as JSON by ``main``)."""
+    shutil.rmtree(job["output"], ignore_errors=True)
+    settings = _settings(job)
+    profiler = None
+    if job.get("cprofile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    start = time.perf_counter()
+    if job["variant"] == "loop":
+        from pipeline.bench_loop import run_plain_loop
+
+        result = run_plain_loop(settings, settings.run_info(FIXED_NOW))
+        counters = result["counters"]
+        extra = {"step_seconds": result["step_seconds"], "step_cpu_seconds": result["step_cpu_seconds"],
+                 "files": result["files"]}
+    else:
+        from pipeline.batch import run_batch
+
+        manifest = run_batch(settings, now=FIXED_NOW)
+        counters = {k: manifest["counters"][k] for k in ("inputs", "articles", "duplicates", "dead_letters", "balanced")}
+        extra = {"files": len(manifest["files"]), "runner": manifest["runner"]}
+    seconds = time.perf_counter() - start
+    if profiler is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        extra["cprofile_top"] = out.getvalue().splitlines()
+    if not job.get("keep_output"):
+        shutil.rmtree(job["output"], ignore_errors=True)
+    return {
+        "seconds": round(seconds, 3),
+        "counters": counters,
+        "max_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "max_rss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        **extra,
+    }
+
+
+def run_variant(job: dict[str, Any]) -> dict[str, Any]:
+    """Run ``job`` in a fresh Python process; adds wall time and the peak RSS of its process tree."""
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.bench", "--child", json.dumps(job)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT)
+    sampler = PeakSampler(proc.pid)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    sampler.stop()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench variant {job['variant']}/{job['profile']} failed:\n{stderr[-4000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    inputs = result["counters"]["inputs"]
+    result.update({
+        "variant": job["variant"],
+        "profile": job["profile"],
+        "wall_seconds": round(wall, 3),
+        "articles_per_second": round(inputs / result["seconds"], 1) if result["seconds"] else None,
+        "peak_rss_tree_mb": round(sampler.peak / 2**20, 1),
+        # CPU seconds of the subprocess and the workers it reaped, start-up included: unlike wall
+        # time, not inflated by other programs on a shared machine.
+        "cpu_seconds": round(cpu, 3),
+        "cpu_us_per_article": round(cpu / inputs * 1e6, 1) if inputs else None,
+    })
+    return result
+
+
+# -- checks and reporting -------------------------------------------------------
+
+def check(result: dict[str, Any], corpus: dict[str, Any]) -> list[str]:
+    """What a correct run over the corpus must report; returns the problems found."""
+    expected, c = corpus["expected"], result["counters"]
+    problems = []
+    if c["inputs"] != expected["inputs"]:
+        problems.append(f"inputs {c['inputs']} != {expected['inputs']} files")
+    if c["dead_letters"] != expected["dead_letters"]:
+        problems.append(f"dead letters {c['dead_letters']} != {expected['dead_letters']} bad files")
+    if c["duplicates"] < expected["exact_duplicates"]:
+        problems.append(f"duplicates {c['duplicates']} < {expected['exact_duplicates']} exact copies")
+    if not c["balanced"]:
+        problems.append("counters do not balance")
+    return problems
+
+
+def step_costs(loop: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """CPU and wall µs per input article of each step of the plain loop, and each step's share of the CPU."""
+    inputs = loop["counters"]["inputs"]
+    cpu = loop["step_cpu_seconds"]
+    total = sum(cpu.values())
+    return {step: {"cpu_us_per_article": round(cpu[step] / inputs * 1e6, 1),
+                   "wall_us_per_article": round(loop["step_seconds"][step] / inputs * 1e6, 1),
+                   "share": round(cpu[step] / total, 3)}
+            for step in cpu}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    corpus = results["corpus"]
+    lines = [
+        f"Corpus: {corpus['files']:,} files ({corpus['bytes'] / 2**20:.0f} MiB; "
+        f"{corpus['made_up_of']['exact_duplicates']:,} exact and {corpus['made_up_of']['near_duplicates']:,} near "
+        f"copies, {sum(v for k, v in corpus['languages_of_articles'].items() if k != 'de'):,} not German, "
+        f"{corpus['made_up_of']['dead_letters']} bad files), machine: {results['machine']['cpus']} CPUs, "
+        f"Python {results['machine']['python']}, run {results['started_at'][:16]} UTC.",
+        "",
+        "| profile | variant | articles/s | run time (s) | time vs plain loop | CPU µs per article | "
+        "peak RSS, process tree (MiB) | articles | duplicates | dead letters |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["runs"]:
+        c = r["counters"]
+        lines.append(
+            f"| {r['profile']} | {r['variant']} | {r['articles_per_second']:,.0f} | {r['seconds']:.1f} | "
+            f"{r.get('ratio_to_loop', 1.0):.2f}x | {r['cpu_us_per_article']:,.0f} | {r['peak_rss_tree_mb']:,.0f} | "
+            f"{c['articles']:,} | "
+            f"{c['duplicates']:,} | {c['dead_letters']:,} |")
+    for profile, costs in results["step_costs"].items():
+        lines += ["", f"Cost per input article of each step (plain loop, profile `{profile}`):", "",
+                  "| step | CPU µs per article | wall µs per article | share of CPU |", "|---|---:|---:|---:|"]
+        for step, figures in costs.items():
+            lines.append(f"| {step} | {figures['cpu_us_per_article']:,.0f} | {figures['wall_us_per_article']:,.0f} | "
+                         f"{figures['share']:.0%} |")
+    if results.get("scaling"):
+        lines += ["", "Peak memory against corpus size (profile `fast`, beam-1):", "",
+                  "| articles | run time (s) | articles/s | peak RSS (MiB) |", "|---:|---:|---:|---:|"]
+        for r in results["scaling"]:
+            lines.append(f"| {r['counters']['inputs']:,} | {r['seconds']:.1f} | {r['articles_per_second']:,.0f} | "
+                         f"{r['peak_rss_tree_mb']:,.0f} |")
+    if results.get("problems"):
+        lines += ["", "**Checks failed:** " + "; ".join(results["problems"])]
+    return "\n".join(lines)
+
+
+def write_doc(table: str) -> None:
+    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else (
+        "## Benchmark\n\n`make bench` (`python -m pipeline bench`) measures the pipeline; latest figures:\n\n"
+        f"{TABLE_START}\n{TABLE_END}\n")
+    if TABLE_START not in text:
+        text += f"\n{TABLE_START}\n{TABLE_END}\n"
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
+
+
+def print_run(r: dict[str, Any]) -> None:
+    c = r["counters"]
+    print(f"  {r['profile']:<6} {r['variant']:<7} {r['articles_per_second']:>8,.0f} articles/s  "
+          f"{r['seconds']:>7.1f} s  cpu {r['cpu_seconds']:>7.1f} s  x{r.get('ratio_to_loop', 1.0):.2f} vs loop  peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
+          f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']}", flush=True)
+
+
+def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: list[int], write: bool,
+              cprofile: bool = False, force_corpus: bool = False) -> dict[str, Any]:
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.perf_counter()
+    corpus = generate(CorpusSpec(articles=articles), WORK, force=force_corpus)
+    print(f"corpus: {corpus['files']:,} files in {corpus['folder']} "
+          f"({'reused' if corpus['reused'] else 'generated'} in {time.perf_counter() - t0:.1f} s)", flush=True)
+    for warning in corpus["sources"]["warnings"]:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    runs, problems, costs = [], [], {}
+    for profile in profiles:
+        by_variant = {}
+        for variant in variants:
+            job = {"variant": variant, "profile": profile, "pattern": corpus["pattern"],
+                   "output": str(WORK / f"out-{profile}-{variant}"), "cprofile": cprofile}
+            result = run_variant(job)
+            problems += [f"{profile}/{variant}: {p}" for p in check(result, corpus)]
+            by_variant[variant] = result
+            runs.append(result)
+        loop = by_variant.get("loop")
+        if loop:
+            costs[profile] = step_costs(loop)
+            for r in by_variant.values():
+                r["ratio_to_loop"] = round(r["seconds"] / loop["seconds"], 3)
+                if r is not loop and r["counters"] != loop["counters"]:
+                    problems.append(f"{profile}/{r['variant']}: counters {r['counters']} differ from the plain "
+                                    f"loop's {loop['counters']}")
+        for r in by_variant.values():
+            print_run(r)
+    scaled = []
+    for n in scaling:
+        sc = generate(CorpusSpec(articles=n), WORK)
+        result = run_variant({"variant": "beam-1", "profile": "fast", "pattern": sc["pattern"],
+                              "output": str(WORK / f"out-scaling-{n}")})
+        problems += [f"scaling {n}: {p}" for p in check(result, sc)]
+        scaled.append(result)
+        print(f"  scaling {n:>7,}: {result['seconds']:.1f} s, peak RSS {result['peak_rss_tree_mb']:,.0f} MiB", flush=True)
+    results = {
+        "started_at": started.isoformat(),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "corpus": {k: corpus[k] for k in ("spec", "key", "files", "bytes", "sources", "made_up_of",
+                                          "languages_of_articles", "expected")},
+        "runs": runs,
+        "step_costs": costs,
+        "scaling": scaled,
+        "problems": problems,
+    }
+    for problem in problems:
+        print(f"CHECK FAILED: {problem}", file=sys.stderr)
+    if write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+        write_doc(markdown(results))
+        print(f"wrote {RESULTS.relative_to(PROJECT)} and the table in {DOC.relative_to(PROJECT)} "
+              f"({results['total_seconds']:.0f} s in all)")
+    return results
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--articles", type=int, default=int(os.environ.get("BENCH_ARTICLES", 100_000)),
+                        help="corpus size in files (default: %(default)s)")
+    parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated run profiles (%(default)s)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants (%(default)s)")
+    parser.add_argument("--scaling", type=_int_list, default=[],
+                        help="comma-separated corpus sizes for a peak-memory-vs-size run (fast profile, beam-1)")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="run every variant under cProfile and keep the top entries (slower; for diagnosis)")
+    parser.add_argument("--no-write", dest="write", action="store_false",
+                        help="print only; do not update bench/results.json and docs/bench.md")
+    parser.add_argument("--regenerate", action="store_true", help="regenerate the corpus even if it exists")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(json.loads(argv[1])), default=str))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return handle(args)
+
+
+def handle(args: argparse.Namespace) -> int:
+    results = run_bench(args.articles, [p for p in args.profiles.split(",") if p],
+                        [v for v in args.variants.split(",") if v], args.scaling, args.write, args.cprofile,
+                        args.regenerate)
+    return 1 if results["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -88,6 +88,15 @@ feeds: $(STAMP) ## fetch every feed of FEEDS once (default configs/feeds.yaml) i
 watch: $(STAMP) ## poll FEEDS every INTERVAL seconds into OUTPUT until Ctrl-C (ARGS="--max-polls N")
 	$(PY) -m pipeline watch --profile $(PROFILE) --feeds '$(FEEDS)' --output '$(OUTPUT)' --interval $(INTERVAL) $(ARGS)
 
+BENCH_ARTICLES ?= 10000
+
+.PHONY: bench bench-language
+bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json, docs/bench.md
+	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) $(ARGS)
+
+bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json, docs/language.md
+	$(PY) -m pipeline bench --language $(ARGS)
+
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
 	$(UV) pip compile pyproject.toml --extra dev --extra fast --extra report --python-version 3.11 \

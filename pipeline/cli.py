@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "pipeline.commands.stream",
     "pipeline.commands.watch",
     "pipeline.commands.eval",
+    "pipeline.commands.bench",
 )
 
 

@@ -1,0 +1,84 @@
+"""The benchmark harness: seeded corpus with known make-up, plain loop agrees with the Beam pipeline.
+
+No timing is asserted here (speed lives in `make bench`); these tests check
+that the harness measures the right thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pipeline.bench import check, tree_rss
+from pipeline.bench_corpus import CorpusSpec, generate
+from pipeline.bench_loop import run_plain_loop
+from tests.conftest import FIXED_NOW, make_settings
+
+SPEC = CorpusSpec(articles=120, seed=3, exact_share=0.1, near_share=0.1, dead_share=0.03)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return generate(SPEC, tmp_path_factory.mktemp("bench"))
+
+
+def test_corpus_is_reproducible_and_reused(corpus, tmp_path):
+    again = generate(SPEC, tmp_path)
+    assert not again["reused"]
+    files = sorted(os.listdir(os.path.join(corpus["folder"], "articles")))
+    assert files == sorted(os.listdir(os.path.join(again["folder"], "articles")))
+    for name in files:
+        with open(os.path.join(corpus["folder"], "articles", name), "rb") as a, \
+                open(os.path.join(again["folder"], "articles", name), "rb") as b:
+            assert a.read() == b.read(), name
+    assert generate(SPEC, tmp_path)["reused"]
+    made = corpus["made_up_of"]
+    assert sum(made[k] for k in ("unique", "exact_duplicates", "near_duplicates", "dead_letters")) == SPEC.articles
+    assert made["exact_duplicates"] > 0 and made["dead_letters"] > 0
+
+
+def test_plain_loop_matches_the_beam_pipeline(corpus, tmp_path, run_pipeline):
+    manifest = run_pipeline(tmp_path / "beam", [corpus["pattern"]], run_id="bench")
+    settings = make_settings(tmp_path / "loop", [corpus["pattern"]], run_id="bench")
+    loop = run_plain_loop(settings, settings.run_info(FIXED_NOW))
+    beam_counters = {k: manifest["counters"][k] for k in ("inputs", "articles", "duplicates", "dead_letters",
+                                                          "balanced")}
+    assert loop["counters"] == beam_counters
+    assert check({"counters": loop["counters"]}, corpus) == []
+    assert set(loop["step_cpu_seconds"]) == {"read", "parse", "normalize", "dedup", "language", "topics", "write"}
+
+    import duckdb
+
+    def ids(root):
+        return duckdb.sql(f"select article_id from read_parquet('{root}/articles/**/*.parquet', "
+                          "hive_partitioning=true) order by 1").fetchall()
+
+    assert ids(tmp_path / "loop") == ids(tmp_path / "beam")
+
+
+def test_check_reports_lost_dead_letters(corpus):
+    expected = corpus["expected"]
+    counters = {"inputs": expected["inputs"], "articles": expected["articles_exact_only"] + 1,
+                "duplicates": expected["exact_duplicates"], "dead_letters": expected["dead_letters"] - 1,
+                "balanced": True}
+    problems = check({"counters": counters}, corpus)
+    assert any("dead letters" in p for p in problems)
+
+
+def test_tree_rss_counts_this_process():
+    assert tree_rss(os.getpid()) > 10 * 2**20
+    assert tree_rss(2**22 + 12345) == 0  # no such process
+
+
+def test_results_file_is_well_formed_when_present():
+    from pipeline.bench import RESULTS
+
+    if not RESULTS.is_file():
+        pytest.skip("no bench/results.json yet (run make bench)")
+    results = json.loads(RESULTS.read_text())
+    assert {r["variant"] for r in results["runs"]} <= {"beam-1", "beam-2", "loop"}
+    for run in results["runs"]:
+        assert run["counters"]["balanced"]
+        assert run["articles_per_second"] > 0 and run["peak_rss_tree_mb"] > 0

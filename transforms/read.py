@@ -94,7 +94,10 @@ def parse_article_text(text: str, max_title_chars: int = 200) -> dict[str, Any]:
     ``body`` is the whole text after the title (the lead included) so that no
     text is lost; ``summary`` is the lead paragraph.
     """
-    text = normalize_text(text)
+    return _parse_normalized(normalize_text(text), max_title_chars)
+
+
+def _parse_normalized(text: str, max_title_chars: int) -> dict[str, Any]:
     first, _, rest = text.partition("\n")
     title = None
     published_at = None
@@ -124,9 +127,10 @@ def parse_article_text(text: str, max_title_chars: int = 200) -> dict[str, Any]:
 def file_to_item(raw: bytes, path: str, source: str, max_title_chars: int) -> dict[str, Any]:
     """Bytes of one file -> parsed item (see ``parse_article_text``); raises UnreadableInput."""
     text, encoding = decode_bytes(raw)
-    if not normalize_text(text):
+    text = normalize_text(text)  # once: parsing works on the normalized text
+    if not text:
         raise UnreadableInput("empty file: no text")
-    item = parse_article_text(text, max_title_chars)
+    item = _parse_normalized(text, max_title_chars)
     item.update({"source": source, "origin": path, "url": None, "guid": None, "encoding": encoding})
     return item
 

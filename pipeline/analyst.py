@@ -26,7 +26,7 @@ import importlib.resources
 import os
 import posixpath
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import duckdb
 import pyarrow as pa
@@ -105,7 +105,7 @@ def manifest_glob(root: str) -> str:
     return join(root, MANIFEST_DIR, "*.json")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _duckdb_types(schema: pa.Schema) -> tuple[tuple[str, str], ...]:
     rel = duckdb.connect().from_arrow(schema.empty_table())
     return tuple((name, str(type_)) for name, type_ in zip(rel.columns, rel.types))

@@ -21,7 +21,8 @@ import datetime as dt
 import html
 import io
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pipeline.analyst import connect, join
 
@@ -480,9 +481,9 @@ def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.dat
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
     sections = [
-        f"<h1>newsbeam report</h1><p class='meta'>Output <code>{html.escape(data.output)}</code>, generated "
+        (f"<h1>newsbeam report</h1><p class='meta'>Output <code>{html.escape(data.output)}</code>, generated "
         f"{generated_at.strftime('%Y-%m-%d %H:%M UTC')}. Every figure comes from the DuckDB views "
-        f"(<code>python -m pipeline query</code>).</p>",
+        f"(<code>python -m pipeline query</code>).</p>"),
         "<h2>Totals</h2>" + totals,
         "<h2>Topics over time</h2>",
         figure("topics", f"Articles per day (publication date) carrying each topic label, from the first "

@@ -16,10 +16,17 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import FIXED_NOW, SEEDS, make_settings
+
 from pipeline import analyst
-from pipeline.analyst import VIEWS, AnalystError, connect, duckdb_columns, render, session_sql
+from pipeline.analyst import (
+    VIEWS,
+    AnalystError,
+    connect,
+    duckdb_columns,
+    render,
+    session_sql,
+)
 from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES, FEED_STATUS
 from transforms.write import file_name, partition_path, write_parquet_file
 
@@ -167,7 +174,7 @@ def test_daily_topics_counts_and_shares(rich_run):
 
 
 def test_clusters_join_duplicates_to_their_canonical_article(rich_run):
-    root, manifest = rich_run
+    root, _manifest = rich_run
     articles = parquet_rows(root, ARTICLES)
     duplicates = parquet_rows(root, DUPLICATES)
     assert duplicates
@@ -261,7 +268,7 @@ def test_columns_older_files_lack_read_as_null(seed_run, tmp_path):
     """An articles file written before cluster_id/cluster_size existed still reads, with NULLs."""
     root = tmp_path / "output"
     shutil.copytree(seed_run[0], root)
-    old = pq.read_table(sorted((root / "articles").rglob("*.parquet"))[0]).drop_columns(["cluster_id", "cluster_size"])
+    old = pq.read_table(min((root / "articles").rglob("*.parquet"))).drop_columns(["cluster_id", "cluster_size"])
     folder = root / "articles" / "published_date=2020-01-01" / "language=de"
     folder.mkdir(parents=True)
     pq.write_table(old, folder / "part-old-00000-000.parquet")

@@ -7,9 +7,9 @@ import pathlib
 
 import pytest
 import yaml
-
 from conftest import FIXED_NOW, make_settings
 from feeds_server import FeedServer, Response, rss, with_validators
+
 from pipeline.analyst import connect
 from pipeline.launch import run_once
 

@@ -11,15 +11,15 @@ import sys
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
+
 from pipeline.analyst import connect
 
 TOPICS_SQL = "SELECT date, language, label, articles FROM daily_topics ORDER BY date, label"
 
 
 def cli(*args: str, stdin: str | None = None, cwd=PROJECT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], input=stdin, capture_output=True, text=True, check=False,
                           cwd=cwd, timeout=300)
 
 

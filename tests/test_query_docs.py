@@ -11,8 +11,8 @@ import re
 import shutil
 
 import pytest
-
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
+
 from pipeline.analyst import connect
 from pipeline.commands.query import run_statements
 
@@ -39,7 +39,7 @@ def querying_section() -> tuple[str, str]:
 
 def blocks(language: str) -> list[str]:
     _, section = querying_section()
-    return [m.group(1) for m in re.finditer(rf"^```{language}\n(.*?)^```", section, re.S | re.M)]
+    return [m.group(1) for m in re.finditer(rf"^```{language}\n(.*?)^```", section, re.DOTALL | re.MULTILINE)]
 
 
 SQL_BLOCKS = blocks("sql")
@@ -60,7 +60,7 @@ def outputs(tmp_path_factory):
     inputs.mkdir()
     for seed in SEEDS.glob("*.txt"):
         shutil.copy(seed, inputs / seed.name)
-    shutil.copy(sorted(SEEDS.glob("*.txt"))[0], inputs / "zz_copy.txt")
+    shutil.copy(min(SEEDS.glob("*.txt")), inputs / "zz_copy.txt")
     (inputs / "zz_empty.txt").write_bytes(b"")
     run_batch(make_settings(roots["rich"] / "output", [str(inputs / "*.txt")]), now=FIXED_NOW)
     roots["empty"] = base / "empty"
@@ -69,7 +69,7 @@ def outputs(tmp_path_factory):
 
 
 def test_section_documents_the_queries():
-    source, section = querying_section()
+    source, _section = querying_section()
     assert len(SQL_BLOCKS) >= MIN_SQL_BLOCKS, f"{source}: only {len(SQL_BLOCKS)} sql blocks"
     for view in ("daily_topics", "article_topics", "clusters", "runs", "dead_letters", "feed_health"):
         assert any(view in block for block in SQL_BLOCKS), f"no documented query uses {view}"
@@ -93,7 +93,7 @@ def test_documented_sql_runs(index, which, outputs):
 def test_documented_python_runs(index, outputs, monkeypatch, capsys):
     monkeypatch.chdir(outputs["seed"])
     namespace: dict = {}
-    exec(compile(PYTHON_BLOCKS[index], f"<querying python block {index}>", "exec"), namespace)
+    exec(compile(PYTHON_BLOCKS[index], f"<querying python block {index}>", "exec"), namespace)  # noqa: S102 (the documented example)
     assert "nato_spending" in capsys.readouterr().out
     assert isinstance(namespace.get("rows"), list) and namespace["rows"]
 
@@ -103,6 +103,6 @@ def test_documented_views_match_views_sql():
     from pipeline.analyst import VIEWS
 
     _, section = querying_section()
-    documented = re.findall(r"^\| `(\w+)` \|", section, re.M)
+    documented = re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
     assert sorted(documented) == sorted(VIEWS)
     assert os.path.basename(str(PROJECT / "pipeline" / "sql" / "views.sql")) in section

@@ -12,11 +12,18 @@ import sys
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402  (a matplotlib dependency)
+from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
+from PIL import Image
 
-from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings  # noqa: E402
-from pipeline.analyst import connect  # noqa: E402
-from pipeline.report import CHARTS, OPTIONAL_CHARTS, WINDOW_DAYS, bucket_unit, collect, write_report  # noqa: E402
+from pipeline.analyst import connect
+from pipeline.report import (
+    CHARTS,
+    OPTIONAL_CHARTS,
+    WINDOW_DAYS,
+    bucket_unit,
+    collect,
+    write_report,
+)
 
 MIN_PNG_BYTES = 5_000
 MIN_SIZE = (600, 200)
@@ -32,7 +39,7 @@ def rich_output(tmp_path_factory):
     inputs.mkdir()
     for seed in SEEDS.glob("*.txt"):
         shutil.copy(seed, inputs / seed.name)
-    shutil.copy(sorted(SEEDS.glob("*.txt"))[0], inputs / "zz_copy.txt")
+    shutil.copy(min(SEEDS.glob("*.txt")), inputs / "zz_copy.txt")
     (inputs / "zz_empty.txt").write_bytes(b"")
     manifest = run_batch(make_settings(base / "output", [str(inputs / "*.txt")]), now=FIXED_NOW)
     return base / "output", manifest
@@ -129,7 +136,7 @@ def test_history_chart_only_when_articles_predate_the_window(tmp_path, run_pipel
     data = write_report(str(root), now=FIXED_NOW)["data"]
     assert data.history is None and data.older_articles == 0
     assert data.daily_topics.buckets == [FIXED_NOW.date()]
-    html, charts = check_html(root / "report" / "index.html", history=False)
+    _html, charts = check_html(root / "report" / "index.html", history=False)
     for png in charts:
         check_png(png)
 
@@ -146,7 +153,7 @@ def test_report_on_an_output_with_no_articles(tmp_path):
 def test_report_command(rich_output, tmp_path):
     root, _ = rich_output
     result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--output", str(root),
-                             "--report-dir", str(tmp_path / "r")], capture_output=True, text=True,
+                             "--report-dir", str(tmp_path / "r")], capture_output=True, text=True, check=False,
                             cwd=PROJECT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "r" / "index.html") in result.stdout

@@ -30,7 +30,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga", "ref_src", "cmpid", "wt_mc", "wt_zmc"}
 )
-TRACKING_PREFIXES = ("utm_", "at_", "pk_", "ito")
+TRACKING_PREFIXES = ("utm_", "at_", "pk_")
 
 
 def normalize_text(text: str | None) -> str:
@@ -63,11 +63,12 @@ def canonicalize_url(url: str | None) -> str | None:
     parts = urlsplit(normalized)
     if parts.scheme not in ("http", "https"):
         return normalized
-    query = [
+    # Sorted, so that ?a=1&b=2 and ?b=2&a=1 name the same page (and the same article_id).
+    query = sorted(
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
-    ]
+    )
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
 
 
@@ -99,6 +100,8 @@ def to_article(
         body = summary
     if len(body) < min_body_chars and not title:
         raise EmptyArticleError("no text after normalization")
+    # A title-only item keeps its title as body (the column is required) but counts it once.
+    text_length = len(title or "") + len(body)
     if not body:
         body = title or ""
     key = content_key(title, body)
@@ -143,7 +146,7 @@ def to_article(
         "topic_evidence": [],
         "taxonomy_version": "",
         "content_hash": content_hash,
-        "text_length": len(title or "") + len(body),
+        "text_length": text_length,
         "cluster_id": "",
         "cluster_size": 1,
         "run_id": run.run_id,

@@ -21,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.config import ConfigError, Validator, load_yaml, resolve_config_path

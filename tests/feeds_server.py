@@ -12,8 +12,8 @@ import gzip
 import pathlib
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 FEEDS = pathlib.Path(__file__).resolve().parent / "data" / "feeds"
 
@@ -73,7 +73,7 @@ class FeedServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):  # noqa: N802 (http.server's naming)
+            def do_GET(self):
                 server.requests.append((self.path, dict(self.headers)))
                 route = server.routes.get(self.path)
                 response = route(self) if route else Response(404, b"not found")

@@ -4,14 +4,12 @@ complete, balance its counters and account for every feed in feed_status. Skippe
 
 from __future__ import annotations
 
-import pathlib
-
 import duckdb
 import pytest
 import yaml
-
 from conftest import FIXED_NOW, SHARED, make_settings
 from feeds_server import FeedServer, Response
+
 from pipeline.launch import run_once
 
 CORPUS = SHARED / "corpora" / "feedparser-tests"
@@ -26,8 +24,9 @@ def test_feedparser_corpus_every_feed_accounted_for(tmp_path):
     files = sorted(p for p in CORPUS.iterdir() if p.is_file())
     with FeedServer() as server:
         for path in files:
+            body = path.read_bytes()
             server.routes[f"/{path.name}"] = (
-                lambda request, body=path.read_bytes(): Response(200, body, {"Content-Type": "application/xml"}))
+                lambda request, body=body: Response(200, body, {"Content-Type": "application/xml"}))
         feeds = tmp_path / "feeds.yaml"
         feeds.write_text(yaml.safe_dump({"allow_private_networks": True, "feeds": [
             {"name": path.stem, "url": server.url(f"/{path.name}")} for path in files]}))

@@ -11,10 +11,28 @@ import datetime as dt
 import socket
 
 import pytest
+from feeds_server import (
+    FeedServer,
+    Response,
+    fixture,
+    redirect,
+    static,
+    with_validators,
+)
 
-from feeds_server import FeedServer, Response, fixture, redirect, static, with_validators
-from transforms.fetch import (FetchError, FetchSettings, NetworkPolicy, backoff_seconds, empty_state, fetch_feed,
-                              http_get, make_client, parse_retry_after, resolve_vetted, vet_address)
+from transforms.fetch import (
+    FetchError,
+    FetchSettings,
+    NetworkPolicy,
+    backoff_seconds,
+    empty_state,
+    fetch_feed,
+    http_get,
+    make_client,
+    parse_retry_after,
+    resolve_vetted,
+    vet_address,
+)
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 SETTINGS = FetchSettings(timeout_connect=1.0, timeout_total=1.5, max_bytes=100_000, max_redirects=3,
@@ -208,7 +226,7 @@ def test_retry_after_and_backoff():
     assert parse_retry_after("120", NOW) == 120
     assert parse_retry_after("Sat, 21 Nov 2026 12:05:00 GMT", NOW) == 300
     assert parse_retry_after("soon", NOW) is None and parse_retry_after(None, NOW) is None
-    assert [backoff_seconds(n, SETTINGS) for n in range(0, 5)] == [0, 60, 120, 240, 480]
+    assert [backoff_seconds(n, SETTINGS) for n in range(5)] == [0, 60, 120, 240, 480]
     assert backoff_seconds(20, SETTINGS) == 3600
     assert backoff_seconds(1, SETTINGS, retry_after=900) == 900
     assert backoff_seconds(1, SETTINGS, retry_after=10 ** 9) == 3600

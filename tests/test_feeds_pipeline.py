@@ -5,20 +5,27 @@ failure or a dead letter; the run never crashes and its counters balance."""
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import pathlib
 
 import duckdb
 import pytest
 import yaml
-
 from conftest import FIXED_NOW, make_settings
-from feeds_server import FeedServer, Response, fixture, redirect, rss, static, with_validators
+from feeds_server import (
+    FeedServer,
+    Response,
+    fixture,
+    redirect,
+    rss,
+    static,
+    with_validators,
+)
+
 from pipeline.cli import main as cli_main
 from pipeline.config import ConfigError
 from pipeline.launch import run_once
-from transforms.feed_state import load_state, state_path
+from transforms.feed_state import load_state
 
 TEST_FETCH = {"timeout_connect": 1, "timeout_total": 1.5, "max_bytes": 100_000, "max_redirects": 3,
               "backoff_base_seconds": 60, "backoff_max_seconds": 3600,

@@ -9,11 +9,11 @@ import re
 
 import duckdb
 import yaml
-
+from conftest import make_settings
 from feeds_server import FeedServer, Response, rss
+
 from pipeline.cli import main as cli_main
 from pipeline.commands.watch import watch
-from conftest import make_settings
 
 TEST_FETCH = {"timeout_connect": 1, "timeout_total": 3, "max_bytes": 100_000, "max_redirects": 3,
               "backoff_base_seconds": 60, "backoff_max_seconds": 3600, "user_agent": "newsbeam-test/1"}

@@ -15,7 +15,8 @@ passes its feed_status row on (so the commit waits for the state to be staged).
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -106,7 +107,7 @@ class CommitFeedState:
             try:
                 if FileSystems.exists(folder):
                     FileSystems.delete([folder])
-            except Exception:  # object stores have no directories to delete
-                pass
+            except OSError:  # object stores have no directories to delete (BeamIOError is an OSError)
+                continue
         new_articles = sum(r.get("rows", 0) for r in files or [] if r.get("table") == "articles")
         return {"feeds": {"count": len(matches), "outcomes": outcomes, "articles_written": new_articles}}

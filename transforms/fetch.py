@@ -31,7 +31,8 @@ import hashlib
 import ipaddress
 import socket
 import time
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import apache_beam as beam
@@ -380,7 +381,7 @@ class _FetchFn(beam.DoFn):
         feed, state = feed_and_state
         try:
             yield fetch_feed(self._client, feed, state, self._settings, self._policy, self._now, self._run_id)
-        except Exception as err:  # a bug or an exotic failure must cost one feed, not the run
+        except Exception as err:  # noqa: BLE001 - a bug or an exotic failure must cost one feed, not the run
             failed = dict(state or empty_state(feed))
             failures = int(failed.get("consecutive_failures") or 0) + 1
             failed.update(consecutive_failures=failures, last_outcome="failed", last_run_id=self._run_id,

@@ -11,7 +11,7 @@ import argparse
 import datetime as dt
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline.commands.run import add_run_options, overrides_from
 

@@ -50,10 +50,9 @@ def translate(argv: list[str], now: dt.datetime) -> list[str]:
             out.append(f"{PARAMETERS[key]}={slot_run_id(value, now) if key == 'run_id' else value}")
         else:
             out.append(arg)
-    if command == "stream":
-        out.append("--no-wait")  # a stream never ends: submit it and let the launcher exit
-    else:
-        out.append("--no-summary")
+    # Submit and let the launcher exit: a stream never ends, and a batch job writes its own
+    # manifest when it commits.
+    out.append("--no-wait")
     return [command, *out]
 
 

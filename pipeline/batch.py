@@ -128,8 +128,13 @@ def check_output(output_root: str) -> None:
 
 
 def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: dt.datetime | None = None,
-              build: Callable | None = None) -> dict[str, Any]:
-    """Build and run the batch pipeline to completion; returns the run manifest."""
+              build: Callable | None = None, wait: bool = True) -> dict[str, Any]:
+    """Build and run the batch pipeline; returns the run manifest.
+
+    With ``wait=False`` (a Flex Template launcher, a scheduler) the job is only
+    submitted: the job itself writes the manifest when it commits, and this
+    returns the manifest's start fields with ``status: submitted``.
+    """
     run = settings.run_info(now)
     workers = settings.workers
     running_mode = running_mode_for(workers, settings.direct_running_mode)
@@ -144,6 +149,8 @@ def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: d
     pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
     (build or build_file_pipeline)(pipeline, settings, run, base)
     result = pipeline.run()
+    if not wait:
+        return {**base, "status": "submitted", "pipeline_state": str(result.state)}
     result.wait_until_finish()
     manifest = read_manifest(settings.output, run.run_id)
     if manifest is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import datetime as dt
 from typing import Any
 
@@ -22,6 +23,9 @@ def check_inputs(settings: RunSettings) -> None:
             raise ConfigError(f"cannot list input {pattern!r}: {err}") from err
         if not matched:
             raise ConfigError(f"input {pattern!r} matches no file")
+        if "://" not in pattern and all(os.path.isdir(m.path) for m in matched):
+            raise ConfigError(f"input {pattern!r} is a directory; give a file pattern such as "
+                              f"'{pattern.rstrip('/')}/*.txt'")
 
 
 def feeds_run_id(now: dt.datetime, prefix: str = "feeds") -> str:
@@ -31,11 +35,11 @@ def feeds_run_id(now: dt.datetime, prefix: str = "feeds") -> str:
 
 
 def run_once(settings: RunSettings, extra_args: list[str] | None = None,
-             now: dt.datetime | None = None) -> dict[str, Any]:
+             now: dt.datetime | None = None, wait: bool = True) -> dict[str, Any]:
     """One batch run over the settings' files, feeds, or both in one pipeline."""
     check_inputs(settings)
     if not settings.feeds_file:
-        return run_batch(settings, extra_args, now=now)
+        return run_batch(settings, extra_args, now=now, wait=wait)
     from pipeline.feeds_config import fetch_settings, load_feeds
     from pipeline.feeds_pipeline import build_pipeline
 
@@ -43,5 +47,5 @@ def run_once(settings: RunSettings, extra_args: list[str] | None = None,
     fetch_settings(settings.feeds, config, settings.profile)
     if settings.run_id is None:
         settings = dataclasses.replace(settings, run_id=feeds_run_id(now or dt.datetime.now(dt.timezone.utc)))
-    return run_batch(settings, extra_args, now=now,
+    return run_batch(settings, extra_args, now=now, wait=wait,
                      build=lambda p, s, run, base: build_pipeline(p, s, run, base, config))

@@ -100,6 +100,19 @@ def test_cli_missing_input_glob_exits_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_directory_input_exits_2_with_a_hint(tmp_path, capsys):
+    assert main(["run", "--input", str(SEEDS), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory; give a file pattern such as" in err
+
+
+def test_cli_output_that_is_a_file_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "out"
+    blocker.write_text("not a folder")
+    assert main(["run", "--input", str(SEEDS / "*.txt"), "--output", str(blocker)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
 def test_cli_bad_profile_exits_2(tmp_path, capsys):
     path = write_profile(tmp_path, "extends: local\nread: {max_bytes: -1}\n")
     code = main(["run", "--profile", path, "--output", str(tmp_path / "out")])

@@ -8,7 +8,7 @@ import shutil
 import duckdb
 import pytest
 
-from tests.conftest import SEEDS
+from conftest import SEEDS
 from transforms.dedup_index import PublishIndex, index_size, published_segments
 
 

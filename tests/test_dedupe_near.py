@@ -10,7 +10,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.conftest import FIXED_NOW, SEEDS
+from conftest import FIXED_NOW, SEEDS
 from transforms.common import RunInfo
 from transforms.dedupe import DUPLICATE, PRIOR, Deduplicate, assign_clusters, candidate_pairs
 from transforms.minhash import MinHasher, jaccard, similarity

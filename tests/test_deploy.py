@@ -34,10 +34,11 @@ def test_template_parameters_become_cli_options():
     argv = flex_main.translate(["--command=run", "--profile=dataflow-batch", "--output=gs://b/out", "--input=",
                                 "--run_id=slot:3600", "--project=p", "--region=r"], now)
     assert argv == ["run", "--profile=dataflow-batch", "--output=gs://b/out", "--run-id=slot-20261121T1000",
-                    "--project=p", "--region=r", "--no-summary"]
+                    "--project=p", "--region=r", "--no-wait"]
     args, extra = build_parser().parse_known_args(argv)
     assert (args.command, args.run_id, args.output, extra) == ("run", "slot-20261121T1000", "gs://b/out",
                                                                ["--project=p", "--region=r"])
+    assert args.wait is False  # the launcher submits the batch job and exits
     stream = flex_main.translate(["--command=stream", "--profile=dataflow-streaming", "--output=gs://b/o"], now)
     args, _ = build_parser().parse_known_args(stream)
     assert args.command == "stream" and args.wait is False

@@ -186,3 +186,14 @@ def test_cli_run_help_documents_every_option():
     assert done.returncode == 0
     for action in options:
         assert action.option_strings[-1] in done.stdout
+
+
+def test_run_no_wait_submits_and_the_job_writes_its_manifest(tmp_path, seeds_glob):
+    """--no-wait returns after submitting; on the in-process runner the job has already committed."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--input", seeds_glob, "--output", str(out),
+                           "--run-id", "submitted", "--no-wait"], capture_output=True, text=True, cwd=PROJECT)
+    assert done.returncode == 0, done.stderr
+    assert "submitted run submitted" in done.stdout
+    manifest = json.loads((out / "_runs" / "submitted.json").read_text())
+    assert manifest["status"] == "committed" and manifest["counters"]["articles"] == 5

@@ -59,6 +59,9 @@ def register(subparsers) -> None:
     add_run_options(parser)
     parser.add_argument("--no-summary", dest="summary", action="store_false", help="do not print the summary")
     parser.add_argument("--json", action="store_true", help="print the run manifest as JSON instead")
+    parser.add_argument("--no-wait", dest="wait", action="store_false",
+                        help="submit the job and return (remote runners, e.g. a Flex Template launcher); "
+                             "the job writes its manifest when it commits")
     parser.set_defaults(handler=handle)
 
 
@@ -68,7 +71,11 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.summary import summarize
 
     settings = build_settings(args.profile, overrides_from(args))
-    manifest = run_once(settings, extra)
+    manifest = run_once(settings, extra, wait=args.wait)
+    if manifest["status"] == "submitted":
+        print(f"submitted run {manifest['run_id']} on {manifest['runner']}; its manifest will be "
+              f"{settings.output}/_runs/{manifest['run_id']}.json")
+        return 0
     if args.json:
         json.dump(manifest, sys.stdout, indent=2, default=str)
         print()

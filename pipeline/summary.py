@@ -22,6 +22,9 @@ def summarize(output_root: str, manifest: dict[str, Any] | None = None) -> str:
             f"run {manifest['run_id']} on {manifest['runner']}: inputs={c['inputs']} articles={c['articles']} "
             f"duplicates={c['duplicates']} dead_letters={c['dead_letters']} balanced={c['balanced']}"
         )
+        outcomes = (manifest.get("feeds") or {}).get("outcomes")
+        if outcomes:
+            lines.append("feeds: " + " ".join(f"{outcome}={n}" for outcome, n in sorted(outcomes.items())))
     con = duckdb.connect()
     source = f"read_parquet('{articles_glob(output_root)}', hive_partitioning=true, union_by_name=true)"
     try:

@@ -193,6 +193,10 @@ def test_cli_run_feeds(tmp_path, server, capsys):
     manifest = json.loads(capsys.readouterr().out)
     assert code == 0 and manifest["counters"]["articles"] == 2
     assert manifest["feeds"]["outcomes"]["failed"] == 1 and manifest["feeds_file"] == feeds_file
+    # The human summary names the feed outcomes too.
+    assert cli_main(["run", "--profile", str(profile), "--feeds", feeds_file, "--output", str(output)]) == 0
+    summary = capsys.readouterr().out
+    assert "feeds: " in summary and "skipped_backoff=1" in summary  # the broken feed now backs off
     bad = tmp_path / "bad.yaml"
     bad.write_text("feeds:\n  - name: x\n    url: gopher://x\n")
     assert cli_main(["run", "--feeds", str(bad), "--output", str(output)]) == 2

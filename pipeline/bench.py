@@ -234,7 +234,8 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("scaling"):
         lines += ["", "Peak memory against corpus size (profile `fast`, beam-1):", "",
                   "| articles | run time (s) | articles/s | peak RSS (MiB) |", "|---:|---:|---:|---:|"]
-        for r in results["scaling"]:
+        main = [r for r in results["runs"] if r["profile"] == "fast" and r["variant"] == "beam-1"]
+        for r in sorted(results["scaling"] + main, key=lambda r: r["counters"]["inputs"]):
             lines.append(f"| {r['counters']['inputs']:,} | {r['seconds']:.1f} | {r['articles_per_second']:,.0f} | "
                          f"{r['peak_rss_tree_mb']:,.0f} |")
     if results.get("problems"):

@@ -26,6 +26,7 @@ import apache_beam as beam
 
 from schemas import SCHEMA_VERSION
 from transforms.minhash import MinHasher, similarity
+from transforms.normalize import content_key
 
 DUPLICATE = "duplicates"
 PRIOR = "_prior"
@@ -217,7 +218,9 @@ def assign_clusters(pairs: Iterable[tuple]) -> dict[str, dict[str, Any]]:
     return result
 
 
-class _SignFn(beam.DoFn):
+class _MinHashFn(beam.DoFn):
+    """Base of the DoFns that need a MinHasher: built once per worker, in setup."""
+
     def __init__(self, params: Mapping[str, Any]):
         self._params = dict(params)
         self._hasher: MinHasher | None = None
@@ -226,23 +229,15 @@ class _SignFn(beam.DoFn):
         self._hasher = MinHasher(self._params["num_perm"], self._params["shingle_size"], self._params["bands"],
                                  self._params["seed"])
 
-    def process(self, article):
-        from transforms.normalize import content_key
 
+class _SignFn(_MinHashFn):
+    def process(self, article):
         signed = dict(article)
         signed["minhash"] = self._hasher.signature(content_key(article.get("title"), article.get("body")))
         yield signed
 
 
-class _BandFn(beam.DoFn):
-    def __init__(self, params: Mapping[str, Any]):
-        self._params = dict(params)
-        self._hasher: MinHasher | None = None
-
-    def setup(self):
-        self._hasher = MinHasher(self._params["num_perm"], self._params["shingle_size"], self._params["bands"],
-                                 self._params["seed"])
-
+class _BandFn(_MinHashFn):
     def process(self, small: Mapping[str, Any]):
         for key in self._hasher.band_keys(small["minhash"]):
             yield key, small

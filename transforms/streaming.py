@@ -39,10 +39,10 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from schemas import Table
-from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_int
+from transforms.common import DEAD_LETTER, RunInfo, dead_letter
 from transforms.dedupe import DUPLICATE, duplicate_record
 from transforms.normalize import EmptyArticleError, to_article
-from transforms.write import join, partition_path, sort_key, window_file_name, write_parquet_file
+from transforms.write import WriteTable, join, sort_key, window_file_name, write_parquet_file
 
 
 # -- cores --------------------------------------------------------------------
@@ -236,7 +236,7 @@ class _WriteWindowFn(beam.DoFn):
             yield pane_descriptor(self._table.name, partition, path, len(part), win, pane)
 
 
-class WriteWindowedTable(beam.PTransform):
+class WriteWindowedTable(WriteTable):
     """Write windowed records of ``table``: one file per partition, shard, window and pane.
 
     Same layout and atomic write as :class:`transforms.write.WriteTable`; the file
@@ -245,20 +245,5 @@ class WriteWindowedTable(beam.PTransform):
     Returns one descriptor per file (with ``window_start``, ``window_end``, ``pane_index``).
     """
 
-    def __init__(self, table: Table, output_root: str, run_id: str, *, shards: int = 1,
-                 rows_per_file: int = 50_000, shard_key: str | None = None):
-        super().__init__()
-        self._table = table
-        self._fn = _WriteWindowFn(table, output_root, run_id, rows_per_file)
-        self._shards = shards
-        self._shard_key = shard_key or table.columns[0].name
-
-    def expand(self, records):
-        table, shards, shard_key = self._table, self._shards, self._shard_key
-        return (
-            records
-            | "KeyByFile" >> beam.Map(
-                lambda r: ((partition_path(table, r), stable_int(str(r.get(shard_key))) % shards), r))
-            | "GroupByFile" >> beam.GroupByKey()
-            | "WriteFiles" >> beam.ParDo(self._fn)
-        )
+    def write_fn(self) -> beam.DoFn:
+        return _WriteWindowFn(self._table, self._root, self._run_id, self._rows_per_file)

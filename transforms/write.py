@@ -141,6 +141,10 @@ class WriteTable(beam.PTransform):
         self._rows_per_file = rows_per_file
         self._shard_key = shard_key or table.columns[0].name
 
+    def write_fn(self) -> beam.DoFn:
+        """The DoFn that writes one (partition, shard) group; windowed writers override it."""
+        return _WriteGroupFn(self._table, self._root, self._run_id, self._rows_per_file)
+
     def expand(self, records):
         table, shards, shard_key = self._table, self._shards, self._shard_key
         return (
@@ -148,5 +152,5 @@ class WriteTable(beam.PTransform):
             | "KeyByFile" >> beam.Map(
                 lambda r: ((partition_path(table, r), stable_int(str(r.get(shard_key))) % shards), r))
             | "GroupByFile" >> beam.GroupByKey()
-            | "WriteFiles" >> beam.ParDo(_WriteGroupFn(table, self._root, self._run_id, self._rows_per_file))
+            | "WriteFiles" >> beam.ParDo(self.write_fn())
         )

@@ -82,3 +82,15 @@ def test_results_file_is_well_formed_when_present():
     for run in results["runs"]:
         assert run["counters"]["balanced"]
         assert run["articles_per_second"] > 0 and run["peak_rss_tree_mb"] > 0
+
+
+def test_falls_back_to_the_seeds_without_shared_corpora(tmp_path, monkeypatch):
+    import pipeline.bench_corpus as bc
+
+    monkeypatch.setattr(bc, "GNAD_CSV", tmp_path / "missing.csv")
+    monkeypatch.setattr(bc, "LINGUA_DIR", tmp_path / "missing")
+    meta = generate(CorpusSpec(articles=60, seed=5), tmp_path)
+    assert any("seed articles only" in w for w in meta["sources"]["warnings"])
+    assert set(meta["languages_of_articles"]) == {"de"}
+    assert meta["sources"]["german_texts"] == 5
+    assert len(os.listdir(os.path.join(meta["folder"], "articles"))) == 60

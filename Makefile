@@ -55,7 +55,7 @@ shell: $(STAMP) ## interactive DuckDB session over OUTPUT with the views loaded
 report: $(STAMP) ## write OUTPUT/report/index.html with PNG charts (topics over time, sources, languages, dedup, dead letters)
 	$(PY) -m pipeline report --output '$(OUTPUT)' $(ARGS)
 
-# --- Runners beyond one process (docs/runners.md) ---------------------------------------------
+# --- Runners beyond one process (README: Runners) ---------------------------------------------
 # apache-beam[gcp] is heavy: it lives in its own venv, from its own lock, so `make setup` stays lean.
 GCP_VENV ?= .venv-gcp
 GCP_LOCK := requirements-gcp.lock
@@ -91,10 +91,10 @@ watch: $(STAMP) ## poll FEEDS every INTERVAL seconds into OUTPUT until Ctrl-C (A
 BENCH_ARTICLES ?= 10000
 
 .PHONY: bench bench-language
-bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json, docs/bench.md
+bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json, the README
 	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) $(ARGS)
 
-bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json, docs/language.md
+bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json, the README
 	$(PY) -m pipeline bench --language $(ARGS)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)

@@ -14,8 +14,7 @@ Per variant it records wall time, articles per second (input files / time
 inside the run), peak memory (the largest sum of RSS over the subprocess and
 all its children, sampled from /proc every 50 ms, and the largest single
 process from ``getrusage``), the run's counters and the ratio to the plain
-loop. Results go to ``bench/results.json`` and a Markdown table in
-``docs/bench.md``.
+loop. Results go to ``bench/results.json`` and the README's Benchmark table.
 """
 
 from __future__ import annotations
@@ -35,10 +34,11 @@ import time
 from typing import Any
 
 from pipeline.bench_corpus import PROJECT, CorpusSpec, generate
+from pipeline.readme import replace_block
 
 WORK = PROJECT / "bench" / "work"
 RESULTS = PROJECT / "bench" / "results.json"
-DOC = PROJECT / "docs" / "bench.md"
+DOC = PROJECT / "README.md"
 VARIANTS = ("beam-1", "beam-2", "loop")
 PROFILES = ("local", "fast")
 FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
@@ -243,18 +243,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(table: str) -> None:
-    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else (
-        "## Benchmark\n\n`make bench` (`python -m pipeline bench`) measures the pipeline; latest figures:\n\n"
-        f"{TABLE_START}\n{TABLE_END}\n")
-    if TABLE_START not in text:
-        text += f"\n{TABLE_START}\n{TABLE_END}\n"
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
-
-
 def print_run(r: dict[str, Any]) -> None:
     c = r["counters"]
     print(f"  {r['profile']:<6} {r['variant']:<7} {r['articles_per_second']:>8,.0f} articles/s  "
@@ -315,7 +303,7 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
     if write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-        write_doc(markdown(results))
+        replace_block(TABLE_START, TABLE_END, markdown(results), DOC)
         print(f"wrote {RESULTS.relative_to(PROJECT)} and the table in {DOC.relative_to(PROJECT)} "
               f"({results['total_seconds']:.0f} s in all)")
     return results
@@ -335,7 +323,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cprofile", action="store_true",
                         help="run every variant under cProfile and keep the top entries (slower; for diagnosis)")
     parser.add_argument("--no-write", dest="write", action="store_false",
-                        help="print only; do not update bench/results.json and docs/bench.md")
+                        help="print only; do not update bench/results.json and the README's Benchmark table")
     parser.add_argument("--regenerate", action="store_true", help="regenerate the corpus even if it exists")
 
 

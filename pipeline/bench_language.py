@@ -6,7 +6,7 @@ Data (read-only, under ``../shared/corpora``; skipped with a warning when absent
 
 Every figure goes through :class:`transforms.language.LanguageTagger` with the
 profile's thresholds (``min_chars``, ``min_confidence``), so ``und`` counts as
-a miss. Results: ``bench/language.json`` and a table in ``docs/language.md``.
+a miss. Results: ``bench/language.json`` and the README's Language detection tables.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import time
 from typing import Any
 
 from pipeline.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
+from pipeline.readme import replace_block
 
 RESULTS = PROJECT / "bench" / "language.json"
-DOC = PROJECT / "docs" / "language.md"
+DOC = PROJECT / "README.md"
 DETECTORS = ("langdetect", "fasttext")
 MAX_CHARS = (100, 200, 300, 500, 1000, 2000, None)  # None: the full text
 TABLE_START, TABLE_END = "<!-- bench:language:start -->", "<!-- bench:language:end -->"
@@ -97,7 +98,7 @@ def run_language_bench(profile: str = "local", write: bool = True) -> dict[str, 
     if write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        _write_doc(markdown(results))
+        replace_block(TABLE_START, TABLE_END, markdown(results), DOC)
         print(f"wrote {RESULTS.relative_to(PROJECT)} and the tables in {DOC.relative_to(PROJECT)}")
     return results
 
@@ -126,17 +127,6 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(f"| {det} | {cap} | {m['accuracy']:.2%} | {m['und']:.2%} | "
                              f"{m['same_as_full_text']:.2%} | {m['us_per_text']:,.0f} |")
     return "\n".join(lines)
-
-
-def _write_doc(table: str) -> None:
-    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else (
-        "## Language detection\n\n`make bench-language` measures the detectors:\n\n"
-        f"{TABLE_START}\n{TABLE_END}\n")
-    if TABLE_START not in text:
-        text += f"\n{TABLE_START}\n{TABLE_END}\n"
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    DOC.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":

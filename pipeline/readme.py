@@ -25,6 +25,16 @@ def render(text: str) -> str:
     return _BLOCK.sub(replace, text)
 
 
+def replace_block(start: str, end: str, content: str, path: pathlib.Path = README) -> None:
+    """Replace the text between the ``start`` and ``end`` markers (generated figures)."""
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{content}\n{end}{tail}", encoding="utf-8")
+
+
 def main() -> int:
     text = README.read_text(encoding="utf-8")
     updated = render(text)

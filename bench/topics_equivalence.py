@@ -1,0 +1,130 @@
+"""Record / compare topic labelling output on every text we have, and time it.
+
+Used to prove that a change to ``transforms/topics.py`` keeps ``CompiledTaxonomy.label`` output
+identical (topics, scores, evidence with offsets)::
+
+    python bench/topics_equivalence.py record /tmp/topics_before.jsonl   # before the change
+    python bench/topics_equivalence.py compare /tmp/topics_before.jsonl  # after: every line identical
+    python bench/topics_equivalence.py time                               # CPU us per article
+
+Texts: data/seeds, tests/data/topics_{dev,heldout}.jsonl, ../shared/eval/topics_dev.jsonl,
+../shared/corpora/10kgnad-test.csv (all 1,028 rows; timing cycles them to 2,000) and ../shared/corpora/lingua-testdata/sentences_*.txt
+(first 200 lines each); each with its language tag and with language None.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, ROOT)
+csv.field_size_limit(1 << 30)
+
+from transforms.topics import CompiledTaxonomy, load_taxonomy  # noqa: E402
+
+
+def _split(text: str) -> tuple[str, str]:
+    """Title = first line (or first sentence of a one-line text), body = the rest."""
+    head, sep, rest = text.partition("\n")
+    if not sep:
+        head, sep, rest = text.partition(". ")
+        head += sep.rstrip()
+    return head.strip(), rest
+
+
+def gnad_rows(limit: int | None = None):
+    path = os.path.join(SHARED, "corpora", "10kgnad-test.csv")
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8", newline="") as fh:
+        for i, row in enumerate(csv.reader(fh, delimiter=";", quotechar="'")):
+            if limit is not None and i >= limit:
+                return
+            yield row[0], row[1]
+
+
+def texts():
+    """Yield (source id, title, body, language tag)."""
+    for path in sorted(glob.glob(os.path.join(ROOT, "data", "seeds", "*.txt"))):
+        with open(path, encoding="utf-8") as fh:
+            title, body = _split(fh.read())
+        yield f"seed:{os.path.basename(path)}", title, body, "de"
+    for path in (os.path.join(ROOT, "tests", "data", "topics_dev.jsonl"),
+                 os.path.join(ROOT, "tests", "data", "topics_heldout.jsonl"),
+                 os.path.join(SHARED, "eval", "topics_dev.jsonl")):
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh):
+                if line.strip():
+                    ex = json.loads(line)
+                    yield (f"{os.path.relpath(path, os.path.dirname(ROOT))}:{n}", ex.get("title") or "",
+                           ex.get("body") or "", ex.get("lang") or ex.get("language"))
+    for n, (_category, text) in enumerate(gnad_rows()):
+        title, body = _split(text)
+        yield f"10kgnad:{n}", title, body, "de"
+        yield f"10kgnad-body:{n}", "", text, "de"
+    for path in sorted(glob.glob(os.path.join(SHARED, "corpora", "lingua-testdata", "sentences_*.txt"))):
+        lang = os.path.basename(path)[len("sentences_"):-len(".txt")]
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh):
+                if n >= 200:
+                    break
+                line = line.rstrip("\n")
+                yield f"lingua-{lang}:{n}", "", line, lang
+                yield f"lingua-title-{lang}:{n}", line, line, lang
+
+
+def outputs(taxonomy: CompiledTaxonomy):
+    for source, title, body, lang in texts():
+        for language in dict.fromkeys([lang, None]):
+            topics, evidence = taxonomy.label(title, body, language)
+            yield json.dumps({"id": source, "language": language, "topics": topics, "evidence": evidence},
+                             ensure_ascii=False, sort_keys=True)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "time"
+    taxonomy = CompiledTaxonomy(load_taxonomy(os.path.join(ROOT, "configs", "topics.yaml")))
+    if command == "record":
+        with open(argv[1], "w", encoding="utf-8") as out:
+            n = sum(out.write(line + "\n") > 0 for line in outputs(taxonomy))
+        print(f"recorded {n} outputs to {argv[1]}")
+        return 0
+    if command == "compare":
+        with open(argv[1], encoding="utf-8") as fh:
+            before = [line.rstrip("\n") for line in fh]
+        after = list(outputs(taxonomy))
+        diffs = [(a, b) for a, b in zip(before, after) if a != b]
+        labelled = sum('"topics": []' not in a for a in before)
+        print(f"compared {len(after)} outputs (before: {len(before)}; {labelled} with a topic): "
+              f"{len(diffs)} differ")
+        for a, b in diffs[:5]:
+            print("BEFORE", a[:600], "\nAFTER ", b[:600])
+        return 0 if not diffs and len(before) == len(after) else 1
+    if command == "time":
+        articles = [_split(text) for _c, text in gnad_rows()]
+        if not articles:
+            print("../shared/corpora/10kgnad-test.csv not found")
+            return 1
+        articles = (articles * (2000 // len(articles) + 1))[:2000]  # the test split has 1,028 rows
+        for language in ("de", None):
+            taxonomy.label("x", "x", language)  # compile outside the timing
+            start = time.process_time()
+            for title, body in articles:
+                taxonomy.label(title, body, language)
+            cpu = time.process_time() - start
+            print(f"language={language!s:5} {len(articles)} articles: {cpu / len(articles) * 1e6:8.1f} us CPU per article")
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -58,6 +58,8 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "counters": "JSON",
     "files": "JSON",
     "versions": "JSON",
+    "parent_run_id": "VARCHAR",
+    "chunks": "VARCHAR[]",
 }
 
 # Every view views.sql creates, in creation order (tests and `shell` list them).

@@ -51,10 +51,10 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
     """
     normalized = items | "Normalize" >> NormalizeArticles(
         run, settings.read["min_body_chars"], settings.read["dead_letter_payload_bytes"],
-        settings.feeds.get("allow_future_minutes", 0))
+        settings.feeds.get("allow_future_minutes", 0), minhash=settings.dedup)
     dedup = settings.dedup
     prior = items.pipeline | "ReadDedupIndex" >> ReadDedupIndex(
-        settings.output, run.run_id, window_cutoff(run.ingested_at, dedup["window_days"]))
+        settings.output, run.run_id, window_cutoff(run.ingested_at, dedup["window_days"]), settings.replaces_runs)
     deduped = normalized["articles"] | "Dedupe" >> Deduplicate(dedup, prior)
     tagged = deduped["articles"] | "Language" >> DetectLanguage(settings.language)
     labeled = tagged | "Topics" >> LabelTopics(taxonomy)
@@ -102,6 +102,7 @@ def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, m
 
 
 def manifest_base(settings: RunSettings, run: RunInfo, workers: int, running_mode: str) -> dict[str, Any]:
+    chunk = {"parent_run_id": settings.parent_run_id} if settings.parent_run_id else {}
     return {
         "run_id": run.run_id,
         "status": "running",
@@ -113,6 +114,7 @@ def manifest_base(settings: RunSettings, run: RunInfo, workers: int, running_mod
         "feeds_file": settings.feeds_file,
         "output": settings.output,
         "language_detector": settings.language.get("detector"),
+        **chunk,
     }
 
 

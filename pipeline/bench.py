@@ -4,8 +4,8 @@
 (:mod:`pipeline.bench_corpus`) under ``bench/work/``, then, for each
 profile, runs in a fresh subprocess each:
 
-  * ``beam-1``: ``pipeline.batch.run_batch`` on the DirectRunner (in-process
-    FnApiRunner), 1 worker;
+  * ``beam-1``: ``pipeline.launch.run_once`` (what ``newsbeam run`` does, chunks of
+    ``read.max_files_per_run`` files included) on the DirectRunner (in-process FnApiRunner), 1 worker;
   * ``beam-2``: the same with 2 worker processes (``multi_processing``);
   * ``loop``: :func:`pipeline.bench_loop.run_plain_loop`, which also times
     every step (read, parse, normalize, dedup, language, topics, write).
@@ -95,6 +95,8 @@ def _settings(job: dict[str, Any]):
     from pipeline.settings import build_settings
 
     overrides: dict[str, Any] = {"inputs": [job["pattern"]], "output": job["output"], "run_id": "bench"}
+    if job.get("max_files_per_run") is not None:
+        overrides["read"] = {"max_files_per_run": job["max_files_per_run"]}
     if job["variant"].startswith("beam-"):
         workers = int(job["variant"].split("-")[1])
         overrides["workers"] = workers
@@ -121,11 +123,12 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         extra = {"step_seconds": result["step_seconds"], "step_cpu_seconds": result["step_cpu_seconds"],
                  "files": result["files"]}
     else:
-        from pipeline.batch import run_batch
+        from pipeline.launch import run_once
 
-        manifest = run_batch(settings, now=FIXED_NOW)
+        manifest = run_once(settings, now=FIXED_NOW)
         counters = {k: manifest["counters"][k] for k in ("inputs", "articles", "duplicates", "dead_letters", "balanced")}
-        extra = {"files": len(manifest["files"]), "runner": manifest["runner"]}
+        extra = {"files": len(manifest["files"]), "runner": manifest["runner"],
+                 "chunks": len(manifest.get("chunks") or []) or 1}
     seconds = time.perf_counter() - start
     if profiler is not None:
         import io
@@ -247,11 +250,12 @@ def print_run(r: dict[str, Any]) -> None:
     c = r["counters"]
     print(f"  {r['profile']:<6} {r['variant']:<7} {r['articles_per_second']:>8,.0f} articles/s  "
           f"{r['seconds']:>7.1f} s  cpu {r['cpu_seconds']:>7.1f} s  x{r.get('ratio_to_loop', 1.0):.2f} vs loop  peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
-          f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']}", flush=True)
+          f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']}"
+          + (f" chunks={r['chunks']}" if r.get("chunks", 1) > 1 else ""), flush=True)
 
 
 def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: list[int], write: bool,
-              cprofile: bool = False, force_corpus: bool = False) -> dict[str, Any]:
+              cprofile: bool = False, force_corpus: bool = False, max_files_per_run: int | None = None) -> dict[str, Any]:
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     corpus = generate(CorpusSpec(articles=articles), WORK, force=force_corpus)
@@ -264,7 +268,8 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
         by_variant = {}
         for variant in variants:
             job = {"variant": variant, "profile": profile, "pattern": corpus["pattern"],
-                   "output": str(WORK / f"out-{profile}-{variant}"), "cprofile": cprofile}
+                   "output": str(WORK / f"out-{profile}-{variant}"), "cprofile": cprofile,
+                   "max_files_per_run": max_files_per_run}
             result = run_variant(job)
             problems += [f"{profile}/{variant}: {p}" for p in check(result, corpus)]
             by_variant[variant] = result
@@ -283,7 +288,7 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
     for n in scaling:
         sc = generate(CorpusSpec(articles=n), WORK)
         result = run_variant({"variant": "beam-1", "profile": "fast", "pattern": sc["pattern"],
-                              "output": str(WORK / f"out-scaling-{n}")})
+                              "output": str(WORK / f"out-scaling-{n}"), "max_files_per_run": max_files_per_run})
         problems += [f"scaling {n}: {p}" for p in check(result, sc)]
         scaled.append(result)
         print(f"  scaling {n:>7,}: {result['seconds']:.1f} s, peak RSS {result['peak_rss_tree_mb']:,.0f} MiB", flush=True)
@@ -325,6 +330,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-write", dest="write", action="store_false",
                         help="print only; do not update bench/results.json and the README's Benchmark table")
     parser.add_argument("--regenerate", action="store_true", help="regenerate the corpus even if it exists")
+    parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
+                        help="beam variants: chunk size as `run --max-files-per-run` (default: the profile's "
+                             "read.max_files_per_run; 0 = one run)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
 def handle(args: argparse.Namespace) -> int:
     results = run_bench(args.articles, [p for p in args.profiles.split(",") if p],
                         [v for v in args.variants.split(",") if v], args.scaling, args.write, args.cprofile,
-                        args.regenerate)
+                        args.regenerate, getattr(args, "max_files_per_run", None))
     return 1 if results["problems"] else 0
 
 

@@ -123,7 +123,7 @@ RUNNERS = (
 
 # Keys of a profile and the checker for each; nested sections list their own keys.
 _SECTION_KEYS: dict[str, set[str]] = {
-    "read": {"max_bytes", "dead_letter_payload_bytes", "max_title_chars", "min_body_chars"},
+    "read": {"max_bytes", "dead_letter_payload_bytes", "max_title_chars", "min_body_chars", "max_files_per_run"},
     "language": {"detector", "max_chars", "min_chars", "min_confidence", "seed"},
     "dedup": {
         "enabled_near", "shingle_size", "num_perm", "bands", "threshold", "window_days", "seed", "max_cluster_candidates",
@@ -158,7 +158,7 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         if section in data:
             v.mapping(data[section], section, keys)
     read = data.get("read", {})
-    for key in ("max_bytes", "dead_letter_payload_bytes", "max_title_chars", "min_body_chars"):
+    for key in ("max_bytes", "dead_letter_payload_bytes", "max_title_chars", "min_body_chars", "max_files_per_run"):
         if key in read:
             v.integer(read[key], f"read.{key}", 0)
     lang = data.get("language", {})

@@ -36,10 +36,15 @@ def feeds_run_id(now: dt.datetime, prefix: str = "feeds") -> str:
 
 def run_once(settings: RunSettings, extra_args: list[str] | None = None,
              now: dt.datetime | None = None, wait: bool = True) -> dict[str, Any]:
-    """One batch run over the settings' files, feeds, or both in one pipeline."""
+    """One batch run over the settings' files, feeds, or both in one pipeline.
+
+    Files alone on a local runner run in chunks of ``read.max_files_per_run`` files, each a
+    committed sub-run (pipeline/chunking.py), so memory does not grow with the input."""
     check_inputs(settings)
     if not settings.feeds_file:
-        return run_batch(settings, extra_args, now=now, wait=wait)
+        from pipeline.chunking import run_files
+
+        return run_files(settings, extra_args, now=now, wait=wait)
     from pipeline.feeds_config import fetch_settings, load_feeds
     from pipeline.feeds_pipeline import build_pipeline
 

@@ -36,6 +36,10 @@ class RunSettings:
     feeds: Mapping[str, Any]
     beam_options: Mapping[str, Any]
     stream: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Set by pipeline.chunking for the sub-runs of a chunked run: the parent's run id, and the run
+    # ids whose output this run replaces (their dedup index rows are not "earlier articles").
+    parent_run_id: str | None = None
+    replaces_runs: tuple[str, ...] = ()
 
     def default_run_id(self) -> str:
         """Same inputs and output -> same run id, so re-running a command replaces its files."""

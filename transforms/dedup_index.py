@@ -20,7 +20,7 @@ import datetime as dt
 import io
 import json
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
 import pyarrow as pa
@@ -77,11 +77,17 @@ def read_segment(path: str) -> pa.Table:
         return pq.read_table(io.BytesIO(handle.read()), schema=DEDUP_INDEX.file_schema)
 
 
-def keep_rows(table: pa.Table, exclude_run: str | None, cutoff: dt.datetime | None) -> pa.Table:
-    """Rows of other runs (a replayed run does not dedup against itself) inside the window."""
+def keep_rows(table: pa.Table, exclude_run: str | Iterable[str] | None, cutoff: dt.datetime | None) -> pa.Table:
+    """Rows of other runs (a replayed run does not dedup against itself) inside the window.
+
+    ``exclude_run`` is one run id or several (a run that replaces other runs' output, e.g. the
+    later chunks of a chunked run being replayed, does not dedup against them either)."""
     mask = pa.array([True] * table.num_rows, type=pa.bool_())
-    if exclude_run is not None:
+    if isinstance(exclude_run, str):
         mask = pc.and_(mask, pc.not_equal(table["run_id"], exclude_run))
+    elif exclude_run is not None:
+        excluded = pc.is_in(table["run_id"], value_set=pa.array(sorted(exclude_run), type=pa.string()))
+        mask = pc.and_(mask, pc.invert(excluded))
     if cutoff is not None:
         mask = pc.and_(mask, pc.greater_equal(table["indexed_at"], pa.scalar(cutoff, type=table.schema.field("indexed_at").type)))
     return table.filter(mask)
@@ -92,12 +98,12 @@ def window_cutoff(now: dt.datetime, window_days: int | None) -> dt.datetime | No
 
 
 class _ReadSegmentsFn(beam.DoFn):
-    def __init__(self, run_id: str, cutoff: dt.datetime | None):
-        self._run_id = run_id
+    def __init__(self, exclude_runs: tuple[str, ...], cutoff: dt.datetime | None):
+        self._exclude = exclude_runs
         self._cutoff = cutoff
 
     def process(self, path: str):
-        for row in keep_rows(read_segment(path), self._run_id, self._cutoff).to_pylist():
+        for row in keep_rows(read_segment(path), self._exclude, self._cutoff).to_pylist():
             yield prior_article(row)
 
 
@@ -105,13 +111,14 @@ class ReadDedupIndex(beam.PTransform):
     """Index rows of earlier runs (inside the retention window) as prior articles.
 
     Segments are listed when the pipeline is built, so a run sees exactly the
-    state that was committed before it started.
+    state that was committed before it started. Rows of ``run_id`` itself and of
+    the runs in ``replaces`` (whose output this run replaces) are left out.
     """
 
-    def __init__(self, output_root: str, run_id: str, cutoff: dt.datetime | None):
+    def __init__(self, output_root: str, run_id: str, cutoff: dt.datetime | None, replaces: Iterable[str] = ()):
         super().__init__()
         self._paths = published_segments(output_root)
-        self._fn = _ReadSegmentsFn(run_id, cutoff)
+        self._fn = _ReadSegmentsFn(tuple(sorted({run_id, *replaces})), cutoff)
 
     def expand(self, pbegin):
         return (pbegin
@@ -212,6 +219,37 @@ def rollback_uncommitted(output_root: str) -> list[str]:
     return doomed
 
 
+def purge_runs(output_root: str, run_ids: Iterable[str]) -> list[str]:
+    """Delete every trace of committed runs whose output was replaced: their table files (exact
+    run id, not a prefix), index rows (their segments, and their rows in compacted segments) and
+    manifests. Returns the deleted paths; compacted segments are rewritten, not listed."""
+    doomed_runs = set(run_ids)
+    if not doomed_runs:
+        return []
+    doomed = []
+    for table in TABLES.values():
+        for path in _match(join(output_root, table.name, "**", "part-*.parquet")):
+            match = _RUN_FILE.search(path)
+            if match and match["run"] in doomed_runs:
+                doomed.append(path)
+    for path in published_segments(output_root):
+        match = _SEGMENT.search(path)
+        if path.rsplit("/", 1)[-1].startswith("segment-") and match["run"] in doomed_runs:
+            doomed.append(path)
+        elif path.rsplit("/", 1)[-1].startswith("compacted-"):
+            table = read_segment(path)
+            kept = keep_rows(table, doomed_runs, None)
+            if kept.num_rows != table.num_rows:
+                write_parquet_file(DEDUP_INDEX, kept.to_pylist(), path)
+    for run_id in sorted(doomed_runs):
+        manifest = join(output_root, MANIFEST_DIR, f"{run_id}.json")
+        if FileSystems.exists(manifest):
+            doomed.append(manifest)
+    if doomed:
+        FileSystems.delete(doomed)
+    return doomed
+
+
 def index_size(output_root: str) -> dict[str, Any]:
     """Rows and bytes of the published index (for the README figures and the manifest)."""
     paths = published_segments(output_root)
@@ -220,4 +258,5 @@ def index_size(output_root: str) -> dict[str, Any]:
     return {"segments": len(paths), "rows": rows, "bytes": sum(m.size_in_bytes for m in metadata)}
 
 
-__all__ = ["PublishIndex", "ReadDedupIndex", "WritePendingIndex", "compact", "index_size", "rollback_uncommitted"]
+__all__ = ["PublishIndex", "ReadDedupIndex", "WritePendingIndex", "compact", "index_size", "purge_runs",
+           "rollback_uncommitted"]

@@ -41,6 +41,8 @@ def overrides_from(args: argparse.Namespace) -> dict:
         overrides["language"] = {"detector": args.language_detector}
     if getattr(args, "dedup_window_days", None):
         overrides["dedup"] = {"window_days": args.dedup_window_days}
+    if getattr(args, "max_files_per_run", None) is not None:
+        overrides["read"] = {"max_files_per_run": args.max_files_per_run}
     if getattr(args, "inputs", None):
         overrides["inputs"] = args.inputs
     if getattr(args, "feeds", None):
@@ -56,6 +58,9 @@ def register(subparsers) -> None:
     parser.add_argument("--input", dest="inputs", action="append", metavar="PATTERN",
                         help="article text files: glob, local or gs:// (repeatable; profile: input)")
     parser.add_argument("--feeds", metavar="FILE", help="feeds YAML to fetch once (see configs/feeds.yaml)")
+    parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
+                        help="on the local runner, run more than N input files as committed chunks of N, one "
+                             "after another, to bound memory; 0 = never split (profile: read.max_files_per_run)")
     add_run_options(parser)
     parser.add_argument("--no-summary", dest="summary", action="store_false", help="do not print the summary")
     parser.add_argument("--json", action="store_true", help="print the run manifest as JSON instead")

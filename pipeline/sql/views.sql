@@ -16,7 +16,8 @@ CREATE OR REPLACE VIEW duplicates AS SELECT * FROM {{ duplicates }};
 CREATE OR REPLACE VIEW dead_letters AS SELECT * FROM {{ dead_letters }};
 CREATE OR REPLACE VIEW feed_status AS SELECT * FROM {{ feed_status }};
 
--- runs: one row per committed run, from its manifest.
+-- runs: one row per run, from its manifest. A run split into chunks (read.max_files_per_run) is one
+-- row, summed over its chunks; `chunks` lists the chunk run ids that articles.run_id holds.
 CREATE OR REPLACE VIEW runs AS
 SELECT
     run_id,
@@ -35,8 +36,10 @@ SELECT
     CAST(coalesce(json_array_length(files), 0) AS BIGINT) AS files,
     versions ->> 'schema' AS schema_version,
     versions ->> 'newsbeam' AS newsbeam_version,
-    counters
-FROM {{ manifests }};
+    counters,
+    coalesce(chunks, []) AS chunks
+FROM {{ manifests }}
+WHERE parent_run_id IS NULL;
 
 -- article_topics: one row per article and assigned topic label, with the label's score.
 CREATE OR REPLACE VIEW article_topics AS

@@ -1,0 +1,180 @@
+"""Bounded memory on the local runner: a large file input runs as a sequence of committed sub-runs.
+
+The in-process FnApiRunner keeps every stage's whole input and output in memory
+(about 83 KB per article at peak, docs/bench.md), so one run over 100,000 files
+needs several GB. :func:`run_files` lists the matched files once (sorted, so the
+split is deterministic), cuts them into chunks of ``read.max_files_per_run`` and
+runs each chunk as its own committed run ``<run_id>-c0001``, ``-c0002`` ... one
+after another. The cross-run dedup index makes a later chunk's copies (exact and
+near) point at the articles of earlier chunks, exactly as it does for later runs.
+
+Last, the parent manifest ``_runs/<run_id>.json`` sums the chunks' counters,
+lists their run ids (``chunks``) and files, and is ``committed`` only when every
+chunk committed; chunk manifests carry ``parent_run_id`` (the ``runs`` view shows
+the parent only, so counts are not doubled).
+
+Replays: the same command gives the same run id and the same chunk ids, so a
+re-run replaces each chunk's files. Chunk k of a replay does not dedup against
+the previous attempt's chunks k, k+1, ... (nor against the parent id itself):
+their output is being replaced. Chunks of the previous attempt that the new
+split no longer has (fewer files now), and the files of an unchunked earlier
+run with the same id, are purged once the new run committed; the same holds the
+other way round, for an unchunked run replacing a chunked one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import glob
+import json
+import logging
+import os
+from typing import Any, Callable, Mapping
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.batch import run_batch
+from pipeline.runner import IN_PROCESS
+from pipeline.settings import RunSettings
+from transforms.commit import BALANCE_KEYS, manifest_path, read_manifest, write_text_atomically
+from transforms.dedup_index import purge_runs
+
+LOG = logging.getLogger(__name__)
+
+# Runners that hold a whole run in this process's memory: only these get chunked.
+LOCAL_RUNNERS = (IN_PROCESS, "BundleBasedDirectRunner")
+_GLOB_CHARS = set("*?[")
+
+
+def chunk_run_id(parent: str, number: int) -> str:
+    """``files-abc-c0001``: the run id of chunk ``number`` (1-based) of run ``parent``."""
+    return f"{parent}-c{number:04d}"
+
+
+def split(paths: list[str], size: int) -> list[list[str]]:
+    """Consecutive chunks of at most ``size`` paths (one chunk when ``size`` is 0)."""
+    if size <= 0 or len(paths) <= size:
+        return [list(paths)]
+    return [paths[i:i + size] for i in range(0, len(paths), size)]
+
+
+def literal_pattern(path: str) -> str:
+    """A file path as a match pattern that matches only that file (glob characters escaped)."""
+    return glob.escape(path) if _GLOB_CHARS & set(path) else path
+
+
+def matched_files(patterns: tuple[str, ...] | list[str]) -> list[str]:
+    """Every file the patterns match, sorted; directories are skipped as the read step skips them.
+
+    A file matched by two patterns is listed twice, as the unchunked pipeline reads it twice."""
+    paths = []
+    for result in FileSystems.match(list(patterns)):
+        paths.extend(m.path for m in result.metadata_list
+                     if "://" in m.path or not os.path.isdir(m.path))
+    return sorted(paths)
+
+
+def max_files_per_run(settings: RunSettings, wait: bool = True) -> int:
+    """Chunk size for this run: ``read.max_files_per_run`` on a local runner, else 0 (no chunking)."""
+    if settings.runner not in LOCAL_RUNNERS or not wait or settings.feeds_file:
+        return 0
+    return int(settings.read.get("max_files_per_run") or 0)
+
+
+def sum_counters(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counters of several runs added up (nested groups key by key); ``balanced`` recomputed."""
+    def add(into: dict, part: Mapping[str, Any]) -> None:
+        for key, value in part.items():
+            if key == "balanced":
+                continue
+            if isinstance(value, Mapping):
+                add(into.setdefault(key, {}), value)
+            else:
+                into[key] = into.get(key, 0) + value
+
+    total: dict[str, Any] = {"inputs": 0, "articles": 0, "duplicates": 0, "dead_letters": 0}
+    for part in parts:
+        add(total, part)
+    total = {k: (dict(sorted(v.items())) if isinstance(v, dict) else v) for k, v in total.items()}
+    total["balanced"] = total["inputs"] == sum(total[k] for k in BALANCE_KEYS)
+    return total
+
+
+def parent_manifest(settings: RunSettings, run_id: str, chunk_ids: list[str], chunks: list[Mapping[str, Any]],
+                    size: int, started_at: dt.datetime) -> dict[str, Any]:
+    """The parent run's manifest: ``running`` until every chunk in ``chunk_ids`` has committed."""
+    done = len(chunks) == len(chunk_ids) and all(c.get("status") == "committed" for c in chunks)
+    last = chunks[-1] if chunks else {}
+    manifest = {
+        "run_id": run_id,
+        "status": "committed" if done else "running",
+        "started_at": started_at.isoformat(),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat() if done else None,
+        "runner_requested": settings.runner,
+        "runner": last.get("runner"),
+        "profile": settings.profile,
+        "inputs": list(settings.inputs),
+        "feeds_file": None,
+        "output": settings.output,
+        "language_detector": settings.language.get("detector"),
+        "max_files_per_run": size,
+        "chunks": list(chunk_ids),
+        "versions": last.get("versions"),
+        "counters": sum_counters([c["counters"] for c in chunks]),
+        "files": [f for c in chunks for f in c.get("files", [])],
+        "rolled_back_files": sum(c.get("rolled_back_files", 0) for c in chunks),
+        "stale_files_removed": sum(c.get("stale_files_removed", 0) for c in chunks),
+    }
+    if "dedup_index" in last:
+        manifest["dedup_index"] = last["dedup_index"]
+    return manifest
+
+
+def _write(settings: RunSettings, manifest: Mapping[str, Any]) -> None:
+    write_text_atomically(manifest_path(settings.output, manifest["run_id"]),
+                          json.dumps(manifest, indent=2, default=str))
+
+
+def run_files(settings: RunSettings, extra_args: list[str] | None = None, now: dt.datetime | None = None,
+              wait: bool = True, run: Callable[..., dict[str, Any]] = run_batch) -> dict[str, Any]:
+    """Run the file pipeline over ``settings.inputs``, in chunks when there are more files than
+    ``read.max_files_per_run`` (local runners only); returns the (parent) run manifest."""
+    run_id = settings.run_id or settings.default_run_id()
+    previous = read_manifest(settings.output, run_id) if "://" in settings.output or os.path.isdir(settings.output) else None
+    old_chunks = list((previous or {}).get("chunks") or [])
+    size = max_files_per_run(settings, wait)
+    paths = matched_files(settings.inputs) if size else []
+    if not size or len(paths) <= size:
+        if old_chunks:  # an unchunked run replaces a chunked one
+            settings = dataclasses.replace(settings, replaces_runs=tuple(old_chunks))
+        manifest = run(settings, extra_args, now=now, wait=wait)
+        if old_chunks and manifest.get("status") == "committed":
+            purge_runs(settings.output, old_chunks)
+        return manifest
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    chunks = split(paths, size)
+    chunk_ids = [chunk_run_id(run_id, i + 1) for i in range(len(chunks))]
+    started_at = now.replace(microsecond=0)
+    # Previously written output of this run id that the new chunks replace: the parent id itself
+    # (an unchunked earlier run) and every chunk of an earlier attempt.
+    replaced = {run_id, *old_chunks, *chunk_ids}
+    LOG.info("run %s: %d files in %d chunks of at most %d (read.max_files_per_run)",
+             run_id, len(paths), len(chunks), size)
+    _write(settings, parent_manifest(settings, run_id, chunk_ids, [], size, started_at))
+    done: list[dict[str, Any]] = []
+    for number, (chunk_id, files) in enumerate(zip(chunk_ids, chunks), start=1):
+        LOG.info("run %s: chunk %d/%d (%s, %d files)", run_id, number, len(chunks), chunk_id, len(files))
+        chunk_settings = dataclasses.replace(
+            settings, inputs=tuple(literal_pattern(p) for p in files), run_id=chunk_id, parent_run_id=run_id,
+            replaces_runs=tuple(sorted(replaced - set(chunk_ids[:number - 1]))))
+        done.append(run(chunk_settings, extra_args, now=now, wait=True))
+        _write(settings, parent_manifest(settings, run_id, chunk_ids, done, size, started_at))
+    obsolete = (set(old_chunks) | ({run_id} if previous and not old_chunks else set())) - set(chunk_ids)
+    manifest = parent_manifest(settings, run_id, chunk_ids, done, size, started_at)
+    if obsolete:
+        # Files and index rows of the replaced output; the parent's own manifest is written after.
+        purge_runs(settings.output, obsolete)
+    _write(settings, manifest)
+    return manifest

@@ -35,7 +35,10 @@ Adding a label is a YAML change only.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
+import sys
 from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
@@ -209,8 +212,87 @@ def term_regex(pattern: str) -> str:
     return start + "".join(parts) + r"(?!\w)"
 
 
+_WORD = re.compile(r"\w+")
+_SEGMENT = re.compile(r"[^\Wß]+")  # a run of literal word characters in a term (ß may match "ss")
+_KEY_PREFIX = 4  # terms are looked up by the first (up to) 4 letters of the word they start
+_WORD_PREFIX = re.compile(r"\b\w{1,%d}" % _KEY_PREFIX)
+
+
+@functools.lru_cache(maxsize=None)
+def _term_rx(pattern: str) -> re.Pattern:
+    return re.compile(term_regex(pattern), re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=8)
+def case_exceptions(alphabet: str) -> dict[str, str | None]:
+    """Characters for which ``str.lower()`` is not what ``re.IGNORECASE`` matches, for ``alphabet``.
+
+    The lookup path compares ``str.lower()`` of the text with the terms' letters. That is exact
+    except for a character that matches one of ``alphabet`` under ``re.IGNORECASE`` but does not
+    lower-case to it ("ı" and "İ" match "i", "ſ" matches "s"): such a character maps to the one
+    letter it matches (the text is translated first), or to None when there is no single letter
+    (it matches several, is no word character, or lower-cases by context like "Σ"); a text with
+    one of those takes the plain regex path. Asks the regex engine itself, over every code point.
+    """
+    alphabet = "".join(sorted(set(alphabet)))
+    if not alphabet:
+        return {}
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    candidates = set(re.findall("[" + "".join(re.escape(c) for c in alphabet) + "]", everything, re.IGNORECASE))
+    singles = [(c, re.compile(re.escape(c), re.IGNORECASE)) for c in alphabet]
+    exceptions: dict[str, str | None] = {}
+    for ch in sorted(candidates):
+        matched = [c for c, rx in singles if rx.fullmatch(ch)]
+        if ch != "\u03a3" and (ch.isalnum() or ch == "_") and all(ch.lower() == c for c in matched):
+            continue
+        word = ch != "\u03a3" and (ch.isalnum() or ch == "_")
+        exceptions[ch] = matched[0] if word and len(matched) == 1 else None
+    return exceptions
+
+
+class _Text:
+    """One field's text, analysed once for all matchers: lower-cased, and its words' first letters."""
+
+    __slots__ = ("text", "folded", "exact_only", "_source", "_prefixes", "_sorted")
+
+    def __init__(self, text: str, exceptions: Mapping[str, str | None]):
+        self.text = self._source = text
+        self.exact_only = False
+        present = [ch for ch in exceptions if ch in text]
+        if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the lookup
+            self.exact_only = any(exceptions[ch] is None for ch in present)
+            self._source = text.translate({ord(ch): exceptions[ch] for ch in present})
+        self.folded = self._source.lower()
+        # Texts the lookup cannot handle exactly take the plain regex path (see case_exceptions).
+        self.exact_only = self.exact_only or len(self.folded) != len(text)
+        self._prefixes: set[str] | None = None
+        self._sorted: list[str] | None = None
+
+    def prefixes(self) -> set[str]:
+        """Lower-cased first (up to) ``_KEY_PREFIX`` characters of every word (a run of ``\w``)."""
+        if self._prefixes is None:
+            raw = set(_WORD_PREFIX.findall(self._source))
+            self._prefixes = set("\n".join(raw).lower().split("\n")) if raw else set()
+        return self._prefixes
+
+    def has_word_starting(self, key: str) -> bool:
+        """True when a word starts with ``key`` (shorter than ``_KEY_PREFIX``)."""
+        if self._sorted is None:
+            self._sorted = sorted(self.prefixes())
+        i = bisect.bisect_left(self._sorted, key)
+        return i < len(self._sorted) and self._sorted[i].startswith(key)
+
+
 class _Matcher:
-    """One alternation regex over a list of terms; maps each match back to its term."""
+    """A list of terms matched as one alternation regex would (``finditer``), but by lookup.
+
+    The alternation (kept for :meth:`find_regex`) tries every term at every character. Instead, each
+    term starting with letters has a *key* (those letters): a term anchored at a word start is only
+    tried where a word starts with its key (found through the words' first letters), a leading-``*``
+    term where its key occurs at all; other terms (``# prozent``) only when their longest literal
+    part occurs. Where a term can start, its own regex decides (``match`` at that position), and the
+    hits are resolved like the alternation: leftmost first, then the first alternative, no overlaps.
+    """
 
     def __init__(self, terms: Iterable[Mapping[str, Any]]):
         # Longer patterns first, so the most specific alternative wins at a position.
@@ -218,26 +300,99 @@ class _Matcher:
         for term in terms:
             unique.setdefault(term["pattern"], term["weight"])
         self.terms = sorted(unique.items(), key=lambda kv: (-len(kv[0]), kv[0]))
-        # Terms anchored at a word start share one look-behind, so most positions fail at once.
-        anchored = [f"(?P<t{i}>{term_regex(p)[len(_WORD_START):]})"
-                    for i, (p, _) in enumerate(self.terms) if not p.startswith("*")]
-        floating = [f"(?P<t{i}>{term_regex(p)})" for i, (p, _) in enumerate(self.terms) if p.startswith("*")]
-        branches = ([_WORD_START + "(?:" + "|".join(anchored) + ")"] if anchored else []) + floating
-        self.regex = re.compile("|".join(branches), re.IGNORECASE) if self.terms else None
+        self._regex: re.Pattern | None = None
+        # Alternation order: the anchored terms (in list order), then the leading-* ones.
+        order = sorted(range(len(self.terms)), key=lambda i: (self.terms[i][0].startswith("*"), i))
+        self._rank = {i: rank for rank, i in enumerate(order)}
+        self._anchored: dict[str, list[tuple[int, str]]] = {}  # key's first _KEY_PREFIX letters -> terms
+        self._short: dict[str, list[tuple[int, str]]] = {}  # shorter keys -> terms
+        self._floating: list[tuple[int, str]] = []
+        self._other: list[tuple[int, str | None]] = []
+        for i, (pattern, _weight) in enumerate(self.terms):
+            body = pattern[1:] if pattern.startswith("*") else pattern
+            key = _SEGMENT.match(body)
+            if key is None:
+                segments = _SEGMENT.findall(body.replace("*", " ").replace("#", " "))
+                self._other.append((i, max(segments, key=len) if segments else None))
+            elif pattern.startswith("*"):
+                self._floating.append((i, key.group()))
+            else:
+                key = key.group()
+                index = self._anchored if len(key) >= _KEY_PREFIX else self._short
+                index.setdefault(key[:_KEY_PREFIX], []).append((i, key))
+        self._anchored_keys = frozenset(self._anchored)
 
-    def find(self, text: str) -> Iterable[tuple[str, float, int, int]]:
-        if not self.regex or not text:
+    @property
+    def regex(self) -> re.Pattern | None:
+        """The single alternation regex over all terms (compiled on first use)."""
+        if self._regex is None and self.terms:
+            # Terms anchored at a word start share one look-behind, so most positions fail at once.
+            anchored = [f"(?P<t{i}>{term_regex(p)[len(_WORD_START):]})"
+                        for i, (p, _) in enumerate(self.terms) if not p.startswith("*")]
+            floating = [f"(?P<t{i}>{term_regex(p)})" for i, (p, _) in enumerate(self.terms) if p.startswith("*")]
+            branches = ([_WORD_START + "(?:" + "|".join(anchored) + ")"] if anchored else []) + floating
+            self._regex = re.compile("|".join(branches), re.IGNORECASE)
+        return self._regex
+
+    def alphabet(self) -> str:
+        return "".join(sorted({ch for pattern, _ in self.terms for ch in pattern}))
+
+    def _report(self, i: int, text: str, start: int, end: int) -> tuple[str, float, int, int]:
+        pattern, weight = self.terms[i]
+        if pattern.startswith("*"):  # report the whole word a leading-* term sits in
+            while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+                start -= 1
+        return pattern, weight, start, end
+
+    def find_regex(self, text: str) -> Iterable[tuple[str, float, int, int]]:
+        """``(pattern, weight, start, end)`` of every match, by the alternation regex (the reference)."""
+        if not self.terms or not text:
             return
         for match in self.regex.finditer(text):
-            pattern, weight = self.terms[int(match.lastgroup[1:])]
-            start = match.start()
-            if pattern.startswith("*"):  # report the whole word a leading-* term sits in
-                while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
-                    start -= 1
-            yield pattern, weight, start, match.end()
+            yield self._report(int(match.lastgroup[1:]), text, match.start(), match.end())
+
+    def find(self, text: _Text) -> Iterable[tuple[str, float, int, int]]:
+        """Same as :meth:`find_regex` on ``text.text``, by lookup."""
+        if not self.terms or not text.text:
+            return
+        if text.exact_only:
+            yield from self.find_regex(text.text)
+            return
+        raw, folded = text.text, text.folded
+        tries: list[tuple[int, str]] = []  # (term, key): try the term wherever its key occurs
+        if self._anchored_keys:
+            for prefix in text.prefixes() & self._anchored_keys:
+                tries += self._anchored[prefix]
+        for prefix, terms in self._short.items():
+            if text.has_word_starting(prefix):
+                tries += terms
+        tries += [(i, key) for i, key in self._floating if key in folded]
+        starts: list[tuple[int, int, int, int]] = []  # (start, alternation rank, end, term)
+        for i, key in tries:
+            rx = _term_rx(self.terms[i][0])
+            at = folded.find(key)
+            while at >= 0:
+                match = rx.match(raw, at)
+                if match:
+                    starts.append((at, self._rank[i], match.end(), i))
+                at = folded.find(key, at + 1)
+        for i, segment in self._other:
+            if segment is None or segment in folded:
+                rx = _term_rx(self.terms[i][0])
+                match = rx.search(raw)
+                while match:
+                    starts.append((match.start(), self._rank[i], match.end(), i))
+                    match = rx.search(raw, match.start() + 1)
+        if len(starts) > 1:
+            starts.sort()
+        pos = 0
+        for start, _rank, end, i in starts:
+            if start >= pos:
+                pos = end
+                yield self._report(i, raw, start, end)
 
 
-def _matches(matcher: _Matcher, texts: Mapping[str, str]) -> list[dict[str, Any]]:
+def _matches(matcher: _Matcher, texts: Mapping[str, _Text]) -> list[dict[str, Any]]:
     return [{"term": p, "weight": w, "field": field, "start": s, "end": e}
             for field, text in texts.items() for p, w, s, e in matcher.find(text)]
 
@@ -245,6 +400,19 @@ def _matches(matcher: _Matcher, texts: Mapping[str, str]) -> list[dict[str, Any]
 def _near(a: Mapping[str, Any], b: Mapping[str, Any], before: int, after: int) -> bool:
     """True when match ``b`` starts at most ``before`` chars before ``a`` or ends at most ``after`` after it."""
     return a["field"] == b["field"] and b["end"] >= a["start"] - before and b["start"] <= a["end"] + after
+
+
+def _patterns(value: Any) -> Iterable[str]:
+    """Every term pattern in (a part of) validated taxonomy data."""
+    if isinstance(value, Mapping):
+        if "pattern" in value:
+            yield value["pattern"]
+        else:
+            for item in value.values():
+                yield from _patterns(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _patterns(item)
 
 
 class CompiledTaxonomy:
@@ -258,6 +426,11 @@ class CompiledTaxonomy:
         self.max_term_repeats = taxonomy["max_term_repeats"]
         self.fallbacks = taxonomy.get("language_fallbacks", {})
         self._cache: dict[tuple, _Matcher] = {}
+        self._exceptions = case_exceptions("".join(sorted(set(_SEGMENT.findall(" ".join(_patterns(self.labels)))))))
+
+    def text(self, text: str) -> _Text:
+        """``text`` analysed once for every matcher (see :class:`_Text`)."""
+        return _Text(text or "", self._exceptions)
 
     def _languages(self, term_lists: Mapping[str, list], language: str | None) -> tuple[str, ...]:
         """The term lists a language uses, or () for all of them."""
@@ -325,8 +498,10 @@ class CompiledTaxonomy:
 
     def score_label(self, name: str, title: str, body: str, language: str | None = None) -> dict[str, Any]:
         """Score one label; returns the evidence dict with ``assigned`` and ``reason``."""
+        return self._score_label(name, {"title": self.text(title), "body": self.text(body)}, language)
+
+    def _score_label(self, name: str, texts: Mapping[str, _Text], language: str | None) -> dict[str, Any]:
         spec = self.labels[name]
-        texts = {"title": title or "", "body": body or ""}
         positive = _matches(self._matcher((name, "terms"), spec["terms"], language), texts)
         for combo in spec["combos"]:
             positive += self._combo_matches(name, combo, language, texts)
@@ -385,8 +560,9 @@ class CompiledTaxonomy:
         """``(labels, evidence)`` for one text; evidence has one entry per assigned label."""
         topics: list[str] = []
         evidence: list[dict[str, Any]] = []
+        texts = {"title": self.text(title), "body": self.text(body)}
         for name in self.labels:
-            result = self.score_label(name, title or "", body or "", language)
+            result = self._score_label(name, texts, language)
             if not result["assigned"]:
                 continue
             topics.append(name)

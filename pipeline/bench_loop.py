@@ -70,7 +70,8 @@ def _dedup_near(articles: list[dict], exact_dups: list[dict], params: dict) -> t
 
     hasher = MinHasher(params["num_perm"], params["shingle_size"], params["bands"], params["seed"])
     for article in articles:
-        article["minhash"] = hasher.signature(content_key(article.get("title"), article.get("body")))
+        if article.get("minhash") is None:
+            article["minhash"] = hasher.signature(content_key(article.get("title"), article.get("body")))
     if not params.get("enabled_near", True):
         for article in articles:
             article["cluster_id"] = article["article_id"]
@@ -133,6 +134,7 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
     paths = [m.path for pattern in settings.inputs for m in FileSystems.match([pattern])[0].metadata_list]
     tagger = LanguageTagger(**settings.language)
     taxonomy = CompiledTaxonomy(load_taxonomy(settings.topics))
+    signer = dedupe.minhasher(settings.dedup).signature  # normalize signs, as in the pipeline
     dead: list[dict] = []
     articles: list[dict] = []
 
@@ -154,7 +156,7 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
             continue
         try:
             articles.append(timer.call("normalize", to_article, item, run, read_cfg["min_body_chars"],
-                                       settings.feeds.get("allow_future_minutes", 0)))
+                                       settings.feeds.get("allow_future_minutes", 0), signer))
         except EmptyArticleError as err:
             dead.append(dead_letter(source=source, origin=path, stage="normalize", error=str(err),
                                     raw=f"{item.get('title') or ''}\n{item.get('body') or ''}", run=run,

@@ -78,144 +78,237 @@ def prior_article(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**row, PRIOR: True}
 
 
-# -- exact --------------------------------------------------------------------
+# -- slim records ---------------------------------------------------------------
+#
+# Decisions are taken on small tuples; full articles are shuffled once, in the final join.
+# Sorting slim tuples gives the canonical order: their first six fields mirror canonical_order.
 
-class _KeepCanonicalFn(beam.DoFn):
-    def __init__(self, method: str):
-        self._method = method
-
-    def process(self, keyed: tuple[str, Iterable[Mapping[str, Any]]]):
-        _, copies = keyed
-        kept, others = pick_canonical(copies)
-        current = [o for o in others if not o.get(PRIOR)]
-        if not kept.get(PRIOR):
-            kept["cluster_size"] = int(kept.get("cluster_size") or 1) + sum(int(o.get("cluster_size") or 1) for o in current)
-            yield kept
-        for other in current:
-            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicate_record(other, kept["article_id"], 1.0, self._method))
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+# Slim article: (current, undated, published µs, -text_length, article_id, origin, content_hash, size, minhash)
+_CURRENT, _ID, _HASH, _SIZE, _SIG = 0, 4, 6, 7, 8
+# Near-dedup reference (the band records): (current, undated, published µs, -text_length, article_id, size)
+_REF_ID, _REF_SIZE = 4, 5
 
 
-class _DedupOnKey(beam.PTransform):
-    def __init__(self, key: str, method: str, prior=None):
-        super().__init__()
-        self._key = key
-        self._method = method
-        self._prior = prior
-
-    def expand(self, articles):
-        key = self._key
-        if self._prior is not None:
-            articles = (articles, self._prior) | "WithPrior" >> beam.Flatten()
-        return (
-            articles
-            | "Key" >> beam.Map(lambda a: (a[key], a))
-            | "Group" >> beam.GroupByKey()
-            | "Keep" >> beam.ParDo(_KeepCanonicalFn(self._method)).with_outputs(DUPLICATE, main="articles")
-        )
+def _micros(when: dt.datetime | None) -> int:
+    if when is None:
+        return 0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return (when - _EPOCH) // _MICROSECOND
 
 
-class DedupExact(beam.PTransform):
-    """One article per ``article_id`` and per ``content_hash``.
+def slim(article: Mapping[str, Any]) -> tuple:
+    """What exact dedup needs of an article (or prior index row), as a tuple sorting in canonical order.
 
-    ``prior``: optional PCollection of prior articles (index rows marked with
-    ``_prior``); a current article sharing a key with one becomes its duplicate.
-    Returns ``{'articles', 'duplicates'}``; every input is in exactly one of them.
+    Published times are integer microseconds, so Beam's coder does not pickle them.
     """
-
-    def __init__(self, prior=None):
-        super().__init__()
-        self._prior = prior
-
-    def expand(self, articles):
-        by_id = articles | "ById" >> _DedupOnKey("article_id", "id", self._prior)
-        by_hash = by_id.articles | "ByContentHash" >> _DedupOnKey("content_hash", "content_hash", self._prior)
-        # An id-duplicate points at the copy kept by id; when the content-hash pass then drops
-        # that copy too, the id-duplicate must follow it to the article finally kept.
-        repointed = (
-            {
-                "id_dups": by_id[DUPLICATE] | "IdDupsByTarget" >> beam.Map(lambda d: (d["duplicate_of"], d)),
-                "hash_dups": by_hash[DUPLICATE] | "HashDupsById" >> beam.Map(lambda d: (d["article_id"], d)),
-            }
-            | "JoinDupChains" >> beam.CoGroupByKey()
-            | "Repoint" >> beam.FlatMap(_repoint_id_duplicates)
-        )
-        duplicates = (repointed, by_hash[DUPLICATE]) | "AllDuplicates" >> beam.Flatten()
-        return {"articles": by_hash.articles, DUPLICATE: duplicates}
+    published = article.get("published_at")
+    return (
+        not article.get(PRIOR, False),
+        published is None,
+        _micros(published),
+        -int(article.get("text_length") or 0),
+        article["article_id"],
+        "" if article.get(PRIOR) else article.get("origin") or "",
+        article["content_hash"],
+        int(article.get("cluster_size") or 1),
+        article.get("minhash"),
+    )
 
 
-def _repoint_id_duplicates(joined):
-    _, groups = joined
-    dropped = list(groups["hash_dups"])
-    # Several hash-duplicates can share an article_id (same URL); all point at the same kept article.
-    final = dropped[0]["duplicate_of"] if dropped else None
-    for dup in groups["id_dups"]:
-        yield {**dup, "duplicate_of": final} if final else dup
+def _order_key(article: Mapping[str, Any]) -> tuple:
+    """Order of full copies in the final join: the same as of their slim records."""
+    return slim(article)[:_SIG]
+
+
+def near_ref(record: Mapping[str, Any] | tuple) -> tuple:
+    """Band record of a slim tuple or a member dict: canonical-order fields (no origin: near-dedup
+    members have distinct ids), article_id and the exact-copy count ``size``."""
+    if not isinstance(record, tuple):
+        record = slim({**record, "content_hash": ""})
+    return record[:_ID + 1] + (record[_SIZE],)
+
+
+def _is_current(record) -> bool:
+    return record[_CURRENT] if isinstance(record, tuple) else not record.get(PRIOR)
+
+
+def _pick(copies: Iterable[tuple]) -> tuple[tuple, list[tuple]]:
+    ordered = sorted(copies, key=lambda s: s[:_SIG])
+    return ordered[0], [s for s in ordered[1:] if s[_CURRENT]]
+
+
+# Decisions, keyed by the article_id of a group of current copies (one decision per group).
+def _kept(size: int) -> tuple:
+    return ("kept", size)
+
+
+def _dup(target: str, similarity_: float, method: str) -> tuple:
+    return ("dup", target, similarity_, method)
+
+
+DECISION = "decision"
+HASH_DUP = "hash_dup"
+
+
+class _ExactByIdFn(beam.DoFn):
+    """Copies sharing an article_id: the first in canonical order goes on, with their count."""
+
+    def process(self, keyed):
+        article_id, copies = keyed
+        kept, others = _pick(copies)
+        if kept[_CURRENT]:
+            yield kept[:_SIZE] + (kept[_SIZE] + sum(o[_SIZE] for o in others), kept[_SIG])
+        elif others:
+            yield beam.pvalue.TaggedOutput(DECISION, (article_id, _dup(article_id, 1.0, "id")))
+
+
+class _ExactByHashFn(beam.DoFn):
+    """Id winners sharing a content_hash: the first goes on; the others copy it."""
+
+    def process(self, keyed):
+        _, copies = keyed
+        kept, others = _pick(copies)
+        if kept[_CURRENT]:
+            yield kept[:_SIZE] + (kept[_SIZE] + sum(o[_SIZE] for o in others), kept[_SIG])
+            for other in others:
+                yield beam.pvalue.TaggedOutput(HASH_DUP, (kept[_ID], other[_ID]))
+        else:
+            for other in others:
+                yield beam.pvalue.TaggedOutput(DECISION, (other[_ID], _dup(kept[_ID], 1.0, "content_hash")))
+
+
+def _resolve(keyed):
+    """Decisions for an exact winner and the current copies of its content hash."""
+    article_id, groups = keyed
+    own = list(groups["own"])
+    if not own:
+        return
+    near = next(iter(groups["near"]), None)
+    if near is not None and near[0] != article_id:
+        head, score, _ = near
+        yield article_id, _dup(head, score, "minhash")
+    else:
+        head = article_id
+        yield article_id, _kept(near[2] if near is not None else own[0])
+    for other in groups["hash_dups"]:
+        yield other, _dup(head, 1.0, "content_hash")
+
+
+class _ApplyDecisionFn(beam.DoFn):
+    """Full copies of one article_id + their decision -> the kept article and duplicate rows."""
+
+    def process(self, joined):
+        article_id, groups = joined
+        copies = sorted(groups["articles"], key=_order_key)
+        decision = next(iter(groups[DECISION]), None)
+        if decision is None or not copies:
+            raise RuntimeError(f"dedup: article {article_id} has {len(copies)} copies and no decision"
+                               if decision is None else f"dedup: decision {decision} for no article {article_id}")
+        first, others = copies[0], copies[1:]
+        if decision[0] == "kept":
+            kept = dict(first)
+            kept["cluster_id"] = article_id
+            kept["cluster_size"] = decision[1]
+            yield kept
+            target = article_id
+        else:
+            _, target, score, method = decision
+            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicate_record(first, target, score, method))
+        for other in others:
+            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicate_record(other, target, 1.0, "id"))
 
 
 # -- near ---------------------------------------------------------------------
 
 def member(article: Mapping[str, Any]) -> dict[str, Any]:
-    """The small part of an article that near-dup clustering needs."""
+    """The small part of an article that near-dup clustering needs (dict form, for the plain loop)."""
     return {
         "article_id": article["article_id"],
         "minhash": article["minhash"],
         "published_at": article.get("published_at"),
         "text_length": article.get("text_length") or 0,
         "origin": article.get("origin") or "",
+        "cluster_size": int(article.get("cluster_size") or 1),
         PRIOR: bool(article.get(PRIOR)),
     }
 
 
-def candidate_pairs(members: Iterable[Mapping[str, Any]], threshold: float, max_members: int) -> list[tuple]:
-    """Pairs ``(first, second, similarity)`` among one band's members with similarity >= threshold.
+def band_pairs(members: Iterable, max_members: int) -> list[tuple]:
+    """Unverified candidate pairs ``(first, second)`` among one LSH band's members.
 
-    ``first`` precedes ``second`` in canonical order. Pairs of two prior
-    articles are skipped (an earlier run decided those). In a band with more
-    than ``max_members`` members only the first ``max_members`` in canonical
-    order are compared with each other and with the rest, which keeps a band
-    that many boilerplate texts share from costing n² comparisons.
+    ``first`` precedes ``second`` in canonical order; pairs of two prior articles
+    are skipped (an earlier run decided those). In a band with more than
+    ``max_members`` members only the first ``max_members`` are compared with each
+    other and with the rest, so a band many boilerplate texts share does not cost
+    n² comparisons. Members are near refs (tuples) or member dicts.
     """
-    ordered = sorted(members, key=canonical_order)
+    ordered = sorted(members, key=lambda m: m if isinstance(m, tuple) else canonical_order(m))
     pairs = []
-    heads = ordered[:max_members]
-    for i, first in enumerate(heads):
+    for i, first in enumerate(ordered[:max_members]):
+        first_current = _is_current(first)
         for second in ordered[i + 1:]:
-            if first[PRIOR] and second[PRIOR]:
-                continue
-            score = similarity(first["minhash"], second["minhash"])
-            if score >= threshold:
-                pairs.append((first, second, score))
+            if first_current or _is_current(second):
+                pairs.append((first, second))
     return pairs
 
 
-def assign_clusters(pairs: Iterable[tuple]) -> dict[str, dict[str, Any]]:
-    """Greedy star clustering of verified pairs.
+def candidate_pairs(members: Iterable[Mapping[str, Any]], threshold: float, max_members: int) -> list[tuple]:
+    """Verified pairs ``(first, second, similarity)`` among one band's member dicts (see
+    :func:`band_pairs`): estimated Jaccard of their signatures >= ``threshold``."""
+    pairs = []
+    for first, second in band_pairs(members, max_members):
+        score = similarity(first["minhash"], second["minhash"])
+        if score >= threshold:
+            pairs.append((first, second, score))
+    return pairs
 
-    Returns, per current-run article in any pair, ``{'head', 'similarity'}``
-    (``head`` = the article it duplicates, or itself when it heads a cluster)
-    and ``cluster_size`` for heads (members attached, including the head).
+
+def cluster_refs(pairs: Iterable[tuple]) -> dict[str, tuple[str, float, int]]:
+    """Greedy star clustering of verified pairs of near refs.
+
+    Returns, per current-run article in any pair, ``(head, similarity, size)``:
+    ``head`` = the article it duplicates, or itself when it heads a cluster;
+    ``size`` (heads only) = its own size plus the sizes of the members attached to it.
     """
-    nodes: dict[str, Mapping[str, Any]] = {}
+    nodes: dict[str, tuple] = {}
     neighbours: dict[str, dict[str, float]] = {}
     for first, second, score in pairs:
         for a, b in ((first, second), (second, first)):
-            nodes[a["article_id"]] = a
-            neighbours.setdefault(a["article_id"], {})[b["article_id"]] = max(
-                score, neighbours.get(a["article_id"], {}).get(b["article_id"], 0.0))
+            a_id, b_id = a[_REF_ID], b[_REF_ID]
+            nodes[a_id] = a
+            links = neighbours.setdefault(a_id, {})
+            links[b_id] = max(score, links.get(b_id, 0.0))
     heads: set[str] = set()
-    result: dict[str, dict[str, Any]] = {}
-    for node in sorted(nodes.values(), key=canonical_order):
-        node_id = node["article_id"]
+    result: dict[str, list] = {}
+    for node in sorted(nodes.values()):
+        node_id = node[_REF_ID]
         similar_heads = [h for h in neighbours[node_id] if h in heads]
         if similar_heads:
-            head = min(similar_heads, key=lambda h: canonical_order(nodes[h]))
-            if not node[PRIOR]:
-                result[node_id] = {"head": head, "similarity": neighbours[node_id][head]}
+            head = min(similar_heads, key=lambda h: nodes[h])
+            if node[_CURRENT]:
+                result[node_id] = [head, neighbours[node_id][head], 0]
+                if head in result:
+                    result[head][2] += node[_REF_SIZE]
         else:
             heads.add(node_id)
-            if not node[PRIOR]:
-                result[node_id] = {"head": node_id, "similarity": 1.0}
-    return result
+            if node[_CURRENT]:
+                result[node_id] = [node_id, 1.0, node[_REF_SIZE]]
+    return {k: tuple(v) for k, v in result.items()}
+
+
+def assign_clusters(pairs: Iterable[tuple]) -> dict[str, dict[str, Any]]:
+    """Greedy star clustering of verified pairs of member dicts (see :func:`cluster_refs`).
+
+    Returns, per current-run article in any pair, ``{'head', 'similarity'}``
+    (``head`` = the article it duplicates, or itself when it heads a cluster).
+    In canonical order, each article joins the earliest head it is similar to,
+    else heads its own cluster.
+    """
+    refs = [(near_ref(a), near_ref(b), score) for a, b, score in pairs]
+    return {k: {"head": head, "similarity": score} for k, (head, score, _) in cluster_refs(refs).items()}
 
 
 class _MinHashFn(beam.DoFn):
@@ -226,146 +319,176 @@ class _MinHashFn(beam.DoFn):
         self._hasher: MinHasher | None = None
 
     def setup(self):
-        self._hasher = MinHasher(self._params["num_perm"], self._params["shingle_size"], self._params["bands"],
-                                 self._params["seed"])
+        if self._params:
+            self._hasher = minhasher(self._params)
+
+
+def minhasher(params: Mapping[str, Any]) -> MinHasher:
+    """The MinHasher of a profile's ``dedup`` section."""
+    return MinHasher(params["num_perm"], params["shingle_size"], params["bands"], params["seed"])
+
+
+SLIM = "slim"
 
 
 class _SignFn(_MinHashFn):
+    """Full article -> (article_id, article with ``minhash``) and its slim record.
+
+    Normalize signs articles when it is given the dedup parameters (it has the
+    content key at hand); others are signed here.
+    """
+
     def process(self, article):
-        signed = dict(article)
-        signed["minhash"] = self._hasher.signature(content_key(article.get("title"), article.get("body")))
-        yield signed
+        if self._hasher is not None and article.get("minhash") is None:
+            article = {**article, "minhash": self._hasher.signature(content_key(article.get("title"),
+                                                                                article.get("body")))}
+        yield article["article_id"], article
+        yield beam.pvalue.TaggedOutput(SLIM, slim(article))
 
 
 class _BandFn(_MinHashFn):
-    def process(self, small: Mapping[str, Any]):
-        for key in self._hasher.band_keys(small["minhash"]):
-            yield key, small
+    def process(self, record: tuple):
+        ref = near_ref(record)
+        for key in self._hasher.band_keys(record[_SIG]):
+            yield key, ref
 
 
-def _pairs_in_band(keyed, threshold: float, max_members: int):
-    _, members = keyed
-    members = list(members)
-    if len(members) < 2:
-        return
-    for first, second, score in candidate_pairs(members, threshold, max_members):
-        yield f"{first['article_id']}|{second['article_id']}", (first, second, score)
+def _pairs_in_band(keyed, max_members: int):
+    _, refs = keyed
+    refs = list(refs)
+    if len(refs) > 1:
+        yield from band_pairs(refs, max_members)
+
+
+def _pair_sides(pair):
+    first, second = pair
+    yield first, (pair, 0)
+    yield second, (pair, 1)
+
+
+def _attach_signatures(keyed):
+    _, groups = keyed
+    signature = next(iter(groups["signature"]))
+    for pair, side in groups["pairs"]:
+        yield pair, (side, signature)
+
+
+def _verify(keyed, threshold: float):
+    (first, second), sides = keyed
+    signatures = dict(sides)
+    score = similarity(signatures[0], signatures[1])
+    if score >= threshold:
+        yield first, second, score
 
 
 def _clusters(pairs: list[tuple]):
-    for article_id, assignment in sorted(assign_clusters(pairs).items()):
-        yield article_id, assignment
+    yield from sorted(cluster_refs(pairs).items())
 
 
-class _ApplyClustersFn(beam.DoFn):
-    """Joins articles with their cluster assignment; points exact duplicates at the final head."""
+class _NearClusters(beam.PTransform):
+    """Slim exact winners + prior slim records -> ``(article_id, (head, similarity, size))``
+    for every current article in a verified pair.
 
-    def process(self, joined):
-        article_id, groups = joined
-        articles = list(groups["articles"])
-        assignments = list(groups["clusters"])
-        exact_dups = list(groups["exact"])
-        sizes = list(groups["sizes"])
-        if not articles:
-            # Exact duplicates of an article that is not in this run's articles (a prior one).
-            for dup in exact_dups:
-                yield beam.pvalue.TaggedOutput(DUPLICATE, dup)
-            return
-        article = dict(articles[0])
-        assignment = assignments[0] if assignments else {"head": article_id, "similarity": 1.0}
-        head = assignment["head"]
-        if head != article_id:
-            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicate_record(article, head, assignment["similarity"], "minhash"))
-            for dup in exact_dups:
-                yield beam.pvalue.TaggedOutput(DUPLICATE, {**dup, "duplicate_of": head})
-            return
-        for dup in exact_dups:
-            yield beam.pvalue.TaggedOutput(DUPLICATE, dup)
-        article["cluster_id"] = article_id
-        article["cluster_size"] = int(article.get("cluster_size") or 1) + sum(sizes)
-        yield article
-
-
-class DedupNear(beam.PTransform):
-    """MinHash-LSH near-duplicate clustering of ``articles`` (already exact-deduplicated).
-
-    ``exact_duplicates``: the exact step's duplicates, re-pointed at the final
-    head when the article they copy turns out to be a near duplicate.
-    ``prior``: index rows of earlier runs (marked ``_prior``, with ``minhash``).
-    Returns ``{'articles', 'duplicates'}``.
+    Band records carry only a near ref (canonical-order fields, id, size); each
+    signature is shuffled once more, to verify the (few) candidate pairs.
     """
 
-    def __init__(self, params: Mapping[str, Any], exact_duplicates, prior=None):
+    def __init__(self, params: Mapping[str, Any]):
         super().__init__()
         self._params = dict(params)
-        self._exact = exact_duplicates
-        self._prior = prior
 
-    def expand(self, articles):
+    def expand(self, members):
         params = self._params
-        signed = articles | "Sign" >> beam.ParDo(_SignFn(params))
-        members = signed | "Members" >> beam.Map(member)
-        if self._prior is not None:
-            members = (members, self._prior | "PriorMembers" >> beam.Map(member)) | "WithPrior" >> beam.Flatten()
-        pairs = (
+        candidates = (
             members
             | "BandKeys" >> beam.ParDo(_BandFn(params))
             | "GroupByBand" >> beam.GroupByKey()
-            | "VerifyPairs" >> beam.FlatMap(_pairs_in_band, params["threshold"], params["max_cluster_candidates"])
-            | "GroupPairs" >> beam.GroupByKey()
-            | "OnePerPair" >> beam.Map(lambda kv: next(iter(kv[1])))
+            | "PairsInBand" >> beam.FlatMap(_pairs_in_band, params["max_cluster_candidates"])
+            | "DistinctPairs" >> beam.Distinct()
+            | "PairSides" >> beam.FlatMap(_pair_sides)
         )
-        clusters = (
-            pairs
+        signatures = members | "SignatureByRef" >> beam.Map(lambda s: (near_ref(s), s[_SIG]))
+        return (
+            {"signature": signatures, "pairs": candidates}
+            | "JoinSignatures" >> beam.CoGroupByKey()
+            | "AttachSignatures" >> beam.FlatMap(_attach_signatures)
+            | "GroupSides" >> beam.GroupByKey()
+            | "Verify" >> beam.FlatMap(_verify, params["threshold"])
             | "AllPairs" >> beam.combiners.ToList()
             | "Cluster" >> beam.FlatMap(_clusters)
         )
-        # Members attached to a head add their own exact-copy counts to the head's cluster size.
-        sizes_by_head = (
-            clusters
-            | "NonHeads" >> beam.Filter(lambda kv: kv[1]["head"] != kv[0])
-            | "HeadOf" >> beam.Map(lambda kv: (kv[0], kv[1]["head"]))
-        )
-        own_sizes = signed | "OwnSize" >> beam.Map(lambda a: (a["article_id"], int(a.get("cluster_size") or 1)))
-        member_sizes = (
-            {"head": sizes_by_head, "size": own_sizes}
-            | "JoinSizes" >> beam.CoGroupByKey()
-            | "SizeToHead" >> beam.FlatMap(
-                lambda kv: [(h, s) for h in kv[1]["head"] for s in kv[1]["size"]])
-        )
-        joined = (
-            {
-                "articles": signed | "ById" >> beam.Map(lambda a: (a["article_id"], a)),
-                "clusters": clusters,
-                "exact": self._exact | "ByKept" >> beam.Map(lambda d: (d["duplicate_of"], d)),
-                "sizes": member_sizes,
-            }
-            | "Join" >> beam.CoGroupByKey()
-            | "Apply" >> beam.ParDo(_ApplyClustersFn()).with_outputs(DUPLICATE, main="articles")
-        )
-        return {"articles": joined.articles, DUPLICATE: joined[DUPLICATE]}
 
 
 class Deduplicate(beam.PTransform):
     """Exact then near dedup; ``params`` is the profile's ``dedup`` section.
 
+    Exact: one article per ``article_id``, then per ``content_hash``; near:
+    MinHash-LSH clusters (unless ``enabled_near`` is false). ``prior``: optional
+    PCollection of index rows of earlier runs (marked ``_prior``); a current
+    article that copies one becomes its duplicate. Decisions are taken on slim
+    records; full articles are shuffled once, to apply them.
+
     Returns ``{'articles', 'duplicates'}``: each input article in exactly one.
+    Kept articles carry ``cluster_id``/``cluster_size`` and their ``minhash``
+    signature (for the index) when ``params`` is given.
     """
 
-    def __init__(self, params: Mapping[str, Any], prior=None):
+    def __init__(self, params: Mapping[str, Any] | None, prior=None):
         super().__init__()
-        self._params = dict(params)
+        self._params = dict(params) if params is not None else None
         self._prior = prior
 
     def expand(self, articles):
-        exact = articles | "Exact" >> DedupExact(self._prior)
-        if not self._params.get("enabled_near", True):
-            kept = (exact["articles"]
-                    | "SignOnly" >> beam.ParDo(_SignFn(self._params))
-                    | "ClusterOfOne" >> beam.Map(lambda a: {**a, "cluster_id": a["article_id"]}))
-            return {"articles": kept, DUPLICATE: exact[DUPLICATE]}
-        return exact["articles"] | "Near" >> DedupNear(self._params, exact[DUPLICATE], self._prior)
+        params = self._params
+        signed = articles | "Sign" >> beam.ParDo(_SignFn(params or {})).with_outputs(SLIM, main="keyed")
+        prior = None
+        if self._prior is not None:
+            prior = self._prior | "PriorSlim" >> beam.Map(lambda row: slim({**row, PRIOR: True}))
+
+        def with_prior(pcoll, label):
+            return (pcoll, prior) | label >> beam.Flatten() if prior is not None else pcoll
+
+        by_id = (
+            with_prior(signed[SLIM], "IdWithPrior")
+            | "KeyById" >> beam.Map(lambda s: (s[_ID], s))
+            | "GroupById" >> beam.GroupByKey()
+            | "ById" >> beam.ParDo(_ExactByIdFn()).with_outputs(DECISION, main="kept")
+        )
+        by_hash = (
+            with_prior(by_id.kept, "HashWithPrior")
+            | "KeyByHash" >> beam.Map(lambda s: (s[_HASH], s))
+            | "GroupByHash" >> beam.GroupByKey()
+            | "ByHash" >> beam.ParDo(_ExactByHashFn()).with_outputs(DECISION, HASH_DUP, main="kept")
+        )
+        winners = by_hash.kept
+        resolve_inputs = {
+            "own": winners | "OwnSize" >> beam.Map(lambda s: (s[_ID], s[_SIZE])),
+            "hash_dups": by_hash[HASH_DUP],
+        }
+        if params is not None and params.get("enabled_near", True):
+            resolve_inputs["near"] = with_prior(winners, "NearWithPrior") | "Near" >> _NearClusters(params)
+        else:
+            resolve_inputs["near"] = articles.pipeline | "NoNear" >> beam.Create([])
+        resolved = resolve_inputs | "JoinExactAndNear" >> beam.CoGroupByKey() | "Resolve" >> beam.FlatMap(_resolve)
+        decisions = (by_id[DECISION], by_hash[DECISION], resolved) | "AllDecisions" >> beam.Flatten()
+        applied = (
+            {"articles": signed.keyed, DECISION: decisions}
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "Apply" >> beam.ParDo(_ApplyDecisionFn()).with_outputs(DUPLICATE, main="articles")
+        )
+        return {"articles": applied.articles, DUPLICATE: applied[DUPLICATE]}
 
 
-__all__ = ["DUPLICATE", "Deduplicate", "DedupExact", "DedupNear", "assign_clusters", "candidate_pairs",
-           "canonical_order", "duplicate_record", "pick_canonical", "prior_article"]
+class DedupExact(Deduplicate):
+    """Exact dedup only: one article per ``article_id`` and per ``content_hash`` (no signatures).
+
+    Returns ``{'articles', 'duplicates'}``; every input is in exactly one of them.
+    """
+
+    def __init__(self, prior=None):
+        super().__init__(None, prior)
+
+
+__all__ = ["DUPLICATE", "Deduplicate", "DedupExact", "assign_clusters", "band_pairs", "candidate_pairs",
+           "canonical_order", "cluster_refs", "duplicate_record", "member", "near_ref", "pick_canonical",
+           "prior_article", "slim"]

@@ -48,8 +48,11 @@ class MinHasher:
         self._position = np.array(_POSITION_MULTIPLIERS[:shingle_size], dtype=np.uint64)
 
     def shingle_hashes(self, key: str) -> np.ndarray:
-        words = key.split()
-        hashes = np.array([zlib.crc32(w.encode("utf-8")) for w in words], dtype=np.uint64)
+        # Encode once and split the bytes: the words of a content_key are separated by single
+        # spaces, and UTF-8 continuation bytes are never ASCII whitespace, so these are exactly the
+        # UTF-8 words; map() keeps the per-word CRC-32 calls in C (same values as before).
+        words = key.encode("utf-8").split()
+        hashes = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
         k = min(self.shingle_size, len(hashes)) or 1
         if len(hashes) == 0:
             return np.zeros(1, dtype=np.uint64)
@@ -68,10 +71,10 @@ class MinHasher:
             minima = (self._a * shingles + self._b).min(axis=1)
         return ((minima >> _SHIFT) & _MASK).astype("<u2").tobytes()
 
-    def band_keys(self, signature: bytes) -> list[str]:
-        """One key per band: band number plus that band's rows, hex-encoded."""
+    def band_keys(self, signature: bytes) -> list[bytes]:
+        """One key per band: the band number (2 bytes) plus that band's rows (``2 * rows`` bytes)."""
         width = self.rows * 2
-        return [f"{band:02x}{signature[band * width:(band + 1) * width].hex()}" for band in range(self.bands)]
+        return [band.to_bytes(2, "big") + signature[band * width:(band + 1) * width] for band in range(self.bands)]
 
 
 def similarity(sig_a: bytes, sig_b: bytes) -> float:

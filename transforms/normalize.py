@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import apache_beam as beam
@@ -88,11 +88,14 @@ class EmptyArticleError(ValueError):
 
 
 def to_article(
-    item: Mapping[str, Any], run: RunInfo, min_body_chars: int = 1, future_tolerance_minutes: int = 0
+    item: Mapping[str, Any], run: RunInfo, min_body_chars: int = 1, future_tolerance_minutes: int = 0,
+    signer: Callable[[str], bytes] | None = None,
 ) -> dict[str, Any]:
     """Build the article record (see schemas.ARTICLES) from a parsed item.
 
     Language, topics and cluster columns get neutral defaults here; later steps fill them.
+    ``signer`` (e.g. ``MinHasher.signature``): adds ``minhash``, the signature of the
+    content key, computed here because the key is at hand (dedup would compute it again).
     Raises :class:`EmptyArticleError` when title and body are empty.
     """
     title = normalize_text(item.get("title")) or None
@@ -123,7 +126,7 @@ def to_article(
         published_date = run.ingested_date
         date_source = "ingested"
         date_precision = "none"
-    return {
+    article = {
         "article_id": article_id_for(canonical_url, guid, source, content_hash),
         "url": item.get("url"),
         "canonical_url": canonical_url,
@@ -154,18 +157,30 @@ def to_article(
         "run_id": run.run_id,
         "schema_version": SCHEMA_VERSION,
     }
+    if signer is not None:
+        article["minhash"] = signer(key)
+    return article
 
 
 class _NormalizeFn(beam.DoFn):
-    def __init__(self, run: RunInfo, min_body_chars: int, payload_cap: int, future_tolerance_minutes: int):
+    def __init__(self, run: RunInfo, min_body_chars: int, payload_cap: int, future_tolerance_minutes: int,
+                 minhash: Mapping[str, Any] | None = None):
         self._run = run
         self._min_body_chars = min_body_chars
         self._payload_cap = payload_cap
         self._future_tolerance = future_tolerance_minutes
+        self._minhash = dict(minhash) if minhash else None
+        self._signer = None
+
+    def setup(self):
+        if self._minhash:
+            from transforms.dedupe import minhasher  # dedupe imports this module
+
+            self._signer = minhasher(self._minhash).signature
 
     def process(self, item: Mapping[str, Any]) -> Iterable[Any]:
         try:
-            yield to_article(item, self._run, self._min_body_chars, self._future_tolerance)
+            yield to_article(item, self._run, self._min_body_chars, self._future_tolerance, self._signer)
         except EmptyArticleError as err:
             yield beam.pvalue.TaggedOutput(
                 DEAD_LETTER,
@@ -182,11 +197,16 @@ class _NormalizeFn(beam.DoFn):
 
 
 class NormalizeArticles(beam.PTransform):
-    """Parsed items -> article records; returns ``{'articles', 'dead_letter'}`` PCollections."""
+    """Parsed items -> article records; returns ``{'articles', 'dead_letter'}`` PCollections.
 
-    def __init__(self, run: RunInfo, min_body_chars: int, payload_cap: int, future_tolerance_minutes: int = 0):
+    ``minhash``: the profile's ``dedup`` section; articles then carry their MinHash
+    signature (``minhash``), so dedup does not derive the content key again.
+    """
+
+    def __init__(self, run: RunInfo, min_body_chars: int, payload_cap: int, future_tolerance_minutes: int = 0,
+                 minhash: Mapping[str, Any] | None = None):
         super().__init__()
-        self._fn = _NormalizeFn(run, min_body_chars, payload_cap, future_tolerance_minutes)
+        self._fn = _NormalizeFn(run, min_body_chars, payload_cap, future_tolerance_minutes, minhash)
 
     def expand(self, items):
         results = items | beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="articles")

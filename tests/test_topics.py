@@ -325,3 +325,122 @@ def test_dev_sets_meet_targets(tax, path):
             assert c["precision"] >= 0.95, (label, result["errors"])
         if c["recall"] is not None:
             assert c["recall"] >= 0.90, (label, result["errors"])
+
+
+# -- lookup matcher == one alternation regex per term list ---------------------------
+
+def _reference_find(terms, text):
+    """The straightforward matcher: one case-insensitive alternation of the term regexes, longest
+    pattern first, anchored terms before leading-* ones; a leading-* match reports its whole word."""
+    import re
+
+    ordered = sorted({t["pattern"]: t["weight"] for t in reversed(terms)}.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+    ranked = ([kv for kv in ordered if not kv[0].startswith("*")] + [kv for kv in ordered if kv[0].startswith("*")])
+    regex = re.compile("|".join(f"(?P<t{i}>{term_regex(p)})" for i, (p, _) in enumerate(ranked)), re.IGNORECASE)
+    found = []
+    for m in regex.finditer(text):
+        pattern, weight = ranked[int(m.lastgroup[1:])]
+        start = m.start()
+        while pattern.startswith("*") and start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            start -= 1
+        found.append((pattern, weight, start, m.end()))
+    return found
+
+
+TRICKY_TERMS = ["nato", "nato ziel*", "nato staaten", "sanktion*", "*sanktion*", "*ausgaben", "außenminister*",
+                "# prozent ziel*", "zwei prozent ziel*", "u.s.", "eu's", "eu", "g 7", "g7", "us sanktion*", "ıraq",
+                "straße", "sıla", "ſtaat", "σίγμα", "арм*", "оон", "é*", "prozent", "prozent ziel"]
+TRICKY_WORDS = ["Nato-Staaten", "Senatoren", "NATO", "nato", "Nato-Ziel", "Natoziel", "Nato–Ziel", "Nato--Ziel",
+                "Sanktionen", "EU-Sanktionen", "Wirtschaftssanktionen", "SANKTIONSPAKET", "Verteidigungsausgaben",
+                "Ausgaben", "Aussenminister", "Außenministerin", "AUSSENMINISTER", "Außen-Minister", "3,5-Prozent-Ziel",
+                "2.5 Prozent Ziel", "5Prozentziel", "٣ prozent ziel", "#", "# Prozent", "Zwei-Prozent-Ziel",
+                "zwei\u00a0prozent\u202fziel", "U.S.", "u.s.a.", "EU's", "EU’s", "EU", "G7", "G 7", "G-7", "g77",
+                "US-Sanktionen", "İstanbul", "Irak", "IRAQ", "ıraq", "Straße", "STRASSE", "Strasse", "Sıla", "ſtaat",
+                "Staat", "ΣΊΓΜΑ", "σίγμα", "Σίγμας", "АРМИЯ", "армія", "ООН", "Ünïcødé", "École", "e\u0301cole",
+                "ǅ", "x", "_nato", "nato_", "2nato", "Prozent", "prozentual", "Senatoren-Ziel"]
+
+
+def _generated_texts(words, count, seed):
+    import random
+
+    rng = random.Random(seed)
+    separators = [" ", "-", "", ", ", "\n", " (", ") ", ".", "’", "/", "\u00a0"]
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            word = rng.choice(words)
+            word = rng.choice([word, word.upper(), word.lower(), word.capitalize()])
+            parts += [word, rng.choice(separators)]
+        yield "".join(parts[:-1] if rng.random() < 0.5 else parts)
+
+
+def test_lookup_matcher_equals_alternation_regex_on_tricky_texts():
+    from transforms.topics import _Matcher, _Text, case_exceptions
+
+    terms = [{"pattern": p, "weight": float(i % 3 + 1)} for i, p in enumerate(TRICKY_TERMS)]
+    matcher = _Matcher(terms)
+    texts = list(_generated_texts(TRICKY_WORDS, 3000, seed=7)) + TRICKY_WORDS + [""]
+    checked = 0
+    for text in texts:
+        expected = _reference_find(terms, text)
+        assert list(matcher.find(_Text(text, case_exceptions(matcher.alphabet)))) == expected, text
+        checked += bool(expected)
+    assert checked > 1000  # most generated texts do match something
+
+
+def _words_from_terms(patterns, rng):
+    """Text renderings of term patterns: inflections, compounds, hyphens, ß/ss, numbers."""
+    out = []
+    for p in patterns:
+        word = p.replace("#", rng.choice(["3,5", "2.5", "5", "٣", "12"]))
+        word = word.replace("*", rng.choice(["", "en", "spaket", "s"]))
+        word = word.replace(" ", rng.choice([" ", "-", "", "\u00a0", " - "]))
+        word = word.replace("ß", rng.choice(["ß", "ss", "SS"]))
+        out.append(rng.choice(["", "Wirtschafts", "EU-", "(", "Nicht"]) + word if p.startswith("*") else word)
+    return out
+
+
+def test_label_lookup_path_equals_regex_path_on_generated_articles(taxonomy_data):
+    import random
+
+    from transforms.topics import _Text
+
+    class RegexOnly(CompiledTaxonomy):
+        def text(self, text):
+            analysed = _Text(text or "", {})
+            analysed.exact_only = True  # every matcher takes its single alternation regex
+            return analysed
+
+    fast, reference = CompiledTaxonomy(taxonomy_data), RegexOnly(taxonomy_data)
+    rng = random.Random(11)
+    patterns = sorted({t["pattern"] for t in _all_terms(taxonomy_data)})
+    words = _words_from_terms(patterns, rng) + TRICKY_WORDS + ["und", "the", "die", "Regierung", "government"] * 20
+    assigned = 0
+    for n, text in enumerate(_generated_texts(words, 600, seed=3)):
+        title, _, body = text.partition("\n")
+        for language in ("de", "en", "fr", "uk", None):
+            got = fast.label(title, body, language)
+            assert got == reference.label(title, body, language), (language, title, body)
+            assigned += bool(got[0])
+    assert assigned > 200
+
+
+def _all_terms(value):
+    if isinstance(value, dict):
+        if "pattern" in value:
+            yield value
+        else:
+            for item in value.values():
+                yield from _all_terms(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _all_terms(item)
+
+
+def test_case_exceptions_come_from_the_regex_engine():
+    from transforms.topics import case_exceptions
+
+    exceptions = case_exceptions("iks")
+    assert exceptions["ı"] == "i" and exceptions["İ"] == "i" and exceptions["ſ"] == "s"
+    assert "I" not in exceptions and "K" not in exceptions and "\u212a" not in exceptions  # Kelvin sign lowers to k
+    assert case_exceptions("σ")["\u03a3"] is None  # final sigma lowers by context: plain regex path

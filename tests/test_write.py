@@ -223,3 +223,26 @@ def test_build_counters_balance():
     counters = build_counters({"inputs": 5, "articles": 3, "duplicates": 1, "dead_letters": 1, "language:de": 3})
     assert counters["balanced"] is True and counters["language"] == {"de": 3}
     assert build_counters({"inputs": 5, "articles": 3})["balanced"] is False
+
+
+def test_batch_run_id_is_exact_and_ignores_streaming_files():
+    from transforms.write import batch_run_id, window_file_name
+
+    assert batch_run_id("/o/articles/d=1/part-files-abc-00003-000.parquet") == "files-abc"
+    assert batch_run_id("gs://b/o/part-run-c0001-00000-001.parquet") == "run-c0001"
+    assert batch_run_id("/o/part-run-00000-000.parquet.0f3a.inprogress") == "run"
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    window = window_file_name("stream", start, start + dt.timedelta(minutes=5), 0, 0, 0)
+    assert batch_run_id(f"/o/articles/{window}") is None
+    assert batch_run_id("/o/articles/notes.parquet") is None
+
+
+def test_stale_files_never_touch_a_run_whose_id_extends_this_one(tmp_path):
+    from transforms.commit import stale_files
+
+    folder = tmp_path / "articles" / "published_date=2026-01-01" / "language=de"
+    folder.mkdir(parents=True)
+    mine, other = folder / "part-run-00000-000.parquet", folder / "part-run-c0001-00000-000.parquet"
+    mine.write_bytes(b"x")
+    other.write_bytes(b"x")
+    assert stale_files(str(tmp_path), "run", []) == [str(mine)]

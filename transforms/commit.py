@@ -19,7 +19,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from schemas import SCHEMA_VERSION, TABLES
-from transforms.write import join, replace_file, run_file_pattern, run_temp_pattern
+from transforms.write import batch_run_id, join, replace_file, run_file_pattern, run_temp_pattern
 
 MANIFEST_DIR = "_runs"
 
@@ -58,7 +58,9 @@ def stale_files(output_root: str, run_id: str, written: Iterable[str]) -> list[s
     for table in TABLES.values():
         patterns = [run_file_pattern(output_root, table, run_id), run_temp_pattern(output_root, table, run_id)]
         for result in FileSystems.match(patterns):
-            stale.extend(m.path for m in result.metadata_list if m.path not in keep)
+            # The glob also matches runs whose id merely starts with run_id ("<run_id>-c0001").
+            stale.extend(m.path for m in result.metadata_list
+                         if m.path not in keep and batch_run_id(m.path) == run_id)
     return sorted(stale)
 
 

@@ -32,10 +32,9 @@ from apache_beam.io.filesystems import FileSystems
 from schemas import DEDUP_INDEX, TABLES
 from transforms.commit import MANIFEST_DIR, read_text
 from transforms.dedupe import prior_article
-from transforms.write import join, write_parquet_file
+from transforms.write import batch_run_id, join, write_parquet_file
 
 INDEX_DIR = "_state/dedup_index"
-_RUN_FILE = re.compile(r"part-(?P<run>.+)-\d{5}-\d{3}\.parquet$")
 _SEGMENT = re.compile(r"(?:segment|compacted)-(?P<run>.+)\.parquet$")
 
 
@@ -209,8 +208,8 @@ def rollback_uncommitted(output_root: str) -> list[str]:
     doomed = []
     for table in TABLES.values():
         for path in _match(join(output_root, table.name, "**", "part-*.parquet")):
-            match = _RUN_FILE.search(path)
-            if match and match["run"] not in committed:
+            run = batch_run_id(path)
+            if run is not None and run not in committed:
                 doomed.append(path)
     for path in _match(join(index_dir(output_root), "pending", "*.parquet")):
         doomed.append(path)
@@ -229,8 +228,7 @@ def purge_runs(output_root: str, run_ids: Iterable[str]) -> list[str]:
     doomed = []
     for table in TABLES.values():
         for path in _match(join(output_root, table.name, "**", "part-*.parquet")):
-            match = _RUN_FILE.search(path)
-            if match and match["run"] in doomed_runs:
+            if batch_run_id(path) in doomed_runs:
                 doomed.append(path)
     for path in published_segments(output_root):
         match = _SEGMENT.search(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
+import re
 import uuid
 from typing import Any, Iterable, Mapping
 
@@ -62,6 +63,21 @@ def window_file_name(run_id: str, window_start: dt.datetime, window_end: dt.date
     """
     stamp = lambda t: t.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")  # noqa: E731
     return f"part-{run_id}-{stamp(window_start)}-{stamp(window_end)}-p{pane_index:04d}-{shard:05d}-{chunk:03d}{PARQUET_SUFFIX}"
+
+
+# Batch files are part-<run_id>-<shard:5>-<chunk:3>.parquet; streaming files add window bounds
+# and a pane (window_file_name) and belong to no batch run.
+_BATCH_FILE = re.compile(r"^part-(?P<run>.+?)-\d{5}-\d{3}\.parquet(?:\.[0-9a-f]+\.inprogress)?$")
+_WINDOW_FILE = re.compile(r"-\d{8}T\d{6}Z-\d{8}T\d{6}Z-p\d{4}-\d{5}-\d{3}\.parquet")
+
+
+def batch_run_id(path: str) -> str | None:
+    """Run id of a batch file (or its temp file); None for streaming and foreign files."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if _WINDOW_FILE.search(name):
+        return None
+    match = _BATCH_FILE.match(name)
+    return match["run"] if match else None
 
 
 def run_file_pattern(output_root: str, table: Table, run_id: str) -> str:

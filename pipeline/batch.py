@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import ConfigError
 from pipeline.runner import describe, make_runner, pipeline_options, running_mode_for
@@ -26,18 +28,54 @@ from transforms.write import WriteTable
 LOG = logging.getLogger(__name__)
 
 
+class _CountKeysFn(beam.DoFn):
+    """Counts ``keys(element)`` per window over a bundle; emits ``(key, n)`` pairs when the bundle ends.
+
+    One call per element and a handful of pairs per bundle, instead of a ``(key, 1)`` element
+    per key and element through the shuffle.
+    """
+
+    def __init__(self, keys: Callable[[Any], Iterable[str]]):
+        self._keys = keys
+        self._counts: dict = {}
+
+    def start_bundle(self):
+        self._counts = {}
+
+    def process(self, element, window=beam.DoFn.WindowParam):
+        counts = self._counts.get(window)
+        if counts is None:
+            counts = self._counts[window] = collections.Counter()
+        counts.update(self._keys(element))
+
+    def finish_bundle(self):
+        for window, counts in self._counts.items():
+            for key, n in counts.items():
+                yield WindowedValue((key, n), window.max_timestamp(), [window])
+        self._counts = {}
+
+
+def count_keys(pcoll, label: str, keys: Callable[[Any], Iterable[str]]):
+    """``(key, n)`` pairs: how many elements of ``pcoll`` yield each key of ``keys(element)``
+    (several pairs per key may come out: sum them)."""
+    return pcoll | label >> beam.ParDo(_CountKeysFn(keys))
+
+
 def _count(pcoll, label: str, key: str):
-    return pcoll | f"Count{label}" >> beam.Map(lambda _: (key, 1))
+    """``(key, n)`` pairs counting the elements of ``pcoll``."""
+    keys = (key,)
+    return count_keys(pcoll, f"Count{label}", lambda _: keys)
+
+
+def _article_keys(article) -> list[str]:
+    return ["articles", f"language:{article['language']}", *(f"topic:{topic}" for topic in article["topics"]),
+            f"published_date:{article['published_date'].isoformat()}"]
 
 
 def article_counts(articles):
-    """``(language:xx, 1)`` and ``(topic:label, 1)`` per article, for the manifest."""
-    def keys(article):
-        yield f"language:{article['language']}", 1
-        for topic in article["topics"]:
-            yield f"topic:{topic}", 1
-        yield f"published_date:{article['published_date'].isoformat()}", 1
-    return articles | "ArticleCounts" >> beam.FlatMap(keys)
+    """``(articles, n)``, ``(language:xx, n)``, ``(topic:label, n)`` and ``(published_date:..., n)``
+    pairs, for the manifest."""
+    return count_keys(articles, "ArticleCounts", _article_keys)
 
 
 def process_items(items, dead_letters: list, input_counts, settings: RunSettings, run: RunInfo, taxonomy: dict,
@@ -78,7 +116,6 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
              *(commit_hooks or [])]
     counts = (
         input_counts,
-        _count(labeled, "Articles", "articles"),
         _count(deduped[DUPLICATE], "Duplicates", "duplicates"),
         _count(all_dead, "DeadLetters", "dead_letters"),
         article_counts(labeled),

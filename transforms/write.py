@@ -6,6 +6,9 @@ Core: ``partition_path`` (``published_date=2026-01-06/language=de``),
 sees a partial file and a re-run of the same run id replaces its files).
 Transform: :class:`WriteTable` groups records by (partition, stable shard),
 writes one file per group and chunk, and outputs one descriptor per file.
+Records cross the shuffle as compact rows (``encode_row``: the file columns
+only, as a tuple, timestamps as int microseconds and dates as int days), which
+Beam's coder encodes natively; datetimes would be pickled one by one.
 
 Why not ``fileio.WriteToFiles``: on local disk it can fail to create partition
 folders, it names files by bundle (not idempotent) and it loses sink arguments.
@@ -20,6 +23,7 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -117,6 +121,49 @@ def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str
     replace_file(temp_path, path)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _to_micros(value: Any) -> Any:
+    """An aware or naive (read as UTC, as pyarrow does) datetime -> int µs since the epoch; others unchanged."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return (value - _EPOCH) // _MICROSECOND
+    return value
+
+
+def _to_days(value: Any) -> Any:
+    """A date -> int days since the epoch; others (datetimes included) unchanged."""
+    return value.toordinal() - _EPOCH_DAY if type(value) is dt.date else value
+
+
+def row_codec(table: Table) -> tuple[list[str], list[tuple[int, Any]]]:
+    """``(names, converters)`` of :func:`encode_row`: the file columns, and (index, function) per
+    timestamp/date column."""
+    names, converters = [], []
+    for index, field in enumerate(table.file_schema):
+        names.append(field.name)
+        if pa.types.is_timestamp(field.type) and field.type.unit == "us":
+            converters.append((index, _to_micros))
+        elif pa.types.is_date32(field.type):
+            converters.append((index, _to_days))
+    return names, converters
+
+
+def encode_row(record: Mapping[str, Any], names: list[str], converters: list[tuple[int, Any]]) -> tuple:
+    """The file columns of ``record`` as a tuple, timestamps as int µs (UTC) and dates as int days.
+
+    ``Table.to_table`` gives the same Arrow values for these ints as for the datetimes and dates.
+    """
+    row = [record.get(name) for name in names]
+    for index, convert in converters:
+        row[index] = convert(row[index])
+    return tuple(row)
+
+
 def sort_key(table: Table):
     """Row order inside a file: by the table's first column, for reproducible files."""
     first = table.columns[0].name
@@ -140,6 +187,39 @@ class _WriteGroupFn(beam.DoFn):
             yield {"table": self._table.name, "partition": partition, "path": path, "rows": len(part)}
 
 
+class _KeyByFileFn(beam.DoFn):
+    """record -> ``((partition, shard), encode_row(record))``."""
+
+    def __init__(self, table: Table, shards: int, shard_key: str):
+        self._table = table
+        self._shards = shards
+        self._shard_key = shard_key
+        self._codec = None
+
+    def setup(self):
+        self._codec = row_codec(self._table)
+
+    def process(self, record: Mapping[str, Any]):
+        key = (partition_path(self._table, record), stable_int(str(record.get(self._shard_key))) % self._shards)
+        yield key, encode_row(record, *self._codec)
+
+
+class _DecodeRowsFn(beam.DoFn):
+    """``(key, encoded rows)`` -> ``(key, list of dicts of the file columns)``, once per group."""
+
+    def __init__(self, table: Table):
+        self._table = table
+        self._names: list[str] = []
+
+    def setup(self):
+        self._names = row_codec(self._table)[0]
+
+    def process(self, group):
+        key, rows = group
+        names = self._names
+        yield key, [dict(zip(names, row)) for row in rows]
+
+
 class WriteTable(beam.PTransform):
     """Write records of ``table`` under ``<output_root>/<table.name>/<partitions>/``.
 
@@ -158,15 +238,18 @@ class WriteTable(beam.PTransform):
         self._shard_key = shard_key or table.columns[0].name
 
     def write_fn(self) -> beam.DoFn:
-        """The DoFn that writes one (partition, shard) group; windowed writers override it."""
+        """The DoFn that writes one (partition, shard) group; windowed writers override it.
+
+        Its input: ``((partition, shard), records)``, records as dicts of the table's file
+        columns (no partition columns), timestamps as int µs (UTC) and dates as int days.
+        """
         return _WriteGroupFn(self._table, self._root, self._run_id, self._rows_per_file)
 
     def expand(self, records):
-        table, shards, shard_key = self._table, self._shards, self._shard_key
         return (
             records
-            | "KeyByFile" >> beam.Map(
-                lambda r: ((partition_path(table, r), stable_int(str(r.get(shard_key))) % shards), r))
+            | "KeyByFile" >> beam.ParDo(_KeyByFileFn(self._table, self._shards, self._shard_key))
             | "GroupByFile" >> beam.GroupByKey()
+            | "DecodeRows" >> beam.ParDo(_DecodeRowsFn(self._table))
             | "WriteFiles" >> beam.ParDo(self.write_fn())
         )

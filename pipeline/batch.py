@@ -17,7 +17,7 @@ from pipeline.settings import RunSettings
 from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
 from transforms.commit import CommitRun, read_manifest
 from transforms.common import DEAD_LETTER, RunInfo
-from transforms.dedup_index import PublishIndex, ReadDedupIndex, WritePendingIndex, rollback_uncommitted, window_cutoff
+from transforms.dedup_index import LookupDedupIndex, PublishIndex, WritePendingIndex, rollback_uncommitted, window_cutoff
 from transforms.dedupe import DUPLICATE, Deduplicate
 from transforms.language import DetectLanguage
 from transforms.normalize import NormalizeArticles
@@ -91,9 +91,9 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
         run, settings.read["min_body_chars"], settings.read["dead_letter_payload_bytes"],
         settings.feeds.get("allow_future_minutes", 0), minhash=settings.dedup)
     dedup = settings.dedup
-    prior = items.pipeline | "ReadDedupIndex" >> ReadDedupIndex(
-        settings.output, run.run_id, window_cutoff(run.ingested_at, dedup["window_days"]), settings.replaces_runs)
-    deduped = normalized["articles"] | "Dedupe" >> Deduplicate(dedup, prior)
+    lookup = LookupDedupIndex(settings.output, run.run_id, window_cutoff(run.ingested_at, dedup["window_days"]),
+                              settings.replaces_runs, dedup)
+    deduped = normalized["articles"] | "Dedupe" >> Deduplicate(dedup, lookup=lookup)
     tagged = deduped["articles"] | "Language" >> DetectLanguage(settings.language)
     labeled = tagged | "Topics" >> LabelTopics(taxonomy)
     all_dead = [*dead_letters, normalized[DEAD_LETTER]] | "AllDeadLetters" >> beam.Flatten()

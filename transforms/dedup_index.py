@@ -17,21 +17,24 @@ a time is assumed (as for any table format without a lock service).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import re
 from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.utils import shared
 
 from schemas import DEDUP_INDEX, TABLES
 from transforms.commit import MANIFEST_DIR, read_text
-from transforms.dedupe import prior_article
+from transforms.dedupe import prior_article, slim
 from transforms.write import batch_run_id, join, write_parquet_file
 
 INDEX_DIR = "_state/dedup_index"
@@ -123,6 +126,164 @@ class ReadDedupIndex(beam.PTransform):
         return (pbegin
                 | "Segments" >> beam.Create(self._paths)
                 | "ReadSegments" >> beam.ParDo(self._fn))
+
+
+# -- lookup ---------------------------------------------------------------------
+#
+# Only index rows that share a key with a current article can change a decision: a dedup group
+# (article_id, content_hash, LSH band) without a current article decides nothing, and pairs of
+# two prior rows are never compared. So instead of shuffling every index row, each worker loads
+# the index once into sorted 64-bit keys and each current article brings in the rows it matches:
+# same article_id, same content_hash, or any LSH band in common (every row of that band, so a
+# band's members, and which pairs it yields, are exactly those of a shuffle of the whole index).
+# Keys are 64-bit hashes (ids, hashes) or the band's rows folded into 64 bits (exact for up to
+# four 16-bit rows per band): a collision can only bring in a row that decides nothing.
+
+_PRIOR_COLUMNS = ("article_id", "content_hash", "minhash", "published_at", "text_length")
+_U64 = np.uint64
+
+
+def _string_keys(values: Iterable[str], domain: str) -> np.ndarray:
+    salt = f"{domain}:".encode("utf-8")
+    return np.fromiter((int.from_bytes(hashlib.blake2b(salt + v.encode("utf-8"), digest_size=8).digest(), "little")
+                        for v in values), dtype=_U64)
+
+
+def _band_salts(bands: int) -> np.ndarray:
+    return _string_keys((str(b) for b in range(bands)), "band")
+
+
+def _band_values(signatures: np.ndarray, bands: int, salts: np.ndarray) -> np.ndarray:
+    """``(n, num_perm)`` uint16 signatures -> ``(n, bands)`` band keys; equal bands, equal keys."""
+    rows = signatures.shape[1] // bands
+    folded = np.zeros((signatures.shape[0], bands), dtype=_U64)
+    with np.errstate(over="ignore"):
+        for j in range(rows):
+            folded = folded * _U64(1 << 16) + signatures[:, j::rows].astype(_U64)
+    return folded ^ salts
+
+
+def _signature_matrix(column: pa.ChunkedArray, num_perm: int) -> np.ndarray:
+    """The minhash column as one ``(n, num_perm)`` uint16 matrix (shorter ones zero-padded:
+    padding can only add candidates, which decide nothing)."""
+    width = 2 * num_perm
+    values = column.to_pylist()
+    if all(v is not None and len(v) == width for v in values):
+        return np.frombuffer(b"".join(values), dtype="<u2").reshape(-1, num_perm)
+    return np.frombuffer(b"".join((v or b"").ljust(width, b"\0")[:width] for v in values),
+                         dtype="<u2").reshape(-1, num_perm)
+
+
+class PriorIndex:
+    """Index rows of earlier runs, loaded once, looked up by a current article's keys.
+
+    Memory: the rows' Arrow columns (~0.4 KB: id, hash, 256-byte signature, dates) plus
+    ``2 + bands`` sorted keys of 12 bytes each (~0.4 KB with 32 bands): ~0.8 KB per indexed row.
+    """
+
+    def __init__(self, table: pa.Table, num_perm: int | None, bands: int | None):
+        self.table = table.select(list(_PRIOR_COLUMNS)).combine_chunks()
+        n = self.table.num_rows
+        keys = [_string_keys(self.table["article_id"].to_pylist(), "id"),
+                _string_keys(self.table["content_hash"].to_pylist(), "hash")]
+        self._bands = bands if num_perm and bands else 0
+        self._num_perm = num_perm or 0
+        if self._bands:
+            self._salts = _band_salts(self._bands)
+            keys.append(_band_values(_signature_matrix(self.table["minhash"], num_perm), bands, self._salts).ravel())
+        row_ids = np.arange(n, dtype=np.int64 if n >= 2**31 else np.int32)
+        rows = np.concatenate([row_ids, row_ids] + ([np.repeat(row_ids, self._bands)] if self._bands else []))
+        keys = np.concatenate(keys) if n else np.zeros(0, dtype=_U64)
+        order = np.argsort(keys, kind="stable")
+        self._keys = keys[order]
+        self._rows = rows[order] if n else np.zeros(0, dtype=np.int32)
+
+    @classmethod
+    def load(cls, paths: Iterable[str], exclude_runs: Iterable[str], cutoff: dt.datetime | None,
+             num_perm: int | None, bands: int | None) -> "PriorIndex":
+        tables = [keep_rows(read_segment(p), tuple(exclude_runs), cutoff) for p in paths]
+        table = pa.concat_tables(tables) if tables else DEDUP_INDEX.file_schema.empty_table()
+        return cls(table, num_perm, bands)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def match(self, article_id: str, content_hash: str, signature: bytes | None = None) -> np.ndarray:
+        """Sorted distinct row numbers sharing the article_id, the content_hash or (with a
+        signature) an LSH band with the given article."""
+        if not len(self._keys):
+            return np.zeros(0, dtype=np.int64)
+        query = [_string_keys([article_id], "id"), _string_keys([content_hash], "hash")]
+        if self._bands and signature is not None:
+            sig = np.frombuffer(signature.ljust(2 * self._num_perm, b"\0")[:2 * self._num_perm], dtype="<u2")
+            query.append(_band_values(sig.reshape(1, -1), self._bands, self._salts).ravel())
+        query = np.concatenate(query)
+        lo = np.searchsorted(self._keys, query, "left")
+        hi = np.searchsorted(self._keys, query, "right")
+        hits = [self._rows[a:b] for a, b in zip(lo, hi) if b > a]
+        return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
+
+    def rows(self, indices) -> list[dict[str, Any]]:
+        return self.table.take(pa.array(indices, type=pa.int64())).to_pylist() if len(indices) else []
+
+
+# Slim record fields the lookup reads (see transforms.dedupe.slim).
+_SLIM_ID, _SLIM_HASH, _SLIM_SIG = 4, 6, 8
+
+
+class _LookupIndexFn(beam.DoFn):
+    """Current slim record -> ``(row number, prior slim record)`` for every index row it matches.
+
+    The index is loaded in ``setup``, once per worker process (shared between its threads); a
+    row is output once per bundle (``LookupDedupIndex`` keeps one per row overall)."""
+
+    def __init__(self, paths: tuple[str, ...], exclude_runs: tuple[str, ...], cutoff: dt.datetime | None,
+                 num_perm: int | None, bands: int | None):
+        self._args = (paths, exclude_runs, cutoff, num_perm, bands)
+        self._shared = shared.Shared()
+        self._index: PriorIndex | None = None
+
+    def setup(self):
+        self._index = self._shared.acquire(lambda: PriorIndex.load(*self._args), tag=repr(self._args))
+
+    def start_bundle(self):
+        # Rows already output in this bundle: a band many articles share would otherwise send
+        # its rows once per current article (a retried bundle starts afresh).
+        self._seen: set[int] = set()
+
+    def process(self, record: tuple):
+        matched = self._index.match(record[_SLIM_ID], record[_SLIM_HASH], record[_SLIM_SIG]).tolist()
+        fresh = [i for i in matched if i not in self._seen]
+        self._seen.update(fresh)
+        for index, row in zip(fresh, self._index.rows(fresh)):
+            yield index, slim(prior_article(row))
+
+
+class LookupDedupIndex(beam.PTransform):
+    """Current slim records -> slim records of the index rows of earlier runs that match them.
+
+    A row matches when it has the same ``article_id`` or ``content_hash`` as a current
+    article, or (``params`` given, near dedup enabled) shares an LSH band with it; each
+    matching row is output once. Rows outside the retention window (``cutoff``) and rows
+    of ``run_id`` and of the runs in ``replaces`` are left out, as in :class:`ReadDedupIndex`.
+    Segments are listed when the pipeline is built.
+    """
+
+    def __init__(self, output_root: str, run_id: str, cutoff: dt.datetime | None, replaces: Iterable[str] = (),
+                 params: Mapping[str, Any] | None = None):
+        super().__init__()
+        self._paths = tuple(published_segments(output_root))
+        near = params is not None and params.get("enabled_near", True)
+        self._fn = _LookupIndexFn(self._paths, tuple(sorted({run_id, *replaces})), cutoff,
+                                  params["num_perm"] if near else None, params["bands"] if near else None)
+
+    def expand(self, records):
+        if not self._paths:
+            return records | "NoIndex" >> beam.FlatMap(lambda _: ())
+        return (records
+                | "LookupIndex" >> beam.ParDo(self._fn)
+                | "DistinctRows" >> beam.Distinct()
+                | "PriorSlim" >> beam.Map(lambda indexed: indexed[1]))
 
 
 class _WritePendingFn(beam.DoFn):
@@ -256,5 +417,6 @@ def index_size(output_root: str) -> dict[str, Any]:
     return {"segments": len(paths), "rows": rows, "bytes": sum(m.size_in_bytes for m in metadata)}
 
 
-__all__ = ["PublishIndex", "ReadDedupIndex", "WritePendingIndex", "compact", "index_size", "purge_runs",
+__all__ = ["LookupDedupIndex", "PriorIndex", "PublishIndex", "ReadDedupIndex", "WritePendingIndex", "compact",
+           "index_size", "purge_runs",
            "rollback_uncommitted"]

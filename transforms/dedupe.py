@@ -463,7 +463,10 @@ class Deduplicate(beam.PTransform):
     Exact: one article per ``article_id``, then per ``content_hash``; near:
     MinHash-LSH clusters (unless ``enabled_near`` is false). ``prior``: optional
     PCollection of index rows of earlier runs (marked ``_prior``); a current
-    article that copies one becomes its duplicate. Decisions are taken on slim
+    article that copies one becomes its duplicate. ``lookup``: optional transform
+    from the current slim records to the prior slim records that share a key with
+    them (``transforms.dedup_index.LookupDedupIndex``), the same result as passing
+    the whole index as ``prior`` without shuffling it. Decisions are taken on slim
     records; full articles are shuffled once, to apply them.
 
     Returns ``{'articles', 'duplicates'}``: each input article in exactly one.
@@ -471,10 +474,11 @@ class Deduplicate(beam.PTransform):
     signature (for the index) when ``params`` is given.
     """
 
-    def __init__(self, params: Mapping[str, Any] | None, prior=None):
+    def __init__(self, params: Mapping[str, Any] | None, prior=None, lookup: beam.PTransform | None = None):
         super().__init__()
         self._params = dict(params) if params is not None else None
         self._prior = prior
+        self._lookup = lookup
 
     def expand(self, articles):
         params = self._params
@@ -482,6 +486,10 @@ class Deduplicate(beam.PTransform):
         prior = None
         if self._prior is not None:
             prior = self._prior | "PriorSlim" >> beam.Map(lambda row: slim({**row, PRIOR: True}))
+        if self._lookup is not None:
+            # Only the index rows that share a key with a current article: the others decide nothing.
+            matched = signed[SLIM] | "LookupPrior" >> self._lookup
+            prior = matched if prior is None else (prior, matched) | "AllPrior" >> beam.Flatten()
 
         def with_prior(pcoll, label):
             return (pcoll, prior) | label >> beam.Flatten() if prior is not None else pcoll

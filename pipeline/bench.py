@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import pathlib
 import platform
 import resource
 import shutil

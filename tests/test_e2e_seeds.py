@@ -14,7 +14,6 @@ import pytest
 
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
 from pipeline.batch import run_batch
-from schemas import ARTICLES
 
 EXPECTED_TOPICS = {
     "000": ["nato_spending", "sanctions"],

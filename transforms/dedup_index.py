@@ -99,46 +99,6 @@ def window_cutoff(now: dt.datetime, window_days: int | None) -> dt.datetime | No
     return now - dt.timedelta(days=window_days) if window_days else None
 
 
-class _ReadSegmentsFn(beam.DoFn):
-    def __init__(self, exclude_runs: tuple[str, ...], cutoff: dt.datetime | None):
-        self._exclude = exclude_runs
-        self._cutoff = cutoff
-
-    def process(self, path: str):
-        for row in keep_rows(read_segment(path), self._exclude, self._cutoff).to_pylist():
-            yield prior_article(row)
-
-
-class ReadDedupIndex(beam.PTransform):
-    """Index rows of earlier runs (inside the retention window) as prior articles.
-
-    Segments are listed when the pipeline is built, so a run sees exactly the
-    state that was committed before it started. Rows of ``run_id`` itself and of
-    the runs in ``replaces`` (whose output this run replaces) are left out.
-    """
-
-    def __init__(self, output_root: str, run_id: str, cutoff: dt.datetime | None, replaces: Iterable[str] = ()):
-        super().__init__()
-        self._paths = published_segments(output_root)
-        self._fn = _ReadSegmentsFn(tuple(sorted({run_id, *replaces})), cutoff)
-
-    def expand(self, pbegin):
-        return (pbegin
-                | "Segments" >> beam.Create(self._paths)
-                | "ReadSegments" >> beam.ParDo(self._fn))
-
-
-# -- lookup ---------------------------------------------------------------------
-#
-# Only index rows that share a key with a current article can change a decision: a dedup group
-# (article_id, content_hash, LSH band) without a current article decides nothing, and pairs of
-# two prior rows are never compared. So instead of shuffling every index row, each worker loads
-# the index once into sorted 64-bit keys and each current article brings in the rows it matches:
-# same article_id, same content_hash, or any LSH band in common (every row of that band, so a
-# band's members, and which pairs it yields, are exactly those of a shuffle of the whole index).
-# Keys are 64-bit hashes (ids, hashes) or the band's rows folded into 64 bits (exact for up to
-# four 16-bit rows per band): a collision can only bring in a row that decides nothing.
-
 _PRIOR_COLUMNS = ("article_id", "content_hash", "minhash", "published_at", "text_length")
 _U64 = np.uint64
 
@@ -265,7 +225,8 @@ class LookupDedupIndex(beam.PTransform):
     A row matches when it has the same ``article_id`` or ``content_hash`` as a current
     article, or (``params`` given, near dedup enabled) shares an LSH band with it; each
     matching row is output once. Rows outside the retention window (``cutoff``) and rows
-    of ``run_id`` and of the runs in ``replaces`` are left out, as in :class:`ReadDedupIndex`.
+    of ``run_id`` itself (a replayed run) and of the runs in ``replaces`` (whose output this run
+    replaces) are left out.
     Segments are listed when the pipeline is built.
     """
 
@@ -417,6 +378,6 @@ def index_size(output_root: str) -> dict[str, Any]:
     return {"segments": len(paths), "rows": rows, "bytes": sum(m.size_in_bytes for m in metadata)}
 
 
-__all__ = ["LookupDedupIndex", "PriorIndex", "PublishIndex", "ReadDedupIndex", "WritePendingIndex", "compact",
+__all__ = ["LookupDedupIndex", "PriorIndex", "PublishIndex", "WritePendingIndex", "compact",
            "index_size", "purge_runs",
            "rollback_uncommitted"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pathlib
+import shutil
 
 import pytest
 
@@ -20,6 +21,19 @@ FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 @pytest.fixture
 def seeds_glob() -> str:
     return str(SEEDS / "*.txt")
+
+
+def seeds_with_duplicate_and_dead_letter(folder: pathlib.Path) -> str:
+    """Copy the seeds into ``folder`` plus an exact copy of one and an empty file; returns the glob.
+
+    A run over it gives 5 articles, 1 duplicate and 1 dead letter.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in SEEDS.glob("*.txt"):
+        shutil.copy(seed, folder / seed.name)
+    shutil.copy(min(SEEDS.glob("*.txt")), folder / "zz_copy.txt")
+    (folder / "zz_empty.txt").write_bytes(b"")
+    return str(folder / "*.txt")
 
 
 def make_settings(output: str | os.PathLike, inputs: list[str] | None = None, **overrides):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 import pytest
-from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
+from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings, seeds_with_duplicate_and_dead_letter
 
 from pipeline.analyst import connect
 from pipeline.commands.query import run_statements
@@ -56,13 +55,8 @@ def outputs(tmp_path_factory):
     roots["seed"] = base / "seed"
     run_batch(make_settings(roots["seed"] / "output", [str(SEEDS / "*.txt")]), now=FIXED_NOW)
     roots["rich"] = base / "rich"
-    inputs = base / "rich_in"
-    inputs.mkdir()
-    for seed in SEEDS.glob("*.txt"):
-        shutil.copy(seed, inputs / seed.name)
-    shutil.copy(min(SEEDS.glob("*.txt")), inputs / "zz_copy.txt")
-    (inputs / "zz_empty.txt").write_bytes(b"")
-    run_batch(make_settings(roots["rich"] / "output", [str(inputs / "*.txt")]), now=FIXED_NOW)
+    rich_input = seeds_with_duplicate_and_dead_letter(base / "rich_in")
+    run_batch(make_settings(roots["rich"] / "output", [rich_input]), now=FIXED_NOW)
     roots["empty"] = base / "empty"
     (roots["empty"] / "output").mkdir(parents=True)
     return roots

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 pytest.importorskip("matplotlib")
-from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
+from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings, seeds_with_duplicate_and_dead_letter
 from PIL import Image
 
 from pipeline.analyst import connect
@@ -35,13 +35,8 @@ def rich_output(tmp_path_factory):
     from pipeline.batch import run_batch
 
     base = tmp_path_factory.mktemp("report")
-    inputs = base / "in"
-    inputs.mkdir()
-    for seed in SEEDS.glob("*.txt"):
-        shutil.copy(seed, inputs / seed.name)
-    shutil.copy(min(SEEDS.glob("*.txt")), inputs / "zz_copy.txt")
-    (inputs / "zz_empty.txt").write_bytes(b"")
-    manifest = run_batch(make_settings(base / "output", [str(inputs / "*.txt")]), now=FIXED_NOW)
+    inputs = seeds_with_duplicate_and_dead_letter(base / "in")
+    manifest = run_batch(make_settings(base / "output", [inputs]), now=FIXED_NOW)
     return base / "output", manifest
 
 

@@ -3,13 +3,15 @@
 The launcher calls ``python flex_main.py --command=run --profile=dataflow-batch
 --run_id=slot:3600 ... --project=... --region=... --temp_location=...``. Template
 parameters (see metadata.json) become newsbeam options; every other flag is
-Beam's and passes through.
+Beam's and goes after ``--`` (the command line's route for Beam options).
 
 ``run_id``: an explicit id (Airflow passes its data interval, e.g. ``slot-20261121T10``),
 or ``slot:SECONDS`` = the launch time floored to a slot of that length
-(``slot-20261121T1000``). Re-running the same slot - a Cloud Scheduler retry, a
-manual re-launch - reuses the run id, and a run replaces the files of an
-earlier attempt with the same id instead of adding to them.
+(``slot-20261121T1000``). Re-launching a slot whose run committed exits 2 (the
+run id is taken; the commit protocol never lets two runs share one); a slot
+whose earlier attempt died before its commit runs again under the same id
+(recovery removed what that attempt staged). Leave run_id empty for a fresh id
+per launch: the cross-run dedup index makes a repeated run add only what is new.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def slot_run_id(spec: str, now: dt.datetime) -> str:
 
 def translate(argv: list[str], now: dt.datetime) -> list[str]:
     """Launcher argv -> newsbeam argv (command first)."""
-    command, out = "run", []
+    command, out, beam_flags = "run", [], []
     for arg in argv:
         name, sep, value = arg.partition("=")
         key = name.lstrip("-")
@@ -49,11 +51,11 @@ def translate(argv: list[str], now: dt.datetime) -> list[str]:
                 continue  # optional parameter left empty
             out.append(f"{PARAMETERS[key]}={slot_run_id(value, now) if key == 'run_id' else value}")
         else:
-            out.append(arg)
+            beam_flags.append(arg)
     # Submit and let the launcher exit: a stream never ends, and a batch job writes its own
     # manifest when it commits.
     out.append("--no-wait")
-    return [command, *out]
+    return [command, *out, *(["--", *beam_flags] if beam_flags else [])]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -215,8 +215,33 @@ def session_sql(root: str) -> str:
         con.close()
 
 
+def interrupted_commits(root: str) -> bool:
+    """True when a run left staged files or a commit it did not finish publishing (local roots;
+    remote roots are always checked by the commit protocol's recovery)."""
+    if is_remote(root):
+        return True
+    staging = os.path.join(root, "_staging")
+    if os.path.isdir(staging) and os.listdir(staging):
+        return True
+    commits = os.path.join(root, "_commits")
+    if not os.path.isdir(commits):
+        return False
+    published = set(os.listdir(os.path.join(root, MANIFEST_DIR))) if os.path.isdir(os.path.join(root, MANIFEST_DIR)) else set()
+    return any(name.endswith(".json") and name not in published for name in os.listdir(commits))
+
+
+def finish_interrupted_commits(root: str) -> None:
+    """Readers first finish (or undo) a run that stopped mid-commit, when no writer is active
+    (transforms/commit.py); either way they only ever see committed runs' files."""
+    if interrupted_commits(root):
+        from transforms.commit import recover_if_idle  # imports Beam: only when there is work
+
+        recover_if_idle(root)
+
+
 def connect(root: str, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with every view of ``views.sql`` over the output ``root``."""
+    finish_interrupted_commits(root)
     con = duckdb.connect(database, config={"autoinstall_known_extensions": False})
     try:
         prepare(con, root)

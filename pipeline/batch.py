@@ -15,9 +15,9 @@ from pipeline.config import ConfigError
 from pipeline.runner import describe, make_runner, pipeline_options, running_mode_for
 from pipeline.settings import RunSettings
 from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
-from transforms.commit import CommitRun, read_manifest
+from transforms.commit import CommitRun, read_manifest, recover, staging_root
 from transforms.common import DEAD_LETTER, RunInfo
-from transforms.dedup_index import LookupDedupIndex, PublishIndex, WritePendingIndex, rollback_uncommitted, window_cutoff
+from transforms.dedup_index import LookupDedupIndex, WritePendingIndex, window_cutoff
 from transforms.dedupe import DUPLICATE, Deduplicate
 from transforms.language import DetectLanguage
 from transforms.normalize import NormalizeArticles
@@ -99,21 +99,21 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
     all_dead = [*dead_letters, normalized[DEAD_LETTER]] | "AllDeadLetters" >> beam.Flatten()
 
     write = settings.write
-    root, run_id = settings.output, run.run_id
+    run_id = run.run_id
+    # Every file goes to the run's staging folder; the commit publishes them together (transforms/commit.py).
+    staged = staging_root(settings.output, run_id)
     files = [
-        labeled | "WriteArticles" >> WriteTable(ARTICLES, root, run_id, shards=write["shards"],
+        labeled | "WriteArticles" >> WriteTable(ARTICLES, staged, run_id, shards=write["shards"],
                                                 rows_per_file=write["rows_per_file"]),
-        deduped[DUPLICATE] | "WriteDuplicates" >> WriteTable(DUPLICATES, root, run_id, shards=1,
+        deduped[DUPLICATE] | "WriteDuplicates" >> WriteTable(DUPLICATES, staged, run_id, shards=1,
                                                              rows_per_file=write["rows_per_file"]),
-        all_dead | "WriteDeadLetters" >> WriteTable(DEAD_LETTERS, root, run_id, shards=1,
+        all_dead | "WriteDeadLetters" >> WriteTable(DEAD_LETTERS, staged, run_id, shards=1,
                                                     rows_per_file=write["rows_per_file"], shard_key="origin"),
-        labeled | "WriteIndexSegment" >> WritePendingIndex(root, run_id),
+        labeled | "WriteIndexSegment" >> WritePendingIndex(staged, run_id),
         *(extra_files or []),
     ]
-    # The index is published first: state saved by later hooks (feed validators) must never
-    # claim items whose articles are not yet marked as seen.
-    hooks = [PublishIndex(root, run_id, run.ingested_at, dedup["window_days"], dedup["compact_after_segments"]),
-             *(commit_hooks or [])]
+    compaction = {"now": run.ingested_at.isoformat(), "window_days": dedup["window_days"],
+                  "after_segments": dedup["compact_after_segments"]}
     counts = (
         input_counts,
         _count(deduped[DUPLICATE], "Duplicates", "duplicates"),
@@ -121,7 +121,9 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
         article_counts(labeled),
     ) | "AllCounts" >> beam.Flatten()
     all_files = files | "AllFileDescriptors" >> beam.Flatten()
-    return (all_files, counts) | "CommitRun" >> CommitRun(root, run_id, manifest_base, hooks)
+    return (all_files, counts) | "CommitRun" >> CommitRun(
+        settings.output, run_id, manifest_base, summaries=list(commit_hooks or []),
+        replaces=settings.replaces_runs, lease_owner=settings.lease_owner or run_id, compaction=compaction)
 
 
 def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any]):
@@ -181,17 +183,28 @@ def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: d
     base = manifest_base(settings, run, workers, running_mode)
     LOG.info("run %s on %s", run.run_id, base["runner"])
     check_output(settings.output)
-    rolled_back = rollback_uncommitted(settings.output)
-    if rolled_back:
-        LOG.warning("removed %d files of runs that did not commit", len(rolled_back))
-    base["rolled_back_files"] = len(rolled_back)
-    pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
-    (build or build_file_pipeline)(pipeline, settings, run, base)
-    result = pipeline.run()
-    if not wait:
-        return {**base, "status": "submitted", "pipeline_state": str(result.state)}
-    result.wait_until_finish()
-    manifest = read_manifest(settings.output, run.run_id)
+    with writer_lease(settings, run.run_id):
+        recovered = recover(settings.output, active=(settings.lease_owner, settings.parent_run_id, run.run_id))
+        base["recovered"] = {k: v for k, v in recovered.items() if v}
+        pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
+        (build or build_file_pipeline)(pipeline, settings, run, base)
+        result = pipeline.run()
+        if not wait:
+            return {**base, "status": "submitted", "pipeline_state": str(result.state)}
+        result.wait_until_finish()
+        manifest = read_manifest(settings.output, run.run_id)
     if manifest is None:
         raise RuntimeError(f"run {run.run_id} finished without a manifest under {settings.output}/_runs")
     return manifest
+
+
+def writer_lease(settings: RunSettings, run_id: str):
+    """The output root's writer lease for this run: a no-op context when the caller (a chunked run,
+    ``watch``) already holds it under ``settings.lease_owner``."""
+    import contextlib
+
+    from transforms.lease import WriterLease, held_by
+
+    if settings.lease_owner and held_by(settings.output, settings.lease_owner):
+        return contextlib.nullcontext()
+    return WriterLease(settings.output, run_id, wait_seconds=settings.wait_lock_seconds)

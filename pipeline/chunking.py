@@ -13,13 +13,11 @@ lists their run ids (``chunks``) and files, and is ``committed`` only when every
 chunk committed; chunk manifests carry ``parent_run_id`` (the ``runs`` view shows
 the parent only, so counts are not doubled).
 
-Replays: the same command gives the same run id and the same chunk ids, so a
-re-run replaces each chunk's files. Chunk k of a replay does not dedup against
-the previous attempt's chunks k, k+1, ... (nor against the parent id itself):
-their output is being replaced. Chunks of the previous attempt that the new
-split no longer has (fewer files now), and the files of an unchunked earlier
-run with the same id, are purged once the new run committed; the same holds the
-other way round, for an unchunked run replacing a chunked one.
+Every invocation has a fresh run id (pipeline/settings.py), so nothing is replayed: a run killed
+between chunks keeps the chunks that committed (each is a complete run), its parent manifest is
+marked ``incomplete`` by the next run's recovery, and re-running the command adds only the files
+whose articles are not in the archive yet. ``--replace-run`` runs are never chunked (the replaced
+run is purged by one commit).
 """
 
 from __future__ import annotations
@@ -37,8 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.batch import run_batch
 from pipeline.runner import IN_PROCESS
 from pipeline.settings import RunSettings
-from transforms.commit import BALANCE_KEYS, manifest_path, read_manifest, write_text_atomically
-from transforms.dedup_index import purge_runs
+from transforms.commit import BALANCE_KEYS, manifest_path, write_text_atomically
 
 LOG = logging.getLogger(__name__)
 
@@ -139,27 +136,20 @@ def _write(settings: RunSettings, manifest: Mapping[str, Any]) -> None:
 def run_files(settings: RunSettings, extra_args: list[str] | None = None, now: dt.datetime | None = None,
               wait: bool = True, run: Callable[..., dict[str, Any]] = run_batch) -> dict[str, Any]:
     """Run the file pipeline over ``settings.inputs``, in chunks when there are more files than
-    ``read.max_files_per_run`` (local runners only); returns the (parent) run manifest."""
-    run_id = settings.run_id or settings.default_run_id()
-    previous = read_manifest(settings.output, run_id) if "://" in settings.output or os.path.isdir(settings.output) else None
-    old_chunks = list((previous or {}).get("chunks") or [])
-    size = max_files_per_run(settings, wait)
+    ``read.max_files_per_run`` (local runners only); returns the (parent) run manifest.
+
+    ``settings.run_id`` is this invocation's fresh run id; the caller holds the writer lease."""
+    run_id = settings.run_id or settings.default_run_id(now)
+    settings = dataclasses.replace(settings, run_id=run_id)
+    size = 0 if settings.replaces_runs else max_files_per_run(settings, wait)
     paths = matched_files(settings.inputs) if size else []
     if not size or len(paths) <= size:
-        if old_chunks:  # an unchunked run replaces a chunked one
-            settings = dataclasses.replace(settings, replaces_runs=tuple(old_chunks))
-        manifest = run(settings, extra_args, now=now, wait=wait)
-        if old_chunks and manifest.get("status") == "committed":
-            purge_runs(settings.output, old_chunks)
-        return manifest
+        return run(settings, extra_args, now=now, wait=wait)
 
     now = now or dt.datetime.now(dt.timezone.utc)
     chunks = split(paths, size)
     chunk_ids = [chunk_run_id(run_id, i + 1) for i in range(len(chunks))]
     started_at = now.replace(microsecond=0)
-    # Previously written output of this run id that the new chunks replace: the parent id itself
-    # (an unchunked earlier run) and every chunk of an earlier attempt.
-    replaced = {run_id, *old_chunks, *chunk_ids}
     LOG.info("run %s: %d files in %d chunks of at most %d (read.max_files_per_run)",
              run_id, len(paths), len(chunks), size)
     _write(settings, parent_manifest(settings, run_id, chunk_ids, [], size, started_at))
@@ -168,13 +158,8 @@ def run_files(settings: RunSettings, extra_args: list[str] | None = None, now: d
         LOG.info("run %s: chunk %d/%d (%s, %d files)", run_id, number, len(chunks), chunk_id, len(files))
         chunk_settings = dataclasses.replace(
             settings, inputs=tuple(literal_pattern(p) for p in files), run_id=chunk_id, parent_run_id=run_id,
-            replaces_runs=tuple(sorted(replaced - set(chunk_ids[:number - 1]))))
+            lease_owner=settings.lease_owner or run_id)
         done.append(run(chunk_settings, extra_args, now=now, wait=True))
-        _write(settings, parent_manifest(settings, run_id, chunk_ids, done, size, started_at))
-    obsolete = (set(old_chunks) | ({run_id} if previous and not old_chunks else set())) - set(chunk_ids)
-    manifest = parent_manifest(settings, run_id, chunk_ids, done, size, started_at)
-    if obsolete:
-        # Files and index rows of the replaced output; the parent's own manifest is written after.
-        purge_runs(settings.output, obsolete)
-    _write(settings, manifest)
+        manifest = parent_manifest(settings, run_id, chunk_ids, done, size, started_at)
+        _write(settings, manifest)
     return manifest

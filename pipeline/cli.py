@@ -1,8 +1,12 @@
 """Command line: ``python -m pipeline <command>`` or ``newsbeam <command>``.
 
 Each command lives in its own module that exposes ``register(subparsers)``;
-the module's handler receives the parsed arguments and the flags argparse did
-not know, which are passed through to Beam (``--project``, ``--region`` ...).
+the module's handler receives the parsed arguments and the Beam pipeline
+options. Options are parsed strictly: an unknown option or a stray argument (a
+mistyped ``--ouput``, a glob the shell expanded) exits 2 with the usage message
+before anything is read or written. Beam's own options (``--project``,
+``--region``, ``--temp_location`` ...) go after a literal ``--``, and only for
+the commands that run a pipeline: ``newsbeam run --input 'x/*.txt' -- --project p``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Strict parsing: everything before ``--`` must be a newsbeam option (else exit 2); everything
+    after it goes to Beam, for the commands that run a pipeline."""
+    if "--" in argv:
+        split = argv.index("--")
+        own, beam_flags = argv[:split], argv[split + 1:]
+    else:
+        own, beam_flags = argv, []
+    args, unknown = parser.parse_known_args(own)
+    if unknown:
+        stray = [a for a in unknown if not a.startswith("-")]
+        hint = ""
+        if stray and any(any(c in a for c in "/.") for a in stray):
+            hint = " (a glob the shell expanded? quote it: --input 'folder/*.txt')"
+        elif any(a.startswith("--") for a in unknown) and getattr(args, "accepts_beam_flags", False):
+            hint = " (Beam pipeline options go after a literal --: newsbeam run ... -- --project p)"
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    if beam_flags and not getattr(args, "accepts_beam_flags", False):
+        parser.error(f"{args.command} takes no Beam options: {' '.join(beam_flags)}")
+    return args, beam_flags
+
+
 def main(argv: list[str] | None = None) -> int:
     # Logging is set up before the command modules are imported: importing Beam can log a warning on
     # the root logger, which would otherwise install Python's default handler and make the
@@ -63,10 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         root.addFilter(_BeamImportNoise())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parse(parser, sys.argv[1:] if argv is None else list(argv))
     root.setLevel(args.log_level)
-    if extra and not getattr(args, "accepts_beam_flags", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.handler(args, extra) or 0)
     except ConfigError as err:

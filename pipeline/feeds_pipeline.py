@@ -21,7 +21,8 @@ from pipeline.feeds_config import FeedsConfig, fetch_settings, load_feeds
 from pipeline.settings import RunSettings
 from schemas import FEED_STATUS
 from transforms.common import DEAD_LETTER, RunInfo
-from transforms.feed_state import CommitFeedState, StageFeedState, load_states
+from transforms.commit import staging_root
+from transforms.feed_state import FeedStateSummary, StageFeedState, load_states
 from transforms.feeds import STATUS, ParseFeeds
 from transforms.fetch import FetchFeeds
 from transforms.read import ReadArticleFiles
@@ -50,9 +51,10 @@ class FeedSource(beam.PTransform):
                    | "FeedList" >> beam.Create(feeds_and_states)
                    | "FetchFeeds" >> FetchFeeds(fetch, self._config.policy, run.run_id, run.ingested_at))
         parsed = fetched | "ParseFeeds" >> ParseFeeds(run, settings.read["dead_letter_payload_bytes"])
-        statuses = parsed[STATUS] | "StageFeedState" >> StageFeedState(settings.output, run.run_id)
+        staged = staging_root(settings.output, run.run_id)
+        statuses = parsed[STATUS] | "StageFeedState" >> StageFeedState(staged, run.run_id)
         status_files = statuses | "WriteFeedStatus" >> WriteTable(
-            FEED_STATUS, settings.output, run.run_id, shards=1, rows_per_file=settings.write["rows_per_file"])
+            FEED_STATUS, staged, run.run_id, shards=1, rows_per_file=settings.write["rows_per_file"])
         inputs = (
             _count(parsed["items"], "FeedItems", "inputs"),
             _count(parsed[DEAD_LETTER], "FeedFailures", "inputs"),
@@ -80,7 +82,7 @@ def build_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manife
         dead.append(feeds[DEAD_LETTER])
         inputs.append(feeds["inputs"])
         extra_files.append(feeds["files"])
-        hooks.append(CommitFeedState(settings.output, run.run_id))
+        hooks.append(FeedStateSummary())
     all_items = items | "AllItems" >> beam.Flatten()
     all_inputs = inputs | "InputCounts" >> beam.Flatten()
     return process_items(all_items, dead, all_inputs, settings, run, taxonomy, manifest_base,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
+import secrets
 from typing import Any, Mapping
 
 from pipeline.config import ConfigError, deep_merge, load_profile, validate_profile
-from transforms.common import RunInfo, stable_hash
+from transforms.common import RunInfo
 
 REQUIRED_SECTIONS = ("read", "language", "dedup", "write")
 
@@ -36,21 +36,28 @@ class RunSettings:
     feeds: Mapping[str, Any]
     beam_options: Mapping[str, Any]
     stream: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    # Set by pipeline.chunking for the sub-runs of a chunked run: the parent's run id, and the run
-    # ids whose output this run replaces (their dedup index rows are not "earlier articles").
+    # Set by pipeline.chunking for the sub-runs of a chunked run: the parent's run id.
     parent_run_id: str | None = None
+    # Run ids whose output this run replaces (--replace-run): purged when it commits, and their
+    # dedup index rows are not "earlier articles" for it.
     replaces_runs: tuple[str, ...] = ()
+    # The run id under which the caller already holds the output's writer lease (chunked runs,
+    # watch), and how long to wait for the lease when another writer holds it (--wait-lock).
+    lease_owner: str | None = None
+    wait_lock_seconds: float = 0.0
 
-    def default_run_id(self) -> str:
-        """Same inputs and output -> same run id, so re-running a command replaces its files."""
-        spec = json.dumps({"inputs": sorted(self.inputs), "feeds": self.feeds_file, "source": self.source_name},
-                          sort_keys=True)
+    def default_run_id(self, now: dt.datetime | None = None) -> str:
+        """A fresh run id for every invocation: ``files-20261201T120000-1a2b3c``.
+
+        Never derived from the inputs: re-running a command over the same or a grown input adds
+        what is new (the cross-run dedup index), and never replaces an earlier run's rows."""
+        now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
         kind = "feeds" if self.feeds_file and not self.inputs else "files"
-        return f"{kind}-{stable_hash(spec)[:12]}"
+        return f"{kind}-{now.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
     def run_info(self, now: dt.datetime | None = None) -> RunInfo:
         now = now or dt.datetime.now(dt.timezone.utc)
-        return RunInfo(run_id=self.run_id or self.default_run_id(), ingested_at=now.replace(microsecond=0))
+        return RunInfo(run_id=self.run_id or self.default_run_id(now), ingested_at=now.replace(microsecond=0))
 
 
 def _check_run_id(run_id: str | None) -> str | None:

@@ -166,10 +166,19 @@ def run_stream(settings: RunSettings, extra_args: list[str] | None = None, durat
     options, runner_name = streaming_options(settings, extra_args, bounded)
     source = (source_factory or PollFeeds)(settings, run_id, params["poll_interval_seconds"], start, stop)
     LOG.info("stream %s on %s, polling every %ss", run_id, runner_name, params["poll_interval_seconds"])
-    pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
-    build_stream_pipeline(pipeline, settings, run_id, source)
-    result = pipeline.run()
-    if wait:
-        result.wait_until_finish()
+    import contextlib
+
+    from transforms.lease import WriterLease
+
+    # A stream that runs here holds the output's writer lease while it runs (a batch run or another
+    # stream waits or exits); a submitted job (--no-wait) runs elsewhere and cannot hold it.
+    lease = (WriterLease(settings.output, run_id, wait_seconds=settings.wait_lock_seconds) if wait
+             else contextlib.nullcontext())
+    with lease:
+        pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
+        build_stream_pipeline(pipeline, settings, run_id, source)
+        result = pipeline.run()
+        if wait:
+            result.wait_until_finish()
     return {"run_id": run_id, "runner": runner_name, "state": str(result.state), "output": settings.output,
             "stream": params, "feeds_file": settings.feeds_file}

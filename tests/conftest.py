@@ -49,8 +49,10 @@ def run_pipeline():
     """Run the batch pipeline for real (FnApiRunner) and return its manifest."""
     from pipeline.batch import run_batch
 
-    def _run(output, inputs, now=FIXED_NOW, **overrides):
-        settings = make_settings(output, inputs, **overrides)
+    def _run(output, inputs, now=FIXED_NOW, replaces_runs=(), **overrides):
+        import dataclasses
+
+        settings = dataclasses.replace(make_settings(output, inputs, **overrides), replaces_runs=tuple(replaces_runs))
         return run_batch(settings, now=now)
 
     return _run

@@ -150,35 +150,17 @@ def test_duckdb_views_count_a_chunked_run_once(runs):
     assert joined.fetchone()[0] == 5
 
 
-def test_rerun_replaces_and_resplitting_purges_old_chunks(corpus, runs):
+def test_rerun_of_the_same_command_adds_nothing_and_removes_nothing(corpus, runs):
     base, _, first = runs
     output = base / "chunked"
-    before = (rows(output, "articles", "article_id"), rows(output, "duplicates", "article_id, duplicate_of"))
+    before = rows(output, "articles", "article_id, run_id")
     later = FIXED_NOW + dt.timedelta(days=1)
-
-    again = run(output, corpus, 2, now=later)  # the same command: every chunk replaced, nothing new
-    assert again["run_id"] == first["run_id"] and again["chunks"] == first["chunks"]
-    assert core(again["counters"]) == core(first["counters"])
-    assert (rows(output, "articles", "article_id"), rows(output, "duplicates", "article_id, duplicate_of")) == before
-
-    fewer = run(output, corpus, 4, now=later)  # 3 chunks now: the old chunks 4 and 5 are purged
-    assert len(fewer["chunks"]) == 3 and core(fewer["counters"]) == core(first["counters"])
-    assert sorted(manifests(output)) == sorted([first["run_id"], *fewer["chunks"]])
-    assert {r for (r,) in rows(output, "articles", "DISTINCT run_id")} <= set(fewer["chunks"])
-    assert (rows(output, "articles", "article_id"), rows(output, "duplicates", "article_id, duplicate_of")) == before
-
-    single = run(output, corpus, 0, now=later)  # unchunked replaces chunked: all chunks purged
-    assert "chunks" not in single and single["counters"]["articles"] == 5
-    assert sorted(manifests(output)) == [first["run_id"]]
-    assert (rows(output, "articles", "article_id"), rows(output, "duplicates", "article_id, duplicate_of")) == before
-    index = os.listdir(output / "_state" / "dedup_index")
-    assert [n for n in index if n.endswith(".parquet")] == [f"segment-{first['run_id']}.parquet"]
-
-    rechunked = run(output, corpus, 2, now=later)  # and chunked replaces unchunked
-    assert core(rechunked["counters"]) == core(first["counters"])
-    assert sorted(manifests(output)) == sorted([first["run_id"], *rechunked["chunks"]])
-    assert (rows(output, "articles", "article_id"), rows(output, "duplicates", "article_id, duplicate_of")) == before
-    assert f"segment-{first['run_id']}.parquet" not in os.listdir(output / "_state" / "dedup_index")
+    again = run(output, corpus, 4, now=later)  # a new run id, split differently
+    assert again["run_id"] != first["run_id"] and len(again["chunks"]) == 3
+    c = again["counters"]
+    assert (c["inputs"], c["articles"], c["duplicates"], c["dead_letters"], c["balanced"]) == (9, 0, 8, 1, True)
+    assert rows(output, "articles", "article_id, run_id") == before
+    assert sorted(manifests(output)) == sorted([first["run_id"], *first["chunks"], again["run_id"], *again["chunks"]])
 
 
 def test_no_chunking_on_remote_runners_or_for_feeds(tmp_path):

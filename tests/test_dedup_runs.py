@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from conftest import SEEDS
-from transforms.dedup_index import PublishIndex, index_size, published_segments
+from transforms import storage
+from transforms.dedup_index import index_size, published_segments
 
 
 def count(output, table: str, where: str = "true") -> int:
@@ -61,37 +62,54 @@ def test_three_runs_then_overlapping_input_keep_each_story_once(tmp_path, run_pi
     assert count(out, "duplicates") == 5 + 5 + 4
 
 
-def test_replaying_the_same_run_id_replaces_instead_of_deduplicating(tmp_path, run_pipeline, seeds_glob):
+def test_replacing_a_run_swaps_its_rows_instead_of_deduplicating(tmp_path, run_pipeline, seeds_glob):
     out = tmp_path / "out"
     first = run_pipeline(out, [seeds_glob], run_id="slot-a")
-    again = run_pipeline(out, [seeds_glob], run_id="slot-a")
+    again = run_pipeline(out, [seeds_glob], run_id="slot-b", replaces_runs=("slot-a",))
     assert first["counters"]["articles"] == again["counters"]["articles"] == 5
     assert count(out, "articles") == 5
+    assert count(out, "articles", "run_id = 'slot-b'") == 5
     assert count(out, "duplicates") == 0
+    assert not (out / "_runs" / "slot-a.json").exists() and not (out / "_commits" / "slot-a.json").exists()
+    assert index_size(str(out))["rows"] == 5
 
 
-def test_crash_after_writing_articles_before_the_index_loses_and_repeats_nothing(
+def _inject(monkeypatch, kind: str, point: str) -> None:
+    storage._FAULT_COUNTS.clear()
+    monkeypatch.setenv(f"NEWSBEAM_FAULT_{kind}", f"{point}:1")
+
+
+def test_failure_before_the_commit_point_leaves_nothing_and_the_next_run_reads_again(
         tmp_path, run_pipeline, seeds_glob, monkeypatch):
     out = tmp_path / "out"
-
-    def crash(self, files, counts):
-        raise RuntimeError("simulated crash before the dedup index is published")
-
-    monkeypatch.setattr(PublishIndex, "__call__", crash)
-    with pytest.raises(Exception, match="simulated crash"):
+    _inject(monkeypatch, "ENOSPC", "commit_record")
+    with pytest.raises(Exception, match="No space left"):
         run_pipeline(out, [seeds_glob], run_id="crashed")
-    # The crashed run's articles are on disk, but it never committed.
-    assert count(out, "articles") == 5
-    assert not (out / "_runs" / "crashed.json").exists()
+    assert count(out, "articles") == 0
+    assert (out / "_staging" / "crashed").exists()
     assert published_segments(str(out)) == []
-
-    monkeypatch.undo()
+    monkeypatch.delenv("NEWSBEAM_FAULT_ENOSPC")
     retry = run_pipeline(out, [seeds_glob], run_id="retry")
-    assert retry["rolled_back_files"] >= 3
-    assert retry["counters"]["articles"] == 5
-    assert count(out, "articles") == 5
-    assert count(out, "articles", "run_id = 'crashed'") == 0
-    assert count(out, "duplicates") == 0
+    assert retry["recovered"] == {"rolled_back": ["crashed"]}
+    assert retry["counters"]["articles"] == 5 and count(out, "articles") == 5
+    assert count(out, "duplicates") == 0 and index_size(str(out))["rows"] == 5
+    assert not (out / "_staging").exists() or not list((out / "_staging").iterdir())
+
+
+def test_failure_after_the_commit_point_is_finished_by_the_next_run(tmp_path, run_pipeline, seeds_glob,
+                                                                     monkeypatch):
+    """The crash window that lost whole runs: index published, manifest not written."""
+    out = tmp_path / "out"
+    _inject(monkeypatch, "ENOSPC", "manifest")
+    with pytest.raises(Exception, match="No space left"):
+        run_pipeline(out, [seeds_glob], run_id="crashed")
+    assert not (out / "_runs" / "crashed.json").exists() and (out / "_commits" / "crashed.json").exists()
+    monkeypatch.delenv("NEWSBEAM_FAULT_ENOSPC")
+    retry = run_pipeline(out, [seeds_glob], run_id="retry")
+    assert retry["recovered"] == {"rolled_forward": ["crashed"]}
+    assert json.loads((out / "_runs" / "crashed.json").read_text())["status"] == "committed"
+    assert retry["counters"]["articles"] == 0 and retry["counters"]["duplicates"] == 5
+    assert count(out, "articles") == 5 and count(out, "articles", "run_id = 'crashed'") == 5
     assert index_size(str(out))["rows"] == 5
 
 

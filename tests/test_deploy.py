@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import PROJECT
-from pipeline.cli import build_parser
+from pipeline.cli import build_parser, parse
 
 spec = importlib.util.spec_from_file_location("flex_main", PROJECT / "deploy" / "flex_main.py")
 flex_main = importlib.util.module_from_spec(spec)
@@ -34,13 +34,13 @@ def test_template_parameters_become_cli_options():
     argv = flex_main.translate(["--command=run", "--profile=dataflow-batch", "--output=gs://b/out", "--input=",
                                 "--run_id=slot:3600", "--project=p", "--region=r"], now)
     assert argv == ["run", "--profile=dataflow-batch", "--output=gs://b/out", "--run-id=slot-20261121T1000",
-                    "--project=p", "--region=r", "--no-wait"]
-    args, extra = build_parser().parse_known_args(argv)
+                    "--no-wait", "--", "--project=p", "--region=r"]
+    args, extra = parse(build_parser(), argv)
     assert (args.command, args.run_id, args.output, extra) == ("run", "slot-20261121T1000", "gs://b/out",
                                                                ["--project=p", "--region=r"])
     assert args.wait is False  # the launcher submits the batch job and exits
     stream = flex_main.translate(["--command=stream", "--profile=dataflow-streaming", "--output=gs://b/o"], now)
-    args, _ = build_parser().parse_known_args(stream)
+    args, _ = parse(build_parser(), stream)
     assert args.command == "stream" and args.wait is False
     with pytest.raises(ValueError):
         flex_main.translate(["--command=drop-tables"], now)

@@ -32,14 +32,14 @@ def query(output, sql: str) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def seeds_run(tmp_path_factory):
-    """The seeds, run twice into the same output (the second run must replace the first).
+    """The seeds, run twice into the same output (the second run adds nothing: five duplicates).
 
     Returns ``(output, first manifest, second manifest, article files after the first run)``."""
     output = tmp_path_factory.mktemp("e2e") / "out"
     settings = make_settings(output, [str(SEEDS / "*.txt")])
     first = run_batch(settings, now=FIXED_NOW)
     first_files = sorted(p.relative_to(output) for p in output.glob("articles/**/*.parquet"))
-    # Re-run the next day: undated articles move to the new ingestion partition, nothing is duplicated.
+    # Re-run the next day: a new run id; every article is known, so nothing is added or removed.
     second = run_batch(settings, now=FIXED_NOW + dt.timedelta(days=1))
     return output, first, second, first_files
 
@@ -91,11 +91,10 @@ def test_dates(rows):
         assert rows[seed]["date_precision"] == "none"
 
 
-def test_undated_articles_are_in_the_latest_ingestion_partition(rows):
-    next_day = FIXED_NOW.date() + dt.timedelta(days=1)
+def test_undated_articles_stay_in_their_first_ingestion_partition(rows):
     for seed in ("000", "001", "004"):
-        assert rows[seed]["published_date"] == next_day
-        assert rows[seed]["ingested_at"] == FIXED_NOW + dt.timedelta(days=1)
+        assert rows[seed]["published_date"] == FIXED_NOW.date()
+        assert rows[seed]["ingested_at"] == FIXED_NOW
 
 
 def test_titles_and_bodies(rows):
@@ -112,18 +111,17 @@ def test_titles_and_bodies(rows):
 
 def test_running_twice_keeps_five_rows(seeds_run):
     output, first, second, first_files = seeds_run
-    assert first["run_id"] == second["run_id"]
+    assert first["run_id"] != second["run_id"]  # every invocation is a new run
     assert query(output, "SELECT count(*), count(DISTINCT article_id) FROM {articles}") == [(5, 5)]
     files = sorted(p.relative_to(output) for p in output.glob("articles/**/*.parquet"))
-    assert len(files) == len(first_files) == 3  # one per partition
-    old_day = f"published_date={FIXED_NOW.date().isoformat()}"
-    assert any(old_day in str(f) for f in first_files) and not any(old_day in str(f) for f in files)
-    assert second["stale_files_removed"] == 1
-    assert len(list((output / "_runs").glob("*.json"))) == 1
+    assert files == first_files and len(files) == 3  # one per partition, all of the first run
+    c = second["counters"]
+    assert (c["inputs"], c["articles"], c["duplicates"], c["balanced"]) == (5, 0, 5, True)
+    assert len(list((output / "_runs").glob("*.json"))) == 2
 
 
 def test_manifest(seeds_run):
-    output, _, manifest, _ = seeds_run
+    output, manifest, _, _ = seeds_run
     on_disk = json.loads((output / "_runs" / f"{manifest['run_id']}.json").read_text())
     assert on_disk == json.loads(json.dumps(manifest, default=str))
     assert manifest["status"] == "committed"
@@ -138,7 +136,7 @@ def test_manifest(seeds_run):
 
 
 def test_manifest_counts_match_duckdb(seeds_run):
-    output, _, manifest, _ = seeds_run
+    output, manifest, _, _ = seeds_run
     per_language = dict(query(output, "SELECT language, count(*) FROM {articles} GROUP BY 1"))
     assert per_language == manifest["counters"]["language"]
     per_topic = dict(query(output, "SELECT t, count(*) FROM (SELECT unnest(topics) AS t FROM {articles}) GROUP BY 1"))

@@ -215,12 +215,13 @@ def test_state_staged_by_a_crashed_run_is_not_used(tmp_path, server):
     """A run that dies before its commit leaves staged state; it never becomes the feed's state."""
     import json as _json
 
+    from transforms.commit import staging_root
     from transforms.feed_state import pending_dir, state_key
     from transforms.write import join
 
     output = tmp_path / "out"
     feeds_file = write_feeds_file(tmp_path / "feeds.yaml", server, ["rss20"])
-    crashed = join(pending_dir(str(output), "feeds-crashed"), f"{state_key(server.url('/rss20'))}.json")
+    crashed = join(pending_dir(staging_root(str(output), "feeds-crashed")), f"{state_key(server.url('/rss20'))}.json")
     pathlib.Path(crashed).parent.mkdir(parents=True)
     pathlib.Path(crashed).write_text(_json.dumps({"url": server.url("/rss20"), "body_hash": "x",
                                                   "consecutive_failures": 9, "next_attempt_at": None}))

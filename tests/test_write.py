@@ -14,7 +14,7 @@ import pytest
 
 from conftest import FIXED_NOW, make_test_pipeline
 from schemas import ARTICLES, DEAD_LETTERS, SCHEMA_VERSION
-from transforms.commit import CommitRun, build_counters, manifest_path, stale_files
+from transforms.commit import CommitRun, build_counters, commit_record_path, manifest_path, recover, staging_root
 from transforms.common import RunInfo, dead_letter
 from transforms.normalize import to_article
 from transforms.write import TEMP_SUFFIX, WriteTable, file_name, partition_path, write_parquet_file
@@ -44,15 +44,17 @@ def make_articles():
 
 
 def run_write(output: pathlib.Path, articles, dead=(), shards=1, rows_per_file=50_000):
-    """WriteTable for articles and dead letters, then CommitRun, on the in-process runner."""
+    """WriteTable for articles and dead letters into the run's staging folder, then CommitRun, on
+    the in-process runner."""
     root = str(output)
+    staged = staging_root(root, RUN_ID)
     p = make_test_pipeline()
     with p:
         files = (
             p | "Articles" >> beam.Create(articles)
-            | "WriteArticles" >> WriteTable(ARTICLES, root, RUN_ID, shards=shards, rows_per_file=rows_per_file),
+            | "WriteArticles" >> WriteTable(ARTICLES, staged, RUN_ID, shards=shards, rows_per_file=rows_per_file),
             p | "Dead" >> beam.Create(list(dead))
-            | "WriteDead" >> WriteTable(DEAD_LETTERS, root, RUN_ID, shard_key="origin"),
+            | "WriteDead" >> WriteTable(DEAD_LETTERS, staged, RUN_ID, shard_key="origin"),
         ) | "Files" >> beam.Flatten()
         counts = p | "Counts" >> beam.Create([("inputs", len(articles) + len(dead)), ("articles", len(articles)),
                                              ("dead_letters", len(dead))])
@@ -160,49 +162,48 @@ def test_manifest_of_the_commit(written):
     assert manifest["runner"] == "test"
     assert manifest["counters"]["inputs"] == 6 and manifest["counters"]["balanced"] is True
     assert sum(f["rows"] for f in manifest["files"] if f["table"] == "articles") == 6
-    assert manifest["stale_files_removed"] == 0
     assert {"newsbeam", "apache_beam", "pyarrow", "python", "schema"} <= set(manifest["versions"])
 
 
-# -- re-writing the same run --------------------------------------------------------
+# -- the commit -----------------------------------------------------------------------
 
-def test_rewriting_the_same_run_replaces_its_files(tmp_path):
+def test_commit_publishes_staged_files_and_removes_the_staging_folder(written):
+    output, manifest = written
+    assert not pathlib.Path(staging_root(str(output), RUN_ID)).exists()
+    record = json.loads(pathlib.Path(commit_record_path(str(output), RUN_ID)).read_text())
+    assert sorted(f["path"] for f in record["files"]) == sorted(f["path"] for f in manifest["files"])
+    assert all(f["staged"].startswith(staging_root(str(output), RUN_ID)) for f in record["files"])
+
+
+def test_a_second_commit_of_the_same_run_id_keeps_the_first(tmp_path):
+    """A retried commit (the commit record exists) finishes the first commit instead of adding rows."""
     articles = make_articles()
-    first = run_write(tmp_path, articles)
+    run_write(tmp_path, articles)
     names_first = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("articles/**/*.parquet"))
-    second = run_write(tmp_path, articles)
+    run_write(tmp_path, articles[:2])
     names_second = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("articles/**/*.parquet"))
     assert names_first == names_second
     assert duck(f"SELECT count(*), count(DISTINCT article_id) FROM {articles_source(tmp_path)}")[0] == (6, 6)
-    assert first["counters"] == second["counters"]
     assert list((tmp_path / "_runs").iterdir()) == [tmp_path / "_runs" / f"{RUN_ID}.json"]
 
 
-def test_commit_removes_stale_files_of_an_earlier_attempt(tmp_path):
+def test_recovery_removes_what_an_uncommitted_run_staged_and_left(tmp_path):
     articles = make_articles()
-    dead = [dead_letter(source="files", origin="/in/bad.bin", stage="parse", error="binary", raw=b"\x00" * 10,
-                        run=RUN, payload_cap=4)]
-    run_write(tmp_path, articles, dead)
-    # An earlier attempt of the same run wrote more shards and partitions, and one writer died mid-write.
+    run_write(tmp_path, articles)
+    # A run that died before its commit point: staged files, and (an older version) a file in place.
+    dead_staging = pathlib.Path(staging_root(str(tmp_path), "dead-run")) / "articles" / "published_date=1999-01-01"
+    dead_staging.mkdir(parents=True)
+    write_parquet_file(ARTICLES, articles[:1], str(dead_staging / file_name("dead-run", 0, 0)))
     old_partition = tmp_path / "articles" / "published_date=1999-01-01" / "language=de"
     old_partition.mkdir(parents=True)
-    stale_shard = old_partition / file_name(RUN_ID, 7, 0)
-    write_parquet_file(ARTICLES, articles[:1], str(stale_shard))
-    stale_dead = next(tmp_path.glob("errors/*/*.parquet")).with_name(file_name(RUN_ID, 3, 0))
-    write_parquet_file(DEAD_LETTERS, dead, str(stale_dead))
-    temp = old_partition / (file_name(RUN_ID, 0, 0) + ".0123abcd" + TEMP_SUFFIX)
+    legacy = old_partition / file_name("legacy-crash", 0, 0)
+    write_parquet_file(ARTICLES, [{**articles[0], "run_id": "legacy-crash"}], str(legacy))
+    temp = old_partition / (file_name("legacy-crash", 0, 0) + ".0123abcd" + TEMP_SUFFIX)
     temp.write_bytes(b"PAR1 partial")
-    other_run = old_partition / file_name("another-run", 0, 0)
-    write_parquet_file(ARTICLES, [{**articles[0], "run_id": "another-run"}], str(other_run))
-
-    assert duck(f"SELECT count(*) FROM {articles_source(tmp_path)}")[0][0] == 8
-    manifest = run_write(tmp_path, articles, dead)
-    assert manifest["stale_files_removed"] == 3
-    assert not stale_shard.exists() and not stale_dead.exists() and not temp.exists()
-    assert other_run.exists(), "files of other runs are never touched"
-    assert duck(f"SELECT count(*) FROM {articles_source(tmp_path)} WHERE run_id = '{RUN_ID}'")[0][0] == 6
-    assert duck(f"SELECT count(*) FROM read_parquet('{tmp_path}/errors/**/*.parquet')")[0][0] == 1
-    assert stale_files(str(tmp_path), RUN_ID, [f["path"] for f in manifest["files"]]) == []
+    report = recover(str(tmp_path))
+    assert report["rolled_back"] == ["dead-run"] and report["removed_files"] == 2
+    assert not dead_staging.exists() and not legacy.exists() and not temp.exists()
+    assert duck(f"SELECT count(*) FROM {articles_source(tmp_path)}")[0][0] == 6
 
 
 def test_many_rows_split_into_chunks_and_shards(tmp_path):
@@ -235,14 +236,3 @@ def test_batch_run_id_is_exact_and_ignores_streaming_files():
     window = window_file_name("stream", start, start + dt.timedelta(minutes=5), 0, 0, 0)
     assert batch_run_id(f"/o/articles/{window}") is None
     assert batch_run_id("/o/articles/notes.parquet") is None
-
-
-def test_stale_files_never_touch_a_run_whose_id_extends_this_one(tmp_path):
-    from transforms.commit import stale_files
-
-    folder = tmp_path / "articles" / "published_date=2026-01-01" / "language=de"
-    folder.mkdir(parents=True)
-    mine, other = folder / "part-run-00000-000.parquet", folder / "part-run-c0001-00000-000.parquet"
-    mine.write_bytes(b"x")
-    other.write_bytes(b"x")
-    assert stale_files(str(tmp_path), "run", []) == [str(mine)]

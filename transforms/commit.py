@@ -1,49 +1,71 @@
-"""After the write: make the run's output final, then record it.
+"""The last step: make everything a run produced visible together, or not at all.
 
-:class:`CommitRun` runs once, after every table's files are in place: it
-deletes files an earlier attempt of the same run id left behind, runs the
-commit hooks (e.g. the cross-run dedup index, feed state) and writes the run
-manifest ``<output>/_runs/<run_id>.json`` last. The manifest is the commit
-marker: a run without one did not finish.
+Commit protocol (docs/data-safety.md states it with its proof):
+A run holds the output root's writer lease (transforms/lease.py) from before its first write to
+after its commit. It writes every file it produces - article, duplicate, dead-letter and feed_status
+Parquet, its dedup-index segment, its feeds' next state - under ``<root>/_staging/<run_id>/``, a
+mirror of the final tree that no reader and no glob of the final tree sees. When all are written
+(and, on local disk, synced), the run creates its commit record ``<root>/_commits/<run_id>.json``
+with create-if-absent (a hard link on local disk, ``ifGenerationMatch=0`` on GCS): that single
+atomic create is the commit point; the record lists every staged file and its final name, the runs
+it replaces and the manifest. Then the run publishes: it moves each staged file to its final name,
+purges the runs it replaces, compacts the dedup index, writes ``_runs/<run_id>.json`` and deletes
+its staging folder - each step idempotent. Every run, under the lease, and every reader that can
+get the lease first calls :func:`recover`: a commit record without a manifest is published again
+(roll forward); a staging folder without a commit record, and any table file or index segment of a
+run without one, is deleted (roll back). So a run killed before its commit point leaves nothing and
+its input is read again by the next run; a run killed after it is finished by the next one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 import platform
 from typing import Any, Callable, Iterable, Mapping
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from schemas import SCHEMA_VERSION, TABLES
-from transforms.write import batch_run_id, join, replace_file, run_file_pattern, run_temp_pattern
+from transforms import storage
+from transforms.dedup_index import compact, index_dir, published_segments, purge_runs, rollback_files, window_cutoff
+from transforms.lease import WriterLease, held_by
+from transforms.storage import join, read_text, write_text_atomically
+
+LOG = logging.getLogger(__name__)
 
 MANIFEST_DIR = "_runs"
+COMMIT_DIR = "_commits"
+STAGING_DIR = "_staging"
 
 # Counter keys that add up: inputs = articles + duplicates + dead_letters.
 BALANCE_KEYS = ("articles", "duplicates", "dead_letters")
 
 
+# -- paths -------------------------------------------------------------------------------------
+
 def manifest_path(output_root: str, run_id: str) -> str:
     return join(output_root, MANIFEST_DIR, f"{run_id}.json")
 
 
-def write_text_atomically(path: str, text: str) -> None:
-    temp = f"{path}.inprogress"
-    with FileSystems.create(temp, mime_type="application/json",
-                            compression_type=CompressionTypes.UNCOMPRESSED) as sink:
-        sink.write(text.encode("utf-8"))
-    replace_file(temp, path)
+def commit_record_path(output_root: str, run_id: str) -> str:
+    return join(output_root, COMMIT_DIR, f"{run_id}.json")
 
 
-def read_text(path: str) -> str | None:
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return handle.read().decode("utf-8")
+def staging_root(output_root: str, run_id: str) -> str:
+    """Where a run writes everything before its commit: a mirror of the final tree."""
+    return join(output_root, STAGING_DIR, run_id)
+
+
+def final_path(output_root: str, run_id: str, staged: str) -> str:
+    """The final name of a file staged under :func:`staging_root`."""
+    prefix = staging_root(output_root, run_id).rstrip("/") + "/"
+    if not staged.startswith(prefix):
+        raise ValueError(f"{staged} is not staged under {prefix}")
+    return join(output_root, staged[len(prefix):])
 
 
 def read_manifest(output_root: str, run_id: str) -> dict[str, Any] | None:
@@ -51,27 +73,66 @@ def read_manifest(output_root: str, run_id: str) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
-def stale_files(output_root: str, run_id: str, written: Iterable[str]) -> list[str]:
-    """Files of ``run_id`` in any table that this attempt did not write, and its leftover temp files."""
-    keep = set(written)
-    stale = []
-    for table in TABLES.values():
-        patterns = [run_file_pattern(output_root, table, run_id), run_temp_pattern(output_root, table, run_id)]
-        for result in FileSystems.match(patterns):
-            # The glob also matches runs whose id merely starts with run_id ("<run_id>-c0001").
-            stale.extend(m.path for m in result.metadata_list
-                         if m.path not in keep and batch_run_id(m.path) == run_id)
-    return sorted(stale)
+def read_commit_record(output_root: str, run_id: str) -> dict[str, Any] | None:
+    text = read_text(commit_record_path(output_root, run_id))
+    return json.loads(text) if text else None
+
+
+def _names(pattern: str, suffix: str = ".json") -> list[str]:
+    try:
+        matched = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # a missing folder on some filesystems
+        return []
+    names = []
+    for meta in matched:
+        name = meta.path.rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith(suffix) and not name.endswith(storage.TEMP_SUFFIX):
+            names.append(name[: -len(suffix)])
+    return sorted(names)
+
+
+def commit_records(output_root: str) -> list[str]:
+    """Run ids with a commit record."""
+    return _names(join(output_root, COMMIT_DIR, "*.json"))
+
+
+def manifests(output_root: str) -> dict[str, dict[str, Any]]:
+    found = {}
+    for run_id in _names(join(output_root, MANIFEST_DIR, "*.json")):
+        try:
+            found[run_id] = json.loads(read_text(manifest_path(output_root, run_id)) or "{}")
+        except ValueError:
+            continue
+    return found
+
+
+def committed_runs(output_root: str) -> set[str]:
+    """Runs whose output is committed: a commit record, or (runs older than the protocol) a
+    manifest that says so."""
+    runs = set(commit_records(output_root))
+    runs.update(run_id for run_id, m in manifests(output_root).items() if m.get("status") == "committed")
+    return runs
+
+
+def run_id_taken(output_root: str, run_id: str) -> bool:
+    """True when a run with this id committed or left a manifest (a crashed attempt that never
+    committed leaves only staged files, which recovery removes: its id may be used again)."""
+    return bool(storage.exists(commit_record_path(output_root, run_id))
+                or storage.exists(manifest_path(output_root, run_id)))
 
 
 def versions() -> dict[str, str]:
     import apache_beam
     import pyarrow
 
-    from pipeline import __version__
+    try:
+        from importlib.metadata import version
 
+        newsbeam = version("newsbeam")
+    except Exception:  # running from a checkout that is not installed
+        newsbeam = "unknown"
     return {
-        "newsbeam": __version__,
+        "newsbeam": newsbeam,
         "apache_beam": apache_beam.__version__,
         "pyarrow": pyarrow.__version__,
         "python": platform.python_version(),
@@ -92,53 +153,197 @@ def build_counters(counts: Mapping[str, int]) -> dict[str, Any]:
     return counters
 
 
+# -- publish and recover -----------------------------------------------------------------------
+
+def _staged_files(output_root: str, run_id: str, subdir: str, suffix: str) -> list[str]:
+    folder = join(staging_root(output_root, run_id), subdir)
+    try:
+        matched = FileSystems.match([join(folder, "*" + suffix)])[0].metadata_list
+    except Exception:
+        return []
+    return sorted(m.path for m in matched)
+
+
+def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Roll a committed run forward: every step may be repeated after a crash with the same result."""
+    run_id = record["run_id"]
+    moved = 0
+    for entry in record["files"]:
+        storage.fault_point("publish")
+        moved += storage.move(entry["staged"], entry["path"])
+    replaced = list(record.get("replaces") or [])
+    if replaced:
+        purge_runs(output_root, replaced, commit_dir=join(output_root, COMMIT_DIR), manifest_dir=join(output_root, MANIFEST_DIR))
+    manifest = dict(record["manifest"])
+    compaction = record.get("compact")
+    if compaction:
+        segments = published_segments(output_root)
+        compacted = None
+        if len(segments) > int(compaction["after_segments"]):
+            storage.fault_point("compact")
+            now = dt.datetime.fromisoformat(compaction["now"])
+            compacted = compact(output_root, segments, run_id, window_cutoff(now, compaction.get("window_days")))
+            segments = published_segments(output_root)
+        manifest["dedup_index"] = {"segments": len(segments), "compacted_into": compacted}
+    manifest["files"] = [{k: v for k, v in f.items() if k != "staged"} for f in record["files"]
+                         if f.get("table") in TABLES]
+    manifest["status"] = "committed"
+    manifest["finished_at"] = manifest.get("finished_at") or dt.datetime.now(dt.timezone.utc).isoformat()
+    storage.fault_point("manifest")
+    write_text_atomically(manifest_path(output_root, run_id), json.dumps(manifest, indent=2, default=str),
+                          point="manifest_write")
+    storage.fault_point("cleanup")
+    storage.delete_tree(staging_root(output_root, run_id))
+    return manifest
+
+
+def _staging_runs(output_root: str) -> list[str]:
+    folder = join(output_root, STAGING_DIR)
+    if not storage.is_remote(output_root):
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    runs = set()
+    for meta in FileSystems.match([folder + "/**"])[0].metadata_list:
+        rest = meta.path[len(folder) + 1:]
+        if rest:
+            runs.add(rest.split("/", 1)[0])
+    return sorted(runs)
+
+
+def recover(output_root: str, active: Iterable[str | None] = ()) -> dict[str, Any]:
+    """Finish or undo every run that did not complete; call it holding the writer lease.
+
+    ``active``: run ids of the caller's own run (a chunked run's parent manifest is ``running``
+    while its chunks run; it is left alone).
+
+    Returns ``{'rolled_forward': [run ids], 'rolled_back': [run ids], 'removed_files': n}``.
+    """
+    report: dict[str, Any] = {"rolled_forward": [], "rolled_back": [], "removed_files": 0}
+    if not storage.is_remote(output_root) and not os.path.isdir(output_root):
+        return report
+    found = manifests(output_root)
+    records = commit_records(output_root)
+    for run_id in records:
+        if found.get(run_id, {}).get("status") == "committed":
+            continue
+        record = read_commit_record(output_root, run_id)
+        if record is None:
+            continue
+        LOG.warning("run %s committed but was not published completely: finishing it", run_id)
+        found[run_id] = publish(output_root, record)
+        report["rolled_forward"].append(run_id)
+    committed = set(records) | {r for r, m in found.items() if m.get("status") == "committed"}
+    for run_id in _staging_runs(output_root):
+        if run_id not in committed:
+            report["rolled_back"].append(run_id)
+        storage.delete_tree(staging_root(output_root, run_id))
+    removed = rollback_files(output_root, committed)
+    report["removed_files"] = len(removed)
+    # A parent manifest still "running" belongs to a launcher that died (we hold the lease): its
+    # committed chunks stay; the parent says it did not finish.
+    for run_id, manifest in found.items():
+        if manifest.get("status") == "running" and run_id not in records and run_id not in set(active):
+            manifest = {**manifest, "status": "incomplete",
+                        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+            write_text_atomically(manifest_path(output_root, run_id), json.dumps(manifest, indent=2, default=str))
+            report["rolled_back"].append(run_id)
+    if report["rolled_back"] or report["rolled_forward"] or removed:
+        LOG.warning("recovered %s: %s", output_root, report)
+    return report
+
+
+def recover_if_idle(output_root: str) -> dict[str, Any] | None:
+    """For readers: finish interrupted commits when no writer is active; never waits, never fails."""
+    from transforms.lease import try_lease
+
+    lease = try_lease(output_root, "reader")
+    if lease is None:
+        return None
+    try:
+        return recover(output_root)
+    except Exception as err:  # a reader must still read what is committed
+        LOG.warning("could not finish interrupted commits under %s: %s", output_root, err)
+        return None
+    finally:
+        lease.release()
+
+
+# -- the transform -----------------------------------------------------------------------------
+
 class _CommitFn(beam.DoFn):
     def __init__(self, output_root: str, run_id: str, manifest_base: Mapping[str, Any],
-                 hooks: list[Callable[..., dict | None]]):
+                 summaries: list[Callable[..., dict | None]], replaces: Iterable[str], lease_owner: str | None,
+                 compaction: Mapping[str, Any] | None):
         self._root = output_root
         self._run_id = run_id
         self._base = dict(manifest_base)
-        self._hooks = list(hooks)
+        self._summaries = list(summaries)
+        self._replaces = sorted(set(replaces))
+        self._lease_owner = lease_owner
+        self._compaction = dict(compaction) if compaction else None
 
     def process(self, files: list[dict[str, Any]], counts: Mapping[str, int]):
+        root, run_id = self._root, self._run_id
         files = sorted(files, key=lambda f: f["path"])
-        stale = stale_files(self._root, self._run_id, [f["path"] for f in files])
-        if stale:
-            FileSystems.delete(stale)
+        entries = [{**f, "staged": f["path"], "path": final_path(root, run_id, f["path"])} for f in files]
+        for staged in _staged_files(root, run_id, "_state/feeds", ".json"):
+            entries.append({"table": "feed_state", "partition": "", "staged": staged,
+                            "path": final_path(root, run_id, staged), "rows": 1})
         extras: dict[str, Any] = {}
-        for hook in self._hooks:
-            extras.update(hook(files=files, counts=dict(counts)) or {})
+        for summary in self._summaries:
+            extras.update(summary(files=entries, counts=dict(counts)) or {})
         manifest = dict(self._base)
         manifest.update({
-            "run_id": self._run_id,
+            "run_id": run_id,
             "status": "committed",
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "versions": versions(),
             "counters": build_counters(counts),
-            "files": files,
-            "stale_files_removed": len(stale),
+            "replaced_runs": self._replaces,
             **extras,
         })
-        write_text_atomically(manifest_path(self._root, self._run_id), json.dumps(manifest, indent=2, default=str))
-        yield manifest
+        record = {"run_id": run_id, "created_at": manifest["finished_at"], "files": entries,
+                  "replaces": self._replaces, "compact": self._compaction, "manifest": manifest}
+        own_lease = None
+        if not (self._lease_owner and held_by(root, self._lease_owner)):
+            # Nobody holds the lease for this run (a job submitted with --no-wait): take it to commit.
+            own_lease = WriterLease(root, run_id, wait_seconds=600).acquire()
+        try:
+            storage.sync_local(root)
+            storage.fault_point("commit_record")
+            created = storage.create_if_absent(commit_record_path(root, run_id),
+                                               json.dumps(record, indent=1, default=str).encode("utf-8"))
+            if not created:  # a retried bundle: the first attempt committed; finish that commit
+                record = read_commit_record(root, run_id) or record
+            yield publish(root, record)
+        finally:
+            if own_lease is not None:
+                own_lease.release()
 
 
 class CommitRun(beam.PTransform):
-    """Finalize a run from the descriptors of every file it wrote.
+    """Commit a run from the descriptors of every file it staged, then publish it.
 
-    ``counts`` is a PCollection of ``(key, count)`` pairs (``inputs``,
-    ``articles``, ``language:de`` ...). ``hooks`` are picklable callables run
-    after the files are in place and before the manifest; each may return
-    extra manifest fields. Outputs the manifest dict.
+    ``files_and_counts``: descriptors ``{'table', 'partition', 'path', 'rows'}`` of files written
+    under :func:`staging_root`, and ``(key, count)`` pairs (``inputs``, ``articles``,
+    ``language:xx`` ...). ``summaries`` are picklable callables run before the commit point that
+    return extra manifest fields. ``replaces``: run ids whose output this run replaces (purged
+    when it publishes). ``compaction``: ``{'now', 'window_days', 'after_segments'}`` for the dedup
+    index. Outputs the manifest dict.
     """
 
     def __init__(self, output_root: str, run_id: str, manifest_base: Mapping[str, Any],
-                 hooks: list[Callable[..., dict | None]] | None = None):
+                 summaries: list[Callable[..., dict | None]] | None = None, replaces: Iterable[str] = (),
+                 lease_owner: str | None = None, compaction: Mapping[str, Any] | None = None):
         super().__init__()
-        self._fn = _CommitFn(output_root, run_id, manifest_base, hooks or [])
+        self._fn = _CommitFn(output_root, run_id, manifest_base, summaries or [], replaces, lease_owner, compaction)
 
     def expand(self, files_and_counts):
         files, counts = files_and_counts
         all_files = files | "AllFiles" >> beam.combiners.ToList()
         totals = counts | "SumCounts" >> beam.CombinePerKey(sum)
         return all_files | "Commit" >> beam.ParDo(self._fn, counts=beam.pvalue.AsDict(totals))
+
+
+__all__ = ["BALANCE_KEYS", "COMMIT_DIR", "CommitRun", "MANIFEST_DIR", "STAGING_DIR", "build_counters",
+           "commit_record_path", "committed_runs", "final_path", "manifest_path", "publish", "read_manifest",
+           "recover", "recover_if_idle", "run_id_taken", "staging_root", "write_text_atomically"]

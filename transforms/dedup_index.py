@@ -1,17 +1,16 @@
 """Cross-run dedup state: which articles earlier runs already wrote.
 
 Layout under ``<output>/_state/dedup_index/``:
-  * ``pending/segment-<run_id>.parquet``: written by the run, next to its articles;
-  * ``segment-<run_id>.parquet``: published by the commit hook, only after the
-    run's article files are in place (a crashed run never marks articles as seen);
+  * ``segment-<run_id>.parquet``: one per committed run. The run writes it into its staging
+    folder; the commit protocol (transforms/commit.py) moves it here together with the run's
+    articles, after the run's commit point, so a run that did not commit never marks articles as
+    seen and a committed run always does;
   * ``compacted-<run_id>.parquet``: segments merged and trimmed to the retention window.
 All I/O goes through Beam's FileSystems, so local disk and gs:// behave alike.
 
-Before a run starts, :func:`rollback_uncommitted` deletes the table files and
-pending segments of runs that have no committed manifest, so a run that died
-after writing articles but before publishing its segment leaves nothing behind
-and its input is ingested again by the next run. One writer per output root at
-a time is assumed (as for any table format without a lock service).
+:func:`rollback_files` (called by the commit protocol's recovery, under the writer lease) deletes
+table files, segments and index rows of runs that have no commit, also those left by versions
+before the protocol.
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils import shared
 
 from schemas import DEDUP_INDEX, TABLES
-from transforms.commit import MANIFEST_DIR, read_text
 from transforms.dedupe import prior_article, slim
+from transforms.storage import read_text
 from transforms.write import batch_run_id, join, write_parquet_file
 
 INDEX_DIR = "_state/dedup_index"
@@ -253,14 +252,15 @@ class _WritePendingFn(beam.DoFn):
         self._run_id = run_id
 
     def process(self, rows: list[dict[str, Any]]):
-        path = pending_segment_path(self._root, self._run_id)
+        path = segment_path(self._root, self._run_id)
         rows = sorted(rows, key=lambda r: r["article_id"])
         write_parquet_file(DEDUP_INDEX, rows, path)
         yield {"table": "dedup_index_pending", "partition": "", "path": path, "rows": len(rows)}
 
 
 class WritePendingIndex(beam.PTransform):
-    """Write the run's index rows to one pending segment; outputs its file descriptor."""
+    """Write the run's index rows to one segment under ``output_root`` (the run's staging root);
+    outputs its file descriptor."""
 
     def __init__(self, output_root: str, run_id: str):
         super().__init__()
@@ -271,32 +271,6 @@ class WritePendingIndex(beam.PTransform):
                 | "IndexRows" >> beam.Map(index_row)
                 | "OneSegment" >> beam.combiners.ToList()
                 | "WritePending" >> beam.ParDo(self._fn))
-
-
-class PublishIndex:
-    """Commit hook: publish the pending segment, then compact when there are many segments."""
-
-    def __init__(self, output_root: str, run_id: str, now: dt.datetime, window_days: int | None,
-                 compact_after_segments: int):
-        self.output_root = output_root
-        self.run_id = run_id
-        self.now = now
-        self.window_days = window_days
-        self.compact_after_segments = compact_after_segments
-
-    def __call__(self, files: list[dict[str, Any]], counts: Mapping[str, int]) -> dict[str, Any]:
-        pending = pending_segment_path(self.output_root, self.run_id)
-        final = segment_path(self.output_root, self.run_id)
-        if FileSystems.exists(pending):
-            if FileSystems.exists(final):
-                FileSystems.delete([final])
-            FileSystems.rename([pending], [final])
-        segments = published_segments(self.output_root)
-        compacted = None
-        if len(segments) > self.compact_after_segments:
-            compacted = compact(self.output_root, segments, self.run_id, window_cutoff(self.now, self.window_days))
-            segments = published_segments(self.output_root)
-        return {"dedup_index": {"segments": len(segments), "compacted_into": compacted}}
 
 
 def compact(output_root: str, segments: list[str], run_id: str, cutoff: dt.datetime | None) -> str:
@@ -312,62 +286,67 @@ def compact(output_root: str, segments: list[str], run_id: str, cutoff: dt.datet
     return target
 
 
-def committed_runs(output_root: str) -> set[str]:
-    runs = set()
-    for path in _match(join(output_root, MANIFEST_DIR, "*.json")):
-        try:
-            manifest = json.loads(read_text(path) or "{}")
-        except ValueError:
-            continue
-        if manifest.get("status") == "committed":
-            runs.add(manifest["run_id"])
-    return runs
-
-
-def rollback_uncommitted(output_root: str) -> list[str]:
-    """Delete table files and pending segments of runs without a committed manifest."""
-    committed = committed_runs(output_root)
+def rollback_files(output_root: str, committed: set[str]) -> list[str]:
+    """Delete table files, index segments and index rows of runs not in ``committed``, and the
+    pending folders of versions before the commit protocol. Returns the deleted paths."""
     doomed = []
     for table in TABLES.values():
-        for path in _match(join(output_root, table.name, "**", "part-*.parquet")):
+        for path in _match(join(output_root, table.name, "**", "part-*")):
             run = batch_run_id(path)
             if run is not None and run not in committed:
                 doomed.append(path)
     for path in _match(join(index_dir(output_root), "pending", "*.parquet")):
         doomed.append(path)
+    for path in _match(join(output_root, "_state", "feeds", "_pending", "*", "*.json")):
+        doomed.append(path)
+    for path in published_segments(output_root):
+        name = path.rsplit("/", 1)[-1]
+        match = _SEGMENT.search(name)
+        if name.startswith("segment-") and match["run"] not in committed:
+            doomed.append(path)
+        elif name.startswith("compacted-"):
+            table = read_segment(path)
+            uncommitted = sorted(set(table["run_id"].to_pylist()) - committed)
+            if uncommitted:
+                write_parquet_file(DEDUP_INDEX, keep_rows(table, uncommitted, None).to_pylist(), path)
     if doomed:
         FileSystems.delete(doomed)
     return doomed
 
 
-def purge_runs(output_root: str, run_ids: Iterable[str]) -> list[str]:
-    """Delete every trace of committed runs whose output was replaced: their table files (exact
-    run id, not a prefix), index rows (their segments, and their rows in compacted segments) and
-    manifests. Returns the deleted paths; compacted segments are rewritten, not listed."""
+def purge_runs(output_root: str, run_ids: Iterable[str], commit_dir: str, manifest_dir: str) -> list[str]:
+    """Delete every trace of committed runs whose output was replaced: their commit records first
+    (so recovery never tries to publish them again), then their table files (exact run id),
+    index rows (their segments, and their rows in compacted segments) and last their manifests.
+    Idempotent. Returns the deleted paths; compacted segments are rewritten, not listed."""
     doomed_runs = set(run_ids)
     if not doomed_runs:
         return []
-    doomed = []
+    records = [p for p in (join(commit_dir, f"{r}.json") for r in sorted(doomed_runs)) if FileSystems.exists(p)]
+    if records:
+        FileSystems.delete(records)
+    doomed = list(records)
+    files = []
     for table in TABLES.values():
         for path in _match(join(output_root, table.name, "**", "part-*.parquet")):
             if batch_run_id(path) in doomed_runs:
-                doomed.append(path)
+                files.append(path)
     for path in published_segments(output_root):
         match = _SEGMENT.search(path)
         if path.rsplit("/", 1)[-1].startswith("segment-") and match["run"] in doomed_runs:
-            doomed.append(path)
+            files.append(path)
         elif path.rsplit("/", 1)[-1].startswith("compacted-"):
             table = read_segment(path)
             kept = keep_rows(table, doomed_runs, None)
             if kept.num_rows != table.num_rows:
                 write_parquet_file(DEDUP_INDEX, kept.to_pylist(), path)
-    for run_id in sorted(doomed_runs):
-        manifest = join(output_root, MANIFEST_DIR, f"{run_id}.json")
-        if FileSystems.exists(manifest):
-            doomed.append(manifest)
-    if doomed:
-        FileSystems.delete(doomed)
-    return doomed
+    if files:
+        FileSystems.delete(files)
+    doomed += files
+    manifests = [p for p in (join(manifest_dir, f"{r}.json") for r in sorted(doomed_runs)) if FileSystems.exists(p)]
+    if manifests:
+        FileSystems.delete(manifests)
+    return doomed + manifests
 
 
 def index_size(output_root: str) -> dict[str, Any]:
@@ -378,6 +357,5 @@ def index_size(output_root: str) -> dict[str, Any]:
     return {"segments": len(paths), "rows": rows, "bytes": sum(m.size_in_bytes for m in metadata)}
 
 
-__all__ = ["LookupDedupIndex", "PriorIndex", "PublishIndex", "WritePendingIndex", "compact",
-           "index_size", "purge_runs",
-           "rollback_uncommitted"]
+__all__ = ["LookupDedupIndex", "PriorIndex", "WritePendingIndex", "compact", "index_size", "purge_runs",
+           "rollback_files"]

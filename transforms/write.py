@@ -18,7 +18,6 @@ folders, it names files by bundle (not idempotent) and it loses sink arguments.
 from __future__ import annotations
 
 import datetime as dt
-import posixpath
 import re
 import uuid
 from typing import Any, Iterable, Mapping
@@ -31,16 +30,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from schemas import Table
 from transforms.common import stable_int
+from transforms.storage import TEMP_SUFFIX, fault_point, join, replace_file  # noqa: F401 (re-exported)
 
 PARQUET_SUFFIX = ".parquet"
-TEMP_SUFFIX = ".inprogress"
-
-
-def join(root: str, *parts: str) -> str:
-    """Join path parts for local paths and URLs (gs://...) alike."""
-    if "://" in root:
-        return posixpath.join(root.rstrip("/"), *parts)
-    return FileSystems.join(root, *parts)
 
 
 def partition_value(value: Any) -> str:
@@ -95,23 +87,6 @@ def run_temp_pattern(output_root: str, table: Table, run_id: str) -> str:
     return join(output_root, table.name, "**", f"part-{run_id}-*{TEMP_SUFFIX}")
 
 
-def replace_file(temp_path: str, path: str) -> None:
-    """Move ``temp_path`` onto ``path``, replacing it.
-
-    A plain rename replaces the target in one step on local disk (POSIX rename) and on GCS
-    (copy over, then delete the source), so readers see the old file or the new one, never
-    none. Only a filesystem whose rename refuses an existing target falls back to
-    delete-then-rename.
-    """
-    try:
-        FileSystems.rename([temp_path], [path])
-    except Exception:
-        if not FileSystems.exists(path):
-            raise
-        FileSystems.delete([path])
-        FileSystems.rename([temp_path], [path])
-
-
 def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str) -> None:
     """Write ``records`` to ``path`` atomically: temp file, then rename into place."""
     arrow_table = table.to_table(records)
@@ -119,7 +94,9 @@ def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str
     with FileSystems.create(temp_path, mime_type="application/octet-stream",
                             compression_type=CompressionTypes.UNCOMPRESSED) as sink:
         pq.write_table(arrow_table, sink, compression="zstd")
+    fault_point("parquet_temp")
     replace_file(temp_path, path)
+    fault_point("parquet")
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

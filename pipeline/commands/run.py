@@ -19,8 +19,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "(profile: runner)")
     parser.add_argument("--workers", type=int, help="local worker processes for the DirectRunner (profile: workers)")
     parser.add_argument("--run-id", dest="run_id",
-                        help="run id stamped on every row and file; re-using one replaces that run's files "
-                             "(default: derived from the inputs)")
+                        help="run id stamped on every row and file; must be new under OUTPUT "
+                             "(default: a fresh id per invocation, e.g. files-20261201T120000-1a2b3c)")
+    parser.add_argument("--wait-lock", dest="wait_lock", type=float, default=0.0, metavar="SECONDS",
+                        help="when another run is writing to OUTPUT, wait up to SECONDS for it to finish "
+                             "instead of exiting 1 (default: %(default)s)")
     parser.add_argument("--topics", help="topic taxonomy YAML (profile: topics)")
     parser.add_argument("--language-detector", dest="language_detector", choices=["langdetect", "fasttext"],
                         help="language detection backend (profile: language.detector)")
@@ -50,14 +53,31 @@ def overrides_from(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def apply_run_args(settings, args: argparse.Namespace):
+    """Settings that are per invocation, not profile keys: --wait-lock and --replace-run."""
+    import dataclasses
+
+    from pipeline.config import ConfigError
+
+    wait = getattr(args, "wait_lock", 0.0) or 0.0
+    if wait < 0:
+        raise ConfigError("--wait-lock must be >= 0")
+    return dataclasses.replace(settings, wait_lock_seconds=float(wait),
+                               replaces_runs=tuple(getattr(args, "replace_run", None) or ()))
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run", help="run the pipeline once (batch) and print a summary",
         description="Run the pipeline once over article files and/or feeds, write Parquet under OUTPUT and "
-                    "print a DuckDB summary. Unknown --flags are passed to Beam (e.g. --project for Dataflow).")
+                    "print a DuckDB summary. Beam pipeline options go after a literal -- "
+                    "(e.g. newsbeam run --profile dataflow-batch -- --project p --region r).")
     parser.add_argument("--input", dest="inputs", action="append", metavar="PATTERN",
                         help="article text files: glob, local or gs:// (repeatable; profile: input)")
     parser.add_argument("--feeds", metavar="FILE", help="feeds YAML to fetch once (see configs/feeds.yaml)")
+    parser.add_argument("--replace-run", dest="replace_run", action="append", metavar="RUN_ID",
+                        help="replace the rows of this committed run by this run's (repeatable); the old "
+                             "rows are removed in the same commit that adds the new ones")
     parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
                         help="on the local runner, run more than N input files as committed chunks of N, one "
                              "after another, to bound memory; 0 = never split (profile: read.max_files_per_run)")
@@ -75,7 +95,7 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.settings import build_settings
     from pipeline.summary import summarize
 
-    settings = build_settings(args.profile, overrides_from(args))
+    settings = apply_run_args(build_settings(args.profile, overrides_from(args)), args)
     manifest = run_once(settings, extra, wait=args.wait)
     if manifest["status"] == "submitted":
         print(f"submitted run {manifest['run_id']} on {manifest['runner']}; its manifest will be "

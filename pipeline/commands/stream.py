@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from pipeline.commands.run import add_run_options, overrides_from
+from pipeline.commands.run import add_run_options, apply_run_args, overrides_from
 
 
 def register(subparsers) -> None:
@@ -15,8 +15,8 @@ def register(subparsers) -> None:
         description="Poll the feeds on a periodic impulse, deduplicate with keyed state, window by publication "
                     "time (profile: stream) and write Parquet per window and pane. Streams for real on "
                     "DataflowRunner (--profile dataflow-streaming) or PrismRunner (--prism_location ...); the "
-                    "in-process DirectRunner needs --duration and writes when the polls are done. Unknown "
-                    "--flags are passed to Beam.")
+                    "in-process DirectRunner needs --duration and writes when the polls are done. Beam "
+                    "pipeline options go after a literal --.")
     parser.add_argument("--feeds", metavar="FILE", help="feeds YAML to poll (see configs/feeds.yaml)")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="stop polling after this many seconds (required on the in-process DirectRunner)")
@@ -35,7 +35,7 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = overrides_from(args)
     if args.poll_interval is not None:
         overrides["stream"] = {"poll_interval_seconds": args.poll_interval}
-    settings = build_settings(args.profile, overrides)
+    settings = apply_run_args(build_settings(args.profile, overrides), args)
     info = run_stream(settings, extra, duration_seconds=args.duration, wait=args.wait)
     json.dump(info, sys.stdout, indent=2, default=str)
     print()

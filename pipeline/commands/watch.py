@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from pipeline.commands.run import add_run_options, overrides_from
+from pipeline.commands.run import add_run_options, apply_run_args, overrides_from
 
 
 def register(subparsers) -> None:
@@ -82,6 +82,6 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError("--max-polls must be >= 1")
     if args.run_id:
         raise ConfigError("watch gives every poll its own run id; --run-id is not accepted")
-    settings = build_settings(args.profile, overrides_from(args))
+    settings = apply_run_args(build_settings(args.profile, overrides_from(args)), args)
     manifests = watch(settings, args.interval, args.max_polls, extra)
     return 0 if all(m["counters"]["balanced"] for m in manifests) else 1

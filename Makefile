@@ -15,7 +15,7 @@ OUTPUT ?= ./output
 PROFILE ?= local
 ARGS ?=
 
-.PHONY: help setup run test lock clean eval-dedup docs query shell report
+.PHONY: help setup run test test-faults lock clean eval-dedup docs query shell report
 .PHONY: setup-gcp dataflow-dryrun lock-gcp bench-workers
 
 help: ## list the targets
@@ -33,8 +33,11 @@ setup: $(STAMP) ## create .venv and install the pinned dependencies (requirement
 run: $(STAMP) ## run the pipeline on the bundled seeds (INPUT=, OUTPUT=, PROFILE=, ARGS=) and print a summary
 	$(PY) -m pipeline run --profile $(PROFILE) --input '$(INPUT)' --output '$(OUTPUT)' $(ARGS)
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the test suite (the exhaustive fault-injection variants run in test-faults)
 	$(PY) -m pytest -q $(ARGS)
+
+test-faults: $(STAMP) $(GCP_STAMP) ## fault injection: kill -9 / disk full at every commit stage, concurrent writers, on local disk and on gs:// (fake-gcs-server)
+	$(PY) -m pytest -q -m faults tests/test_faults.py tests/test_faults_gcs.py $(ARGS)
 
 docs: $(STAMP) ## regenerate the README column reference from schemas/
 	$(PY) -m pipeline.readme
@@ -72,8 +75,8 @@ setup-gcp: $(GCP_STAMP) ## create .venv-gcp with apache-beam[gcp] (requirements-
 dataflow-dryrun: $(GCP_STAMP) ## build the Dataflow batch + streaming jobs offline (--dry_run, fake project); fails on any translation/pickling error
 	$(GCP_VENV)/bin/python -W ignore::DeprecationWarning -m pipeline.dataflow_dryrun $(ARGS)
 
-lock-gcp: $(STAMP) ## re-resolve pyproject.toml with the gcp extra into requirements-gcp.lock
-	$(UV) pip compile pyproject.toml --extra gcp --python-version 3.11 --generate-hashes --quiet -o $(GCP_LOCK)
+lock-gcp: $(STAMP) ## re-resolve pyproject.toml with the gcp extras into requirements-gcp.lock
+	$(UV) pip compile pyproject.toml --extra gcp --extra gcs-test --python-version 3.11 --generate-hashes --quiet -o $(GCP_LOCK)
 
 bench-workers: $(STAMP) ## DirectRunner 1 vs 2 worker processes on the same input (INPUT=, ARGS=)
 	$(PY) -m pipeline.bench_workers --input '$(INPUT)' $(ARGS)

@@ -33,6 +33,7 @@ from apache_beam.utils import shared
 
 from schemas import DEDUP_INDEX, TABLES
 from transforms.dedupe import prior_article, slim
+from transforms import storage
 from transforms.storage import read_text
 from transforms.write import batch_run_id, join, write_parquet_file
 
@@ -282,7 +283,7 @@ def compact(output_root: str, segments: list[str], run_id: str, cutoff: dt.datet
         rows.setdefault(row["article_id"], row)
     target = join(index_dir(output_root), f"compacted-{run_id}.parquet")
     write_parquet_file(DEDUP_INDEX, sorted(rows.values(), key=lambda r: r["article_id"]), target)
-    FileSystems.delete([p for p in segments if p != target])
+    storage.delete([p for p in segments if p != target])
     return target
 
 
@@ -310,7 +311,7 @@ def rollback_files(output_root: str, committed: set[str]) -> list[str]:
             if uncommitted:
                 write_parquet_file(DEDUP_INDEX, keep_rows(table, uncommitted, None).to_pylist(), path)
     if doomed:
-        FileSystems.delete(doomed)
+        storage.delete(doomed)
     return doomed
 
 
@@ -324,7 +325,7 @@ def purge_runs(output_root: str, run_ids: Iterable[str], commit_dir: str, manife
         return []
     records = [p for p in (join(commit_dir, f"{r}.json") for r in sorted(doomed_runs)) if FileSystems.exists(p)]
     if records:
-        FileSystems.delete(records)
+        storage.delete(records)
     doomed = list(records)
     files = []
     for table in TABLES.values():
@@ -341,11 +342,11 @@ def purge_runs(output_root: str, run_ids: Iterable[str], commit_dir: str, manife
             if kept.num_rows != table.num_rows:
                 write_parquet_file(DEDUP_INDEX, kept.to_pylist(), path)
     if files:
-        FileSystems.delete(files)
+        storage.delete(files)
     doomed += files
     manifests = [p for p in (join(manifest_dir, f"{r}.json") for r in sorted(doomed_runs)) if FileSystems.exists(p)]
     if manifests:
-        FileSystems.delete(manifests)
+        storage.delete(manifests)
     return doomed + manifests
 
 

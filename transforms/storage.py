@@ -44,7 +44,14 @@ def _parse_fault(value: str | None) -> tuple[str, int] | None:
 
 
 def fault_point(name: str) -> None:
-    """Kill this process or fail with ENOSPC here, when a fault-injection test asks for it."""
+    """Kill this process or fail with ENOSPC here, when a fault-injection test asks for it.
+
+    ``NEWSBEAM_FAULT_TRACE=<file>`` appends the name of every point passed to that file (a test
+    counts the points of a normal run, then kills a run at each of them)."""
+    trace = os.environ.get("NEWSBEAM_FAULT_TRACE")
+    if trace:
+        with open(trace, "a", encoding="utf-8") as handle:
+            handle.write(name + "\n")
     for variable in ("NEWSBEAM_FAULT_AFTER", "NEWSBEAM_FAULT_ENOSPC"):
         spec = _parse_fault(os.environ.get(variable))
         if spec is None:
@@ -94,8 +101,38 @@ def _write_bytes(path: str, data: bytes, mime_type: str = "application/octet-str
         sink.write(data)
 
 
+def delete(paths: list[str]) -> None:
+    """Delete files (local: also folders). gs:// objects are deleted one request each (GCS's
+    single-object API; the batch API Beam uses is not served by every GCS stand-in)."""
+    gcs = [p for p in paths if p.startswith("gs://")]
+    other = [p for p in paths if not p.startswith("gs://")]
+    if other:
+        FileSystems.delete(other)
+    if gcs:
+        from google.api_core.exceptions import NotFound
+
+        for path in gcs:
+            try:
+                _gcs_blob(path).delete()
+            except NotFound:
+                continue
+
+
 def replace_file(temp_path: str, path: str) -> None:
-    """Move ``temp_path`` onto ``path``, replacing it (readers see the old file or the new one)."""
+    """Move ``temp_path`` onto ``path``, replacing it (readers see the old file or the new one).
+
+    Local disk: one POSIX rename. gs://: copy over the target, then delete the source (GCS has no
+    rename; a crash in between leaves both, and repeating the move gives the same result)."""
+    if temp_path.startswith("gs://"):
+        source = _gcs_blob(temp_path)
+        target = _gcs_blob(path)
+        source.bucket.copy_blob(source, target.bucket, target.name)
+        source.delete()
+        return
+    if not is_remote(temp_path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        os.replace(temp_path, path)
+        return
     try:
         FileSystems.rename([temp_path], [path])
     except Exception:
@@ -120,11 +157,7 @@ def move(source: str, target: str) -> bool:
         if FileSystems.exists(target):
             return False
         raise FileNotFoundError(f"neither the staged file {source} nor its target {target} exists")
-    if is_remote(source):
-        replace_file(source, target)
-    else:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.replace(source, target)
+    replace_file(source, target)
     return True
 
 
@@ -133,7 +166,7 @@ def delete_tree(path: str) -> None:
     if is_remote(path):
         objects = [m.path for m in FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list]
         if objects:
-            FileSystems.delete(objects)
+            delete(objects)
         return
     if os.path.lexists(path):
         FileSystems.delete([path])

@@ -120,8 +120,6 @@ def parent_manifest(settings: RunSettings, run_id: str, chunk_ids: list[str], ch
         "versions": last.get("versions"),
         "counters": sum_counters([c["counters"] for c in chunks]),
         "files": [f for c in chunks for f in c.get("files", [])],
-        "rolled_back_files": sum(c.get("rolled_back_files", 0) for c in chunks),
-        "stale_files_removed": sum(c.get("stale_files_removed", 0) for c in chunks),
     }
     if "dedup_index" in last:
         manifest["dedup_index"] = last["dedup_index"]

@@ -258,24 +258,34 @@ def choose_charset(body: bytes, content_type: str | None) -> tuple[str, list[str
             chosen = "utf-8"
             if declared or header:
                 notes.append("charset: UTF-8 used, it decodes the bytes cleanly")
-        else:
+        else:  # like feedparser: windows-1252 next, unless charset-normalizer finds a charset that reads cleaner
             from charset_normalizer import from_bytes
 
+            chosen = "cp1252" if _decodes(body, "cp1252") else None
             best = from_bytes(body[:_MESS_SAMPLE * 2]).best()
-            chosen = _codec(best.encoding) if best is not None else "utf-8"
-            notes.append(f"charset: none of the declared charsets decodes the bytes; guessed {chosen}")
+            if best is not None and (chosen is None or _mess(body, "cp1252") >= _MESS_LIMIT > best.chaos):
+                chosen = _codec(best.encoding)
+            chosen = chosen or "utf-8"
+            said = "no declared charset decodes the bytes" if declared or header else \
+                "no charset declared and the bytes are not UTF-8"
+            notes.append(f"charset: {said}; {chosen} used")
     return chosen, notes
+
+
+def _mess(body: bytes, encoding: str) -> float:
+    from charset_normalizer.md import mess_ratio
+
+    text = body.decode(encoding, errors="replace")[:_MESS_SAMPLE]
+    visible = html_to_text(re.sub(r"<[^>]{0,2000}>", " ", text))
+    return mess_ratio(visible, maximum_threshold=1.0) if visible else 0.0
 
 
 def mojibake_note(body: bytes, encoding: str) -> str | None:
     """A warning when ``body`` decoded with ``encoding`` reads as mojibake (charset-normalizer's mess
     ratio), naming a charset that reads cleanly when there is one; None when the text looks sound."""
     from charset_normalizer import from_bytes
-    from charset_normalizer.md import mess_ratio
 
-    text = body.decode(encoding, errors="replace")[:_MESS_SAMPLE]
-    visible = html_to_text(re.sub(r"<[^>]{0,2000}>", " ", text))
-    mess = mess_ratio(visible, maximum_threshold=1.0) if visible else 0.0
+    mess = _mess(body, encoding)
     if mess < _MESS_LIMIT:
         return None
     best = from_bytes(body[:_MESS_SAMPLE * 2]).best()
@@ -298,8 +308,7 @@ NS = {
     "media": "http://search.yahoo.com/mrss/",
     "yandex": "http://news.yandex.ru",
 }
-_ITEM_TAGS = {"item", f"{{{NS['rss10']}}}item", f"{{{NS['rss090']}}}item", f"{{{NS['atom']}}}entry",
-              f"{{{NS['atom03']}}}entry"}
+_ITEM_NAMESPACES = (None, NS["rss10"], NS["rss090"], NS["atom"], NS["atom03"])
 # Body precedence: the first non-empty source wins. Teaser (summary column): the first non-empty of
 # TEASER_SOURCES. media:description / media:credit / media:text are captions and credits: never used.
 BODY_SOURCES = ("content:encoded", "atom:content", "yandex:full-text", "description", "atom:summary",
@@ -309,14 +318,40 @@ _SOURCE_TAGS = {
     f"{{{NS['content']}}}encoded": "content:encoded",
     f"{{{NS['atom']}}}content": "atom:content", f"{{{NS['atom03']}}}content": "atom:content",
     f"{{{NS['yandex']}}}full-text": "yandex:full-text",
-    "description": "description", f"{{{NS['rss10']}}}description": "description",
-    f"{{{NS['rss090']}}}description": "description",
     f"{{{NS['atom']}}}summary": "atom:summary", f"{{{NS['atom03']}}}summary": "atom:summary",
     f"{{{NS['dc']}}}description": "dc:description",
     f"{{{NS['itunes']}}}summary": "itunes:summary",
 }
-_GUID_TAGS = {"guid", f"{{{NS['atom']}}}id", f"{{{NS['atom03']}}}id"}
+_GUID_TAGS = {f"{{{NS['atom']}}}id", f"{{{NS['atom03']}}}id"}
 _CAPTION_TAGS = {f"{{{NS['media']}}}{name}" for name in ("description", "credit", "text", "title")}
+
+
+def _split(tag: str) -> tuple[str | None, str]:
+    if tag.startswith("{"):
+        namespace, _, local = tag[1:].partition("}")
+        return namespace, local
+    return None, tag
+
+
+def _is_item(tag: str, root_namespace: str | None) -> bool:
+    namespace, local = _split(tag)
+    return local in ("item", "entry") and (namespace in _ITEM_NAMESPACES or namespace == root_namespace)
+
+
+def _source_of(tag: str, item_namespace: str | None) -> str | None:
+    """Body/teaser source name of an item's child, or 'guid'; RSS core elements may sit in the
+    document's default namespace (``xmlns="http://backend.userland.com/rss2"`` and the like)."""
+    if tag in _SOURCE_TAGS:
+        return _SOURCE_TAGS[tag]
+    if tag in _GUID_TAGS:
+        return "guid"
+    namespace, local = _split(tag)
+    if namespace in (None, item_namespace, NS["rss10"], NS["rss090"]) and item_namespace not in (NS["atom"], NS["atom03"]):
+        if local == "description":
+            return "description"
+        if local == "guid":
+            return "guid"
+    return None
 
 
 def _element_text(element) -> tuple[str, bool]:
@@ -336,22 +371,26 @@ def _element_text(element) -> tuple[str, bool]:
 def raw_items(root) -> list[dict[str, Any]]:
     """Per item/entry in document order: ``{'sources': {source: text}, 'guid': verbatim or None}``."""
     items = []
+    root_namespace = _split(root.tag)[0] if isinstance(root.tag, str) else None
     for element in root.iter():
-        if element.tag not in _ITEM_TAGS:
+        if not isinstance(element.tag, str) or not _is_item(element.tag, root_namespace):
             continue
+        item_namespace = _split(element.tag)[0]
         sources: dict[str, str] = {}
         guid = None
         for child in element:
-            tag = child.tag if isinstance(child.tag, str) else ""
-            source = _SOURCE_TAGS.get(tag)
-            if source and source not in sources:
+            if not isinstance(child.tag, str):
+                continue
+            source = _source_of(child.tag, item_namespace)
+            if source == "guid":
+                if guid is None:
+                    guid = (child.text or "").strip() or None
+            elif source and source not in sources:
                 markup, is_html = _element_text(child)
                 text = html_to_text(markup) if is_html else markup
                 if text:
                     sources[source] = text
-            elif tag in _GUID_TAGS and guid is None:
-                guid = (child.text or "").strip() or None
-        if guid is None and element.tag != "item":
+        if guid is None and item_namespace in (NS["rss10"], NS["rss090"]):
             guid = (element.get(f"{{{NS['rdf']}}}about") or "").strip() or None
         items.append({"sources": sources, "guid": guid})
     return items
@@ -503,7 +542,7 @@ def parse_feed_entries(body: bytes, feed: Mapping[str, Any], headers: Mapping[st
     entries = parsed.get("entries", [])
     text = body.decode(charset, errors="replace")
     try:
-        root = DefusedET.fromstring(text.lstrip("\ufeff"), forbid_dtd=False, forbid_entities=True,
+        root = DefusedET.fromstring(text.lstrip("\ufeff \t\r\n"), forbid_dtd=False, forbid_entities=True,
                                     forbid_external=True)
     except Exception:  # noqa: BLE001 - ill-formed XML: feedparser's loose parse is used alone
         root = None

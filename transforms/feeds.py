@@ -311,7 +311,7 @@ NS = {
 _ITEM_NAMESPACES = (None, NS["rss10"], NS["rss090"], NS["atom"], NS["atom03"])
 # Body precedence: the first non-empty source wins. Teaser (summary column): the first non-empty of
 # TEASER_SOURCES. media:description / media:credit / media:text are captions and credits: never used.
-BODY_SOURCES = ("content:encoded", "atom:content", "yandex:full-text", "description", "atom:summary",
+BODY_SOURCES = ("content:encoded", "atom:content", "yandex:full-text", "full-text", "description", "atom:summary",
                 "dc:description", "itunes:summary")
 TEASER_SOURCES = ("description", "atom:summary", "dc:description", "itunes:summary")
 _SOURCE_TAGS = {
@@ -351,6 +351,8 @@ def _source_of(tag: str, item_namespace: str | None) -> str | None:
             return "description"
         if local == "guid":
             return "guid"
+        if local == "full-text":  # ukr.net's and Yandex's full text without the yandex: prefix
+            return "full-text"
     return None
 
 
@@ -476,7 +478,7 @@ _SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 def entry_to_item(entry: Mapping[str, Any], feed: Mapping[str, Any], meta: Mapping[str, Any],
                   raw: Mapping[str, Any] | None, captions: set[str], payload_cap: int,
-                  now: dt.datetime | None = None) -> dict[str, Any]:
+                  now: dt.datetime | None = None, index: int | None = None) -> dict[str, Any]:
     """One feedparser entry (+ its raw elements when the document is well-formed) -> parsed item
     (the input of ``transforms.normalize.to_article``)."""
     title = _detail_text(entry.get("title"), entry.get("title_detail"))
@@ -516,6 +518,7 @@ def entry_to_item(entry: Mapping[str, Any], feed: Mapping[str, Any], meta: Mappi
         "declared_language": declared_language_of(entry, meta, feed.get("language")),
         "source": feed["name"],
         "origin": feed["url"],
+        "entry_index": index,  # position of the entry in the feed document (not a column)
         "raw": raw_text,
     }
 
@@ -551,7 +554,7 @@ def parse_feed_entries(body: bytes, feed: Mapping[str, Any], headers: Mapping[st
         reasons.append(f"{len(raws)} items in the XML tree, {len(entries)} in feedparser's parse; loose mapping used")
         raws = []
     captions = set() if raws else _captions(root, text)
-    items = [entry_to_item(e, feed, meta, raws[i] if raws else None, captions, payload_cap, now)
+    items = [entry_to_item(e, feed, meta, raws[i] if raws else None, captions, payload_cap, now, i)
              for i, e in enumerate(entries)]
     if note:
         reasons.append(note)

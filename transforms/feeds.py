@@ -8,10 +8,15 @@ Core (plain functions, no Beam):
   "safe" text entities, and its fallback parser expands them once per
   reference (a 100 kB feed becomes gigabytes: the quadratic blowup).
 * ``html_to_text``: markup to plain text with the standard library's HTML parser.
-* ``parse_feed_entries``: feedparser over the body; a bozo feed is still mined
-  and its bozo reason recorded; each entry becomes an item (guid, url, title,
-  summary, body, published_at in UTC with the entry's or else the feed's
-  date, author, categories, declared_language, source, origin).
+* ``choose_charset`` / ``mojibake_note``: which charset decodes the body (BOM, then the XML
+  declaration over a contradicting HTTP header when it decodes cleanly, ...) and a warning when
+  the decoded text reads as mojibake.
+* ``parse_feed_entries``: feedparser over the body (dates, links, titles, authors, tags,
+  languages) plus the items' raw XML elements (body and teaser by a fixed precedence, never a
+  media caption; the GUID verbatim); a bozo feed is still mined and its bozo reason recorded.
+  Each entry becomes an item: guid, url (the entry's own http(s) link or None), title, summary,
+  body, body_source, published_at (UTC) with date_source/date_precision/date_warning,
+  author, categories, declared_language, source, origin. docs/feeds.md has the field table.
 * ``feed_to_outputs``: one fetch result -> items, at most one dead letter
   (a fetched feed with no entry), and the feed's status row.
 

@@ -202,3 +202,10 @@ def test_a_script_or_data_link_is_never_the_article_url(url):
     items, _ = parse_feed_entries(body, {"name": "h", "url": "https://h.test/feed", "language": None})
     assert items[0]["url"] is None and items[0]["guid"] == "g-1"
 
+
+
+def test_a_few_stray_bytes_do_not_change_the_declared_charset():
+    body = (FEEDS / "jmb__bbc.xml").read_bytes().replace(b"<title>", b"<title>\xff", 3)
+    items, info = parse_feed_entries(body, {"name": "b", "url": "https://b.test/", "language": None})
+    assert info["charset"] == "utf-8" and "3 byte sequence(s) invalid in the declared UTF-8" in info["error"]
+    assert items[0]["url"] == "https://www.bbc.co.uk/news/uk-48201625"  # from expected.json, the rest is intact

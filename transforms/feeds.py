@@ -218,6 +218,11 @@ def _decodes(body: bytes, encoding: str | None) -> bool:
     return True
 
 
+def _invalid_sequences(body: bytes, encoding: str) -> int:
+    """Byte sequences of ``body`` that ``encoding`` cannot decode (U+FFFD written in the text excluded)."""
+    return body.decode(encoding, errors="replace").count("\ufffd") - body.decode(encoding, errors="ignore").count("\ufffd")
+
+
 def choose_charset(body: bytes, content_type: str | None) -> tuple[str, list[str]]:
     """``(encoding, notes)`` for a feed body.
 
@@ -256,8 +261,13 @@ def choose_charset(body: bytes, content_type: str | None) -> tuple[str, list[str
     else:
         chosen = declared_codec or header_codec
         if chosen and not _decodes(body, chosen):
-            notes.append(f"charset: the declared {declared or header} does not decode the bytes cleanly")
-            chosen = None
+            bad = _invalid_sequences(body, chosen)
+            if bad <= max(3, len(body) // 20000):  # a few stray bytes in a document that is otherwise right
+                notes.append(f"charset: {bad} byte sequence(s) invalid in the declared {declared or header}, "
+                             "replaced with U+FFFD")
+            else:
+                notes.append(f"charset: the declared {declared or header} does not decode the bytes cleanly")
+                chosen = None
     if chosen is None:
         if _decodes(body, "utf-8"):
             chosen = "utf-8"
@@ -543,12 +553,14 @@ def parse_feed_entries(body: bytes, feed: Mapping[str, Any], headers: Mapping[st
     garbled = mojibake_note(body, charset) if charset not in ("utf-8", "utf-16", "utf-32") else None
     if garbled:
         reasons.append(garbled)
+    # Decoded once, here: feedparser and the element reader see the same text (as UTF-8 bytes with an
+    # HTTP charset, which takes precedence over the document's own declaration for application/xml).
     # No content-location: feedparser would resolve a non-URL GUID against it (and make it a "link").
-    parsed = feedparser.parse(body, response_headers={"content-type": f"application/xml; charset={charset}"},
+    text = body.decode(charset, errors="replace")
+    parsed = feedparser.parse(text.encode("utf-8"), response_headers={"content-type": "application/xml; charset=utf-8"},
                               sanitize_html=True, resolve_relative_uris=True)
     meta = parsed.get("feed", {})
     entries = parsed.get("entries", [])
-    text = body.decode(charset, errors="replace")
     try:
         root = DefusedET.fromstring(text.lstrip("\ufeff \t\r\n"), forbid_dtd=False, forbid_entities=True,
                                     forbid_external=True)

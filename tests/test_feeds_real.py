@@ -12,8 +12,8 @@ import pathlib
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
+from conftest import make_test_pipeline
 from feeds_server import FeedServer, static
 
 from transforms.common import RunInfo
@@ -118,7 +118,7 @@ def test_real_feeds_through_fetch_parse_and_normalize(server):
         _counts, wrong = compare(items_by_feed, articles_by_feed, None)
         assert not wrong, "\n".join(wrong)
 
-    with TestPipeline() as p:
+    with make_test_pipeline() as p:
         fetched = p | beam.Create(feeds) | FetchFeeds(SETTINGS, policy, RUN.run_id, NOW)
         parsed = fetched | ParseFeeds(RUN, 65536)
         normalized = parsed["items"] | NormalizeArticles(RUN, 1, 65536)
@@ -209,3 +209,51 @@ def test_a_few_stray_bytes_do_not_change_the_declared_charset():
     items, info = parse_feed_entries(body, {"name": "b", "url": "https://b.test/", "language": None})
     assert info["charset"] == "utf-8" and "3 byte sequence(s) invalid in the declared UTF-8" in info["error"]
     assert items[0]["url"] == "https://www.bbc.co.uk/news/uk-48201625"  # from expected.json, the rest is intact
+
+
+def test_real_feeds_through_the_whole_pipeline(tmp_path):
+    """The real CLI pipeline (fetch -> parse -> normalize -> dedup -> language -> topics -> Parquet) over
+    four real feeds plus the Ukrainian one re-encoded as windows-1251 and served as ISO-8859-1; DuckDB
+    reads the new columns back. Expected values from expected.json / written by hand from the raw XML."""
+    import duckdb
+    import yaml
+    from conftest import FIXED_NOW, make_settings
+
+    from pipeline.launch import run_once
+
+    names = ["jmb__nytimes.xml", "jmb__cnn.xml", "rssparser__uolNoticias.rss", "feeder__rss_lemonde.xml"]
+    with FeedServer() as running:
+        for name in names:
+            running.routes[f"/{name}"] = static((FEEDS / name).read_bytes())
+        running.routes["/ukr1251"] = static(_windows_1251(False), "application/rss+xml; charset=ISO-8859-1")
+        feeds_file = tmp_path / "feeds.yaml"
+        feeds_file.write_text(yaml.safe_dump({"allow_private_networks": True, "feeds": [
+            {"name": name, "url": running.url(f"/{name}")} for name in [*names, "ukr1251"]]}))
+        output = tmp_path / "out"
+        settings = make_settings(output, feeds_file=str(feeds_file), feeds={
+            "timeout_connect": 2, "timeout_total": 10, "max_bytes": 5_000_000, "max_redirects": 2,
+            "backoff_base_seconds": 60, "backoff_max_seconds": 3600, "user_agent": "newsbeam-test/1"})
+        manifest = run_once(settings, now=FIXED_NOW)
+    assert manifest["counters"]["balanced"]
+    con = duckdb.connect()
+    for table in ("articles", "feed_status"):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{output}/{table}/**/*.parquet', "
+                    "hive_partitioning=true, union_by_name=true)")
+    nyt = con.execute("SELECT canonical_url, body, body_source, declared_language, date_source, date_warning "
+                      "FROM articles WHERE guid = 'https://www.nytimes.com/2019/12/31/world/middleeast/"
+                      "baghdad-protesters-us-embassy.html'").fetchall()
+    assert nyt == [("https://www.nytimes.com/2019/12/31/world/middleeast/baghdad-protesters-us-embassy.html",
+                    "President Trump blamed Iran after demonstrators breached the compound’s outer wall. Tensions "
+                    "are high after American airstrikes killed members of an Iran-backed militia.",
+                    "description", "en", "entry:published", None)]
+    ad = con.execute("SELECT date_source, date_warning, published_at FROM articles "
+                     "WHERE url LIKE 'https://ck.lendingtree.com/%'").fetchall()
+    assert ad[0][0] == "feed:published" and "feed's date" in ad[0][1]
+    assert ad[0][2] == dt.datetime(2019, 12, 25, 2, 20, 31, tzinfo=UTC)
+    uol = con.execute("SELECT published_at, date_warning FROM articles WHERE url = 'https://noticias.uol.com.br/"
+                      "politica/eleicoes/2018/noticias/2018/09/24/ibope-bolsonaro-perde-de-haddad-ciro-e-alckmin-"
+                      "em-simulacoes-de-2-turno.htm'").fetchall()
+    assert uol == [(dt.datetime(2018, 9, 24, 22, 42, 40, tzinfo=UTC), None)]
+    assert con.execute("SELECT count(*) FROM articles WHERE date_source = 'ingested'").fetchone()[0] == 0
+    status = dict(con.execute("SELECT feed, error FROM feed_status").fetchall())
+    assert "mojibake" in status["ukr1251"] and "charset: no charset declared" in status["rssparser__uolNoticias.rss"]

@@ -649,6 +649,11 @@ class _ParseFeedFn(beam.DoFn):
         self._run = run
         self._payload_cap = payload_cap
 
+    def setup(self):
+        from transforms.dates import name_tables
+
+        name_tables()  # the 14 languages' month/day names, built once per worker
+
     def process(self, fetched: Mapping[str, Any]) -> Iterable[Any]:
         items, letter, status = feed_to_outputs(fetched, self._run, self._payload_cap)
         yield from items

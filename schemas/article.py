@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -112,13 +112,15 @@ ARTICLES = Table(
         _c("categories", pa.list_(pa.string()), "Categories/tags given by the feed."),
         _c("published_at", TIMESTAMP, "Publication time in UTC; null when the source gives none."),
         _c("published_date", pa.date32(), "Partition: publication date (UTC), or the ingestion date when there is none.", False),
-        _c("date_source", pa.string(), "Where published_date came from: text, entry, feed or ingested.", False),
+        _c("date_source", pa.string(), "Where published_date came from: text, entry:<field> or feed:<field> (published, updated, created), or ingested.", False),
         _c("date_precision", pa.string(), "Precision of published_at: second, day, month, year, or none.", False),
         _c("date_in_future", pa.bool_(), "True when the source's date lies after ingestion (kept, flagged)."),
+        _c("date_warning", pa.string(), "What is doubtful about the date: unparsed string, time zone assumed, feed's date used, in the future, no date; null when nothing is."),
         _c("ingested_at", TIMESTAMP, "Start time of the run that ingested the article.", False),
         _c("language", pa.string(), "Partition: ISO 639-1 code from language detection, or 'und'.", False),
         _c("language_confidence", pa.float64(), "Probability of the detected language (0-1)."),
-        _c("declared_language", pa.string(), "Language the feed declares, when it does."),
+        _c("declared_language", pa.string(), "Language the item or feed declares (dc:language, xml:lang, <language>), ISO 639-1."),
+        _c("body_source", pa.string(), "Feed element the body came from: content:encoded, atom:content, yandex:full-text, description, atom:summary, dc:description, itunes:summary."),
         _c("topics", pa.list_(pa.string()), "Topic labels whose score reached the label threshold.", False),
         _c("topic_evidence", pa.list_(TOPIC_EVIDENCE), "Per label: score, matched terms and their character offsets.", False),
         _c("taxonomy_version", pa.string(), "Version of configs/topics.yaml that labeled the row.", False),

@@ -37,7 +37,7 @@ def test_rss20_entries_become_items_and_articles():
     assert first["summary"] == "Defence ministers met in Brussels on Tuesday.\n\nThey agreed to raise spending."
     assert "alert" not in first["body"] and "<" not in first["body"]
     assert first["published_at"] == dt.datetime(2026, 1, 6, 8, 30, tzinfo=UTC)  # +0100 -> UTC
-    assert first["date_source"] == "entry" and first["date_precision"] == "second"
+    assert first["date_source"] == "entry:published" and first["date_precision"] == "second"
     assert first["author"] == "Jane Reporter" and first["categories"] == ["Politics", "Europe"]
     assert first["declared_language"] == "en"  # from <language>en-gb</language>
     assert first["source"] == "test" and first["origin"] == "https://feeds.example.org/feed.xml"
@@ -66,8 +66,8 @@ def test_atom_html_title_content_relative_link_and_feed_date():
     assert summit["published_at"] == dt.datetime(2026, 1, 8, 7, 0, tzinfo=UTC)
     assert summit["author"] == "Marie Dupont" and summit["declared_language"] == "fr"
     # No date on the entry: the feed's own <updated> is used and said so.
-    assert strike["published_at"] == dt.datetime(2026, 1, 8, 12, 0, tzinfo=UTC) and strike["date_source"] == "feed"
-    assert to_article(strike, RUN)["date_source"] == "feed"
+    assert strike["published_at"] == dt.datetime(2026, 1, 8, 12, 0, tzinfo=UTC) and strike["date_source"] == "feed:updated"
+    assert to_article(strike, RUN)["date_source"] == "feed:updated"
 
 
 def test_bozo_feed_is_still_mined_and_the_reason_kept():

@@ -128,7 +128,7 @@ def test_every_feed_ends_as_articles_failure_or_dead_letter(tmp_path, server):
                         "declared_language, source, origin FROM articles WHERE guid = 'ex-1001'")[0]
     assert row[0] == "https://news.example.org/world/nato-Spending?id=7" and row[2].startswith("NATO ministers")
     assert row[3] == "Jane Reporter" and row[4] == ["Politics", "Europe"]
-    assert row[5] == dt.datetime(2026, 1, 6, 8, 30, tzinfo=dt.timezone.utc) and row[6] == "entry"
+    assert row[5] == dt.datetime(2026, 1, 6, 8, 30, tzinfo=dt.timezone.utc) and row[6] == "entry:published"
     assert row[7] == "en" and row[8] == "rss20" and row[9] == server.url("/rss20")
     titles = {t for (t,) in query(output, "SELECT title FROM articles")}
     assert "Müller trifft Minister – Gespräche in Köln" in titles

@@ -12,24 +12,18 @@ import datetime as dt
 import re
 import unicodedata
 from typing import Any, Callable, Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import apache_beam as beam
-from url_normalize import url_normalize
 
 from schemas import SCHEMA_VERSION
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_hash
+from transforms.urls import canonicalize_url  # noqa: F401 - defined there (feeds helper), used and re-exported here
 
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 # C0/C1 control characters except newline and tab, and Unicode format marks such as BOM / zero-width.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200d\u2060\ufeff]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
-# Query parameters that identify a campaign or click, not a page.
-TRACKING_PARAMS = frozenset(
-    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga", "ref_src", "cmpid", "wt_mc", "wt_zmc"}
-)
-TRACKING_PREFIXES = ("utm_", "at_", "pk_")
 
 
 def normalize_text(text: str | None) -> str:
@@ -50,28 +44,6 @@ def content_key(title: str | None, body: str | None) -> str:
     """Case-folded words of title and body: what 'the same text' means for dedup."""
     words = _WORD.findall(f"{title or ''}\n{body or ''}".casefold())
     return " ".join(words)
-
-
-def canonicalize_url(url: str | None) -> str | None:
-    """Lower-case scheme/host, drop default port, fragment and tracking parameters; keep path case."""
-    if not url or not url.strip():
-        return None
-    try:
-        normalized = url_normalize(url.strip())
-    except Exception:  # url_normalize raises on hosts it cannot IDNA-encode
-        return url.strip()
-    if not normalized:
-        return None
-    parts = urlsplit(normalized)
-    if parts.scheme not in ("http", "https"):
-        return normalized
-    # Sorted, so that ?a=1&b=2 and ?b=2&a=1 name the same page (and the same article_id).
-    query = sorted(
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
-    )
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
 
 
 def article_id_for(canonical_url: str | None, guid: str | None, source: str, content_hash: str) -> str:
@@ -117,6 +89,7 @@ def to_article(
     guid = (item.get("guid") or "").strip() or None
     source = item["source"]
     published_at: dt.datetime | None = item.get("published_at")
+    date_warning = item.get("date_warning")
     date_in_future = bool(published_at and published_at > run.ingested_at + dt.timedelta(minutes=future_tolerance_minutes))
     if published_at is not None:
         published_date = published_at.astimezone(dt.timezone.utc).date()
@@ -126,6 +99,7 @@ def to_article(
         published_date = run.ingested_date
         date_source = "ingested"
         date_precision = "none"
+        date_warning = "; ".join(filter(None, [date_warning, "no date: filed under the ingestion day"]))
     article = {
         "article_id": article_id_for(canonical_url, guid, source, content_hash),
         "url": item.get("url"),
@@ -143,10 +117,12 @@ def to_article(
         "date_source": date_source,
         "date_precision": date_precision,
         "date_in_future": date_in_future,
+        "date_warning": date_warning,
         "ingested_at": run.ingested_at,
         "language": "und",
         "language_confidence": None,
         "declared_language": item.get("declared_language"),
+        "body_source": item.get("body_source"),
         "topics": [],
         "topic_evidence": [],
         "taxonomy_version": "",

@@ -37,10 +37,10 @@ test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q $(ARGS)
 
 docs: $(STAMP) ## regenerate the README column reference from schemas/
-	$(PY) -m pipeline.readme
+	$(PY) -m schemas.docs
 
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
-	$(PY) -m pipeline.evaluate_dedup $(ARGS)
+	$(PY) -m bench.evaluate_dedup $(ARGS)
 
 eval: $(STAMP) ## topic labels: precision/recall per label on the dev sets, off-topic rate on 10kGNAD (ARGS=)
 	$(PY) -m pipeline eval $(ARGS)
@@ -70,13 +70,13 @@ $(GCP_STAMP): $(GCP_LOCK) pyproject.toml $(STAMP)
 setup-gcp: $(GCP_STAMP) ## create .venv-gcp with apache-beam[gcp] (requirements-gcp.lock), for Dataflow
 
 dataflow-dryrun: $(GCP_STAMP) ## build the Dataflow batch + streaming jobs offline (--dry_run, fake project); fails on any translation/pickling error
-	$(GCP_VENV)/bin/python -W ignore::DeprecationWarning -m pipeline.dataflow_dryrun $(ARGS)
+	$(GCP_VENV)/bin/python -W ignore::DeprecationWarning -m deploy.dataflow_dryrun $(ARGS)
 
 lock-gcp: $(STAMP) ## re-resolve pyproject.toml with the gcp extra into requirements-gcp.lock
 	$(UV) pip compile pyproject.toml --extra gcp --python-version 3.11 --generate-hashes --quiet -o $(GCP_LOCK)
 
 bench-workers: $(STAMP) ## DirectRunner 1 vs 2 worker processes on the same input (INPUT=, ARGS=)
-	$(PY) -m pipeline.bench_workers --input '$(INPUT)' $(ARGS)
+	$(PY) -m bench.bench_workers --input '$(INPUT)' $(ARGS)
 
 FEEDS ?= configs/feeds.yaml
 INTERVAL ?= 300

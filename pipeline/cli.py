@@ -18,8 +18,8 @@ from pipeline.config import ConfigError
 # Command modules, in the order --help lists them.
 COMMAND_MODULES = (
     "pipeline.commands.run",
-    "pipeline.commands.query",
-    "pipeline.commands.shell",
+    "analyst.query",
+    "analyst.shell",
     "pipeline.commands.report",
     "pipeline.commands.stream",
     "pipeline.commands.watch",

@@ -1,6 +1,6 @@
 """The README's column reference is generated from schemas/ and must not drift."""
 
-from pipeline.readme import README, _ALL_TABLES, render
+from schemas.docs import README, _ALL_TABLES, render
 
 
 def test_readme_column_reference_matches_the_schema():

@@ -12,8 +12,8 @@ import re
 import pytest
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings, seeds_with_duplicate_and_dead_letter
 
-from pipeline.analyst import connect
-from pipeline.commands.query import run_statements
+from analyst.views import connect
+from analyst.query import run_statements
 
 HEADING = "## Querying with DuckDB"
 FEED_VIEWS = ("feed_health", "feed_status")
@@ -94,9 +94,9 @@ def test_documented_python_runs(index, outputs, monkeypatch, capsys):
 
 def test_documented_views_match_views_sql():
     """The table of views in the section names exactly the views views.sql creates."""
-    from pipeline.analyst import VIEWS
+    from analyst.views import VIEWS
 
     _, section = querying_section()
     documented = re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
     assert sorted(documented) == sorted(VIEWS)
-    assert os.path.basename(str(PROJECT / "pipeline" / "sql" / "views.sql")) in section
+    assert os.path.basename(str(PROJECT / "analyst" / "sql" / "views.sql")) in section

@@ -15,8 +15,8 @@ pytest.importorskip("matplotlib")
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings, seeds_with_duplicate_and_dead_letter
 from PIL import Image
 
-from pipeline.analyst import connect
-from pipeline.report import (
+from analyst.views import connect
+from analyst.report import (
     CHARTS,
     OPTIONAL_CHARTS,
     WINDOW_DAYS,

@@ -68,7 +68,7 @@ def versions() -> dict[str, str]:
     import apache_beam
     import pyarrow
 
-    from pipeline import __version__
+    from schemas import __version__
 
     return {
         "newsbeam": __version__,

@@ -1,7 +1,7 @@
 """Step 2: turn a parsed item into the article record.
 
-Core functions: ``normalize_text`` (NFC, whitespace), ``content_key`` (the text
-that exact/near dedup compares), ``canonicalize_url`` and ``to_article``. The
+Core functions: ``canonicalize_url`` and ``to_article`` (``normalize_text`` and
+``content_key``, shared with read and dedupe, live in :mod:`transforms.text`). The
 transform :class:`NormalizeArticles` maps items to article records; items with
 no usable text become dead letters.
 """
@@ -9,8 +9,6 @@ no usable text become dead letters.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -19,37 +17,14 @@ from url_normalize import url_normalize
 
 from schemas import SCHEMA_VERSION
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_hash
-
-_MANY_BLANK_LINES = re.compile(r"\n{3,}")
-# C0/C1 control characters except newline and tab, and Unicode format marks such as BOM / zero-width.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200d\u2060\ufeff]")
-_WORD = re.compile(r"\w+", re.UNICODE)
+from transforms.minhash import minhasher
+from transforms.text import content_key, normalize_text  # noqa: F401  (re-exported)
 
 # Query parameters that identify a campaign or click, not a page.
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga", "ref_src", "cmpid", "wt_mc", "wt_zmc"}
 )
 TRACKING_PREFIXES = ("utm_", "at_", "pk_")
-
-
-def normalize_text(text: str | None) -> str:
-    """NFC, no control characters, single spaces, stripped lines, at most one blank line in a row."""
-    if not text:
-        return ""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CONTROL.sub("", text)
-    # str.split() splits on exactly the characters of the regex class \s: per line this collapses
-    # every run of horizontal whitespace to one space and strips the line, 2x faster than a regex.
-    text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
-    if "\n\n\n" in text:
-        text = _MANY_BLANK_LINES.sub("\n\n", text)
-    return text.strip()
-
-
-def content_key(title: str | None, body: str | None) -> str:
-    """Case-folded words of title and body: what 'the same text' means for dedup."""
-    words = _WORD.findall(f"{title or ''}\n{body or ''}".casefold())
-    return " ".join(words)
 
 
 def canonicalize_url(url: str | None) -> str | None:
@@ -174,8 +149,6 @@ class _NormalizeFn(beam.DoFn):
 
     def setup(self):
         if self._minhash:
-            from transforms.dedupe import minhasher  # dedupe imports this module
-
             self._signer = minhasher(self._minhash).signature
 
     def process(self, item: Mapping[str, Any]) -> Iterable[Any]:

@@ -23,7 +23,7 @@ import charset_normalizer
 from apache_beam.io import fileio
 
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter
-from transforms.normalize import normalize_text
+from transforms.text import normalize_text
 
 _DATE_LINE = re.compile(r"^\s*date\s+(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?(?=\s|$)\s*(?P<rest>.*)$", re.S)
 _SENTENCE_END = ("." , "!", "?", "…", ":", ";")

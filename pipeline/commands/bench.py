@@ -1,4 +1,4 @@
-"""``newsbeam bench``: throughput and memory of the pipeline next to a plain loop (see pipeline/bench.py)."""
+"""``newsbeam bench``: throughput and memory of the pipeline next to a plain loop (see bench/bench.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from pipeline.bench import add_arguments
+    from bench.bench import add_arguments
 
     parser = subparsers.add_parser(
         "bench", help="benchmark: Beam (1 and 2 workers) vs a plain loop over a generated corpus",
@@ -23,10 +23,10 @@ def register(subparsers) -> None:
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
     if args.language:
-        from pipeline.bench_language import run_language_bench
+        from bench.bench_language import run_language_bench
 
         run_language_bench(write=args.write)
         return 0
-    from pipeline.bench import handle as run
+    from bench.bench import handle as run
 
     return run(args)

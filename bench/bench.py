@@ -1,13 +1,13 @@
 """Throughput benchmark: Beam pipeline (1 and 2 workers) next to a plain loop over the same cores.
 
 ``python -m pipeline bench`` (or ``make bench``) generates a seeded corpus
-(:mod:`pipeline.bench_corpus`) under ``bench/work/``, then, for each
+(:mod:`bench.bench_corpus`) under ``bench/work/``, then, for each
 profile, runs in a fresh subprocess each:
 
   * ``beam-1``: ``pipeline.launch.run_once`` (what ``newsbeam run`` does, chunks of
     ``read.max_files_per_run`` files included) on the DirectRunner (in-process FnApiRunner), 1 worker;
   * ``beam-2``: the same with 2 worker processes (``multi_processing``);
-  * ``loop``: :func:`pipeline.bench_loop.run_plain_loop`, which also times
+  * ``loop``: :func:`bench.bench_loop.run_plain_loop`, which also times
     every step (read, parse, normalize, dedup, language, topics, write).
 
 Per variant it records wall time, articles per second (input files / time
@@ -32,8 +32,8 @@ import threading
 import time
 from typing import Any
 
-from pipeline.bench_corpus import PROJECT, CorpusSpec, generate
-from pipeline.readme import replace_block
+from bench.bench_corpus import PROJECT, CorpusSpec, generate
+from schemas.docs import replace_block
 
 WORK = PROJECT / "bench" / "work"
 RESULTS = PROJECT / "bench" / "results.json"
@@ -115,7 +115,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         profiler.enable()
     start = time.perf_counter()
     if job["variant"] == "loop":
-        from pipeline.bench_loop import run_plain_loop
+        from bench.bench_loop import run_plain_loop
 
         result = run_plain_loop(settings, settings.run_info(FIXED_NOW))
         counters = result["counters"]
@@ -152,7 +152,7 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
     """Run ``job`` in a fresh Python process; adds wall time and the peak RSS of its process tree."""
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.bench", "--child", json.dumps(job)],
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bench", "--child", json.dumps(job)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT)
     sampler = PeakSampler(proc.pid)
     sampler.start()
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--child"]:
         print(json.dumps(child(json.loads(argv[1])), default=str))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.bench", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     return handle(args)

@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Any
 
-from pipeline.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
-from pipeline.readme import replace_block
+from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
+from schemas.docs import replace_block
 
 RESULTS = PROJECT / "bench" / "language.json"
 DOC = PROJECT / "README.md"

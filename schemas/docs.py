@@ -10,10 +10,10 @@ import pathlib
 import re
 import sys
 
-from pipeline.config import PROJECT_ROOT
 from schemas.article import DEDUP_INDEX, TABLES, markdown_table
 
-README = pathlib.Path(PROJECT_ROOT) / "README.md"
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = PROJECT_ROOT / "README.md"
 _BLOCK = re.compile(r"(<!-- BEGIN schema:(?P<name>[a-z_]+) -->\n).*?(<!-- END schema:(?P=name) -->)", re.S)
 _ALL_TABLES = {**TABLES, DEDUP_INDEX.name: DEDUP_INDEX}
 

@@ -3,7 +3,7 @@
 Three layers, each usable alone:
 
 * ``collect(con)`` runs the report's queries on a connection from
-  :func:`pipeline.analyst.connect` and returns plain data (:class:`ReportData`);
+  :func:`analyst.views.connect` and returns plain data (:class:`ReportData`);
 * ``chart_*`` functions turn that data into PNG bytes with matplotlib's
   object API (``matplotlib.figure.Figure``, Agg canvas: no display, no pyplot
   state);
@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.analyst import connect, join
+from analyst.views import connect, join
 
 REPORT_DIR = "report"
 # Daily trend charts cover the last WINDOW_DAYS days that have articles (publication dates).

@@ -36,7 +36,7 @@ run: $(STAMP) ## run the pipeline on the bundled seeds (INPUT=, OUTPUT=, PROFILE
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q $(ARGS)
 
-docs: $(STAMP) ## regenerate the README column reference from schemas/
+docs: $(STAMP) ## regenerate the column reference in docs/schema.md from schemas/
 	$(PY) -m schemas.docs
 
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
@@ -91,10 +91,10 @@ watch: $(STAMP) ## poll FEEDS every INTERVAL seconds into OUTPUT until Ctrl-C (A
 BENCH_ARTICLES ?= 10000
 
 .PHONY: bench bench-language
-bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json, the README
+bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json + bench/results.md; exit 2 without ../shared
 	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) $(ARGS)
 
-bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json, the README
+bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json + bench/language.md; exit 2 without ../shared
 	$(PY) -m pipeline bench --language $(ARGS)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)

@@ -14,7 +14,7 @@ Per variant it records wall time, articles per second (input files / time
 inside the run), peak memory (the largest sum of RSS over the subprocess and
 all its children, sampled from /proc every 50 ms, and the largest single
 process from ``getrusage``), the run's counters and the ratio to the plain
-loop. Results go to ``bench/results.json`` and the README's Benchmark table.
+loop. Results go to ``bench/results.json`` and ``bench/results.md`` (only those files).
 """
 
 from __future__ import annotations
@@ -32,16 +32,14 @@ import threading
 import time
 from typing import Any
 
-from bench.bench_corpus import PROJECT, CorpusSpec, generate
-from schemas.docs import replace_block
+from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT, CorpusSpec, generate
 
 WORK = PROJECT / "bench" / "work"
 RESULTS = PROJECT / "bench" / "results.json"
-DOC = PROJECT / "README.md"
+TABLE = PROJECT / "bench" / "results.md"  # the tables of docs/bench.md, written by this tool only
 VARIANTS = ("beam-1", "beam-2", "loop")
 PROFILES = ("local", "fast")
 FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
-TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -307,8 +305,8 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
     if write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-        replace_block(TABLE_START, TABLE_END, markdown(results), DOC)
-        print(f"wrote {RESULTS.relative_to(PROJECT)} and the table in {DOC.relative_to(PROJECT)} "
+        TABLE.write_text(markdown(results) + "\n", encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(PROJECT)} and {TABLE.relative_to(PROJECT)} "
               f"({results['total_seconds']:.0f} s in all)")
     return results
 
@@ -327,7 +325,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cprofile", action="store_true",
                         help="run every variant under cProfile and keep the top entries (slower; for diagnosis)")
     parser.add_argument("--no-write", dest="write", action="store_false",
-                        help="print only; do not update bench/results.json and the README's Benchmark table")
+                        help="print only; do not update bench/results.json and bench/results.md")
     parser.add_argument("--regenerate", action="store_true", help="regenerate the corpus even if it exists")
     parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
                         help="beam variants: chunk size as `run --max-files-per-run` (default: the profile's "
@@ -345,7 +343,18 @@ def main(argv: list[str] | None = None) -> int:
     return handle(args)
 
 
+def missing_corpora() -> list[str]:
+    """The shared corpora the recorded figures are made of, when absent (../shared/corpora)."""
+    return [str(path) for path in (GNAD_CSV, LINGUA_DIR) if not path.exists()]
+
+
 def handle(args: argparse.Namespace) -> int:
+    missing = missing_corpora()
+    if missing and args.write:
+        print(f"bench: refusing to run: {', '.join(missing)} not found; the recorded results in "
+              f"{RESULTS.relative_to(PROJECT)} are made of them. Add --no-write to measure on the "
+              "seed-only corpus without writing anything.", file=sys.stderr)
+        return 2
     results = run_bench(args.articles, [p for p in args.profiles.split(",") if p],
                         [v for v in args.variants.split(",") if v], args.scaling, args.write, args.cprofile,
                         args.regenerate, getattr(args, "max_files_per_run", None))

@@ -13,20 +13,19 @@ def register(subparsers) -> None:
         description="Generate a seeded corpus under bench/work/ (reused when it exists), run the Beam pipeline "
                     "with 1 and 2 workers and a plain single-process loop over the same core functions, each "
                     "in its own process, and write articles/s, peak RSS and per-step costs to "
-                    "bench/results.json and the README. --language measures the language detectors instead.")
+                    "bench/results.json and bench/results.md. --language measures the language detectors instead.")
     add_arguments(parser)
     parser.add_argument("--language", action="store_true",
                         help="measure detector accuracy/speed and language.max_chars instead "
-                             "(bench/language.json, the README)")
+                             "(bench/language.json, bench/language.md)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
     if args.language:
-        from bench.bench_language import run_language_bench
+        from bench.bench_language import main as run_language_bench
 
-        run_language_bench(write=args.write)
-        return 0
+        return run_language_bench(write=args.write)
     from bench.bench import handle as run
 
     return run(args)

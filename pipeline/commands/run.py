@@ -63,6 +63,8 @@ def register(subparsers) -> None:
                              "after another, to bound memory; 0 = never split (profile: read.max_files_per_run)")
     add_run_options(parser)
     parser.add_argument("--no-summary", dest="summary", action="store_false", help="do not print the summary")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (it is shown only when stderr is a terminal anyway)")
     parser.add_argument("--json", action="store_true", help="print the run manifest as JSON instead")
     parser.add_argument("--no-wait", dest="wait", action="store_false",
                         help="submit the job and return (remote runners, e.g. a Flex Template launcher); "
@@ -72,11 +74,13 @@ def register(subparsers) -> None:
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.launch import run_once
+    from pipeline.progress import for_run
     from pipeline.settings import build_settings
     from pipeline.summary import summarize
 
     settings = build_settings(args.profile, overrides_from(args))
-    manifest = run_once(settings, extra, wait=args.wait)
+    with for_run(settings, args.quiet, args.wait) as progress:
+        manifest = run_once(settings, extra, wait=args.wait)
     if manifest["status"] == "submitted":
         print(f"submitted run {manifest['run_id']} on {manifest['runner']}; its manifest will be "
               f"{settings.output}/_runs/{manifest['run_id']}.json")
@@ -85,5 +89,5 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
         json.dump(manifest, sys.stdout, indent=2, default=str)
         print()
     elif args.summary:
-        print(summarize(settings.output, manifest))
+        print(summarize(settings.output, manifest, elapsed=progress.elapsed))
     return 0 if manifest["counters"]["balanced"] else 1

@@ -129,7 +129,7 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
 def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any]):
     taxonomy = load_taxonomy(settings.topics)
     read = p | "ReadFiles" >> ReadArticleFiles(
-        list(settings.inputs), settings.source_name, run,
+        list(settings.inputs), settings.source(), run,
         max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],
         max_title_chars=settings.read["max_title_chars"])
     read_dead = read[DEAD_LETTER]

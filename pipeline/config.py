@@ -9,6 +9,7 @@ The generic primitives live in :mod:`schemas.config` (transforms use them too).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Mapping
 
 from schemas.config import (  # noqa: F401  (re-exported: pipeline.config is where callers look)
@@ -20,6 +21,7 @@ from schemas.config import (  # noqa: F401  (re-exported: pipeline.config is whe
     load_yaml,
     resolve_config_path,
 )
+from transforms.sources import SOURCE_NAME, glob_regex
 
 
 # -- run profiles -------------------------------------------------------------
@@ -51,11 +53,27 @@ _SECTION_KEYS: dict[str, set[str]] = {
 }
 
 
+def validate_sources(v: Validator, sources: Any) -> None:
+    """``sources:``: a mapping from path globs to source names (the first match wins)."""
+    sources = v.mapping(sources, "sources")
+    for pattern, name in sources.items():
+        v.string(pattern, "sources (a glob)")
+        path = f"sources[{pattern!r}]"
+        v.string(name, path)
+        if not SOURCE_NAME.match(name):
+            v.fail(path, f"must be 1-100 letters, digits, '_', '.', ':' or '-' (starting with a letter or digit), "
+                         f"got {name!r}")
+        try:
+            glob_regex(pattern)
+        except re.error as err:
+            v.fail(path, f"not a valid glob: {err}")
+
+
 def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     v = Validator(source)
     top_keys = {
         "runner", "workers", "direct_running_mode", "input", "feeds_file", "output", "source_name", "topics",
-        "run_id", "beam_options", "extends",
+        "run_id", "beam_options", "extends", "sources",
     } | set(_SECTION_KEYS)
     v.mapping(data, "profile", top_keys)
     if "runner" in data:
@@ -69,6 +87,11 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
             v.string(data[key], key)
     if "beam_options" in data:
         v.mapping(data["beam_options"], "beam_options")
+    if data.get("sources") is not None:
+        validate_sources(v, data["sources"])
+    if data.get("source_name") is not None and not SOURCE_NAME.match(data["source_name"]):
+        v.fail("source_name", f"must be 1-100 letters, digits, '_', '.', ':' or '-' (starting with a letter "
+                              f"or digit), got {data['source_name']!r}")
     for section, keys in _SECTION_KEYS.items():
         if section in data:
             v.mapping(data[section], section, keys)

@@ -125,6 +125,16 @@ class Progress:
         _ACTIVE[0] = False
 
 
+def count_files(patterns) -> int | None:
+    """How many paths the input patterns match (as the read step counts them), None if unknown."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        return sum(len(result.metadata_list) for result in FileSystems.match(list(patterns)))
+    except Exception:  # an unreadable root: the run reports it; the bar goes without a total
+        return None
+
+
 def for_run(settings, quiet: bool, wait: bool = True, stream=None) -> Progress:
     """The display for one ``run``: enabled on a terminal for a run this process waits for."""
     from pipeline.runner import IN_PROCESS, running_mode_for
@@ -134,7 +144,5 @@ def for_run(settings, quiet: bool, wait: bool = True, stream=None) -> Progress:
     counted = local and running_mode_for(settings.workers, settings.direct_running_mode) != "multi_processing"
     total = None
     if enabled and counted and settings.inputs and not settings.feeds_file:
-        from pipeline.chunking import matched_files
-
-        total = len(matched_files(settings.inputs))
+        total = count_files(settings.inputs)
     return Progress(total=total, enabled=enabled and (local or not counted), counted=counted, stream=stream)

@@ -40,6 +40,14 @@ class RunSettings:
     # ids whose output this run replaces (their dedup index rows are not "earlier articles").
     parent_run_id: str | None = None
     replaces_runs: tuple[str, ...] = ()
+    # Profile `sources:`: (glob, source name) pairs, the first match wins; else source_name.
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def source(self):
+        """What the read step stamps as ``source``: the name, or a path -> name map (transforms.sources)."""
+        from transforms.sources import source_for
+
+        return source_for(self.source_name, self.sources)
 
     def default_run_id(self) -> str:
         """Same inputs and output -> same run id, so re-running a command replaces its files."""
@@ -97,4 +105,5 @@ def build_settings(profile: str, overrides: Mapping[str, Any] | None = None) -> 
         feeds=dict(data.get("feeds", {})),
         beam_options=dict(data.get("beam_options", {})),
         stream=dict(data.get("stream", {})),
+        sources=tuple((str(k), str(v)) for k, v in (data.get("sources") or {}).items()),
     )

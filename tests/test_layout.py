@@ -31,6 +31,7 @@ TOOL_COMMANDS = {"pipeline.commands.bench", "pipeline.commands.eval"}
 # Shared helpers (rank 0) import nothing above them. Modules not listed are checked for cycles only.
 RANKS = {
     "transforms.common": 0, "transforms.text": 0, "transforms.minhash": 0, "transforms.dates": 0,
+    "transforms.sources": 0,
     "transforms.fetch": 1,
     "transforms.read": 2, "transforms.feeds": 2,
     "transforms.normalize": 3,

@@ -36,6 +36,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
         "workers": args.workers,
         "run_id": args.run_id,
         "topics": args.topics,
+        "source_name": getattr(args, "source_name", None),
     }
     if getattr(args, "language_detector", None):
         overrides["language"] = {"detector": args.language_detector}
@@ -58,6 +59,9 @@ def register(subparsers) -> None:
     parser.add_argument("--input", dest="inputs", action="append", metavar="PATTERN",
                         help="article text files: glob, local or gs:// (repeatable; profile: input)")
     parser.add_argument("--feeds", metavar="FILE", help="feeds YAML to fetch once (see configs/feeds.yaml)")
+    parser.add_argument("--source", dest="source_name", metavar="NAME",
+                        help="`source` of the articles read from --input files (profile: source_name; "
+                             "a profile's `sources:` map names them by path glob); feed articles carry the feed's name")
     parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
                         help="on the local runner, run more than N input files as committed chunks of N, one "
                              "after another, to bound memory; 0 = never split (profile: read.max_files_per_run)")

@@ -55,6 +55,14 @@ shell: $(STAMP) ## interactive DuckDB session over OUTPUT with the views loaded
 report: $(STAMP) ## write OUTPUT/report/index.html with PNG charts (topics over time, sources, languages, dedup, dead letters)
 	$(PY) -m pipeline report --output '$(OUTPUT)' $(ARGS)
 
+.PHONY: test-browser report-screenshot
+test-browser: $(STAMP) ## the HTML report in headless Chromium (needs the chromium package: apt-get install chromium)
+	NEWSBEAM_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_report_browser.py $(ARGS)
+
+report-screenshot: $(STAMP) ## refresh docs/report.png: the report of the bundled seeds in headless Chromium
+	@tmp=$$(mktemp -d) && $(PY) -m pipeline run --quiet --no-summary --input 'data/seeds/*.txt' --output "$$tmp/out" \
+		&& $(PY) -m analyst.screenshot --output "$$tmp/out" --png docs/report.png; rc=$$?; rm -rf "$$tmp"; exit $$rc
+
 # --- Runners beyond one process (README: Runners) ---------------------------------------------
 # apache-beam[gcp] is heavy: it lives in its own venv, from its own lock, so `make setup` stays lean.
 GCP_VENV ?= .venv-gcp

@@ -510,7 +510,7 @@ def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.dat
     sections = [
         (f"<h1>newsbeam report</h1><p class='meta'>Output <code>{html.escape(data.output)}</code>, generated "
         f"{generated_at.strftime('%Y-%m-%d %H:%M UTC')}. Every figure comes from the DuckDB views "
-        f"(<code>python -m pipeline query</code>).</p>"),
+        f"(<code>newsbeam query</code>).</p>"),
         "<h2>Totals</h2>" + totals,
         "<h2>Topics over time</h2>",
         figure("topics", f"Bars: number of articles per day (publication date, UTC) carrying each topic label, "
@@ -518,8 +518,8 @@ def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.dat
                          f"with two labels counts in both panels. Top panel: all dated articles of the day. "
                          f"Articles without a publication date are not drawn (see below)."),
         figure("history", f"Whole history: number of articles per {data.history.unit if data.history else 'period'} "
-                          f"(publication date, UTC) carrying each label, including the {data.older_articles} "
-                          f"articles older than the daily window."),
+                          f"(publication date, UTC) carrying each label, including the "
+                          f"{_plural(data.older_articles, 'article')} older than the daily window."),
         _table(["label", "articles", "mean score"], data.topics),
         "<h3>Articles without a publication date</h3>",
         (f"<p>{data.undated} article{'s' if data.undated != 1 else ''} gave no publication date "

@@ -39,11 +39,11 @@ test: $(STAMP) ## run the test suite (the exhaustive fault-injection variants ru
 test-faults: $(STAMP) $(GCP_STAMP) ## fault injection: kill -9 / disk full at every commit stage, concurrent writers, on local disk and on gs:// (fake-gcs-server)
 	$(PY) -m pytest -q -m faults tests/test_faults.py tests/test_faults_gcs.py $(ARGS)
 
-docs: $(STAMP) ## regenerate the README column reference from schemas/
-	$(PY) -m pipeline.readme
+docs: $(STAMP) ## regenerate the column reference in docs/schema.md from schemas/
+	$(PY) -m schemas.docs
 
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
-	$(PY) -m pipeline.evaluate_dedup $(ARGS)
+	$(PY) -m bench.evaluate_dedup $(ARGS)
 
 eval: $(STAMP) ## topic labels: precision/recall per label on the dev sets, off-topic rate on 10kGNAD (ARGS=)
 	$(PY) -m pipeline eval $(ARGS)
@@ -57,6 +57,14 @@ shell: $(STAMP) ## interactive DuckDB session over OUTPUT with the views loaded
 
 report: $(STAMP) ## write OUTPUT/report/index.html with PNG charts (topics over time, sources, languages, dedup, dead letters)
 	$(PY) -m pipeline report --output '$(OUTPUT)' $(ARGS)
+
+.PHONY: test-browser report-screenshot
+test-browser: $(STAMP) ## the HTML report in headless Chromium (needs the chromium package: apt-get install chromium)
+	NEWSBEAM_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_report_browser.py $(ARGS)
+
+report-screenshot: $(STAMP) ## refresh docs/report.png: the report of the bundled seeds in headless Chromium
+	@tmp=$$(mktemp -d) && $(PY) -m pipeline run --quiet --no-summary --input 'data/seeds/*.txt' --output "$$tmp/out" \
+		&& $(PY) -m analyst.screenshot --output "$$tmp/out" --png docs/report.png; rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # --- Runners beyond one process (README: Runners) ---------------------------------------------
 # apache-beam[gcp] is heavy: it lives in its own venv, from its own lock, so `make setup` stays lean.
@@ -73,13 +81,13 @@ $(GCP_STAMP): $(GCP_LOCK) pyproject.toml $(STAMP)
 setup-gcp: $(GCP_STAMP) ## create .venv-gcp with apache-beam[gcp] (requirements-gcp.lock), for Dataflow
 
 dataflow-dryrun: $(GCP_STAMP) ## build the Dataflow batch + streaming jobs offline (--dry_run, fake project); fails on any translation/pickling error
-	$(GCP_VENV)/bin/python -W ignore::DeprecationWarning -m pipeline.dataflow_dryrun $(ARGS)
+	$(GCP_VENV)/bin/python -W ignore::DeprecationWarning -m deploy.dataflow_dryrun $(ARGS)
 
 lock-gcp: $(STAMP) ## re-resolve pyproject.toml with the gcp extras into requirements-gcp.lock
 	$(UV) pip compile pyproject.toml --extra gcp --extra gcs-test --python-version 3.11 --generate-hashes --quiet -o $(GCP_LOCK)
 
 bench-workers: $(STAMP) ## DirectRunner 1 vs 2 worker processes on the same input (INPUT=, ARGS=)
-	$(PY) -m pipeline.bench_workers --input '$(INPUT)' $(ARGS)
+	$(PY) -m bench.bench_workers --input '$(INPUT)' $(ARGS)
 
 FEEDS ?= configs/feeds.yaml
 INTERVAL ?= 300
@@ -94,10 +102,10 @@ watch: $(STAMP) ## poll FEEDS every INTERVAL seconds into OUTPUT until Ctrl-C (A
 BENCH_ARTICLES ?= 10000
 
 .PHONY: bench bench-language
-bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json, the README
+bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json + bench/results.md; exit 2 without ../shared
 	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) $(ARGS)
 
-bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json, the README
+bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json + bench/language.md; exit 2 without ../shared
 	$(PY) -m pipeline bench --language $(ARGS)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)

@@ -1,3 +1,3 @@
 """newsbeam pipeline package: command line, options and pipeline assembly."""
 
-__version__ = "0.1.0"
+from schemas import __version__  # noqa: F401

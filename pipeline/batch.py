@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
+from pipeline import progress
 from pipeline.config import ConfigError
 from pipeline.runner import describe, make_runner, pipeline_options, running_mode_for
 from pipeline.settings import RunSettings
@@ -97,6 +98,7 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
     tagged = deduped["articles"] | "Language" >> DetectLanguage(settings.language)
     labeled = tagged | "Topics" >> LabelTopics(taxonomy)
     all_dead = [*dead_letters, normalized[DEAD_LETTER]] | "AllDeadLetters" >> beam.Flatten()
+    progress.attach([items, *dead_letters], [labeled, deduped[DUPLICATE], all_dead])  # only on a terminal
 
     write = settings.write
     run_id = run.run_id
@@ -129,7 +131,7 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
 def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any]):
     taxonomy = load_taxonomy(settings.topics)
     read = p | "ReadFiles" >> ReadArticleFiles(
-        list(settings.inputs), settings.source_name, run,
+        list(settings.inputs), settings.source(), run,
         max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],
         max_title_chars=settings.read["max_title_chars"])
     read_dead = read[DEAD_LETTER]

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from pipeline import __version__
 from pipeline.config import ConfigError
@@ -22,8 +24,8 @@ from pipeline.config import ConfigError
 # Command modules, in the order --help lists them.
 COMMAND_MODULES = (
     "pipeline.commands.run",
-    "pipeline.commands.query",
-    "pipeline.commands.shell",
+    "analyst.query",
+    "analyst.shell",
     "pipeline.commands.report",
     "pipeline.commands.stream",
     "pipeline.commands.watch",
@@ -80,7 +82,50 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Na
     return args, beam_flags
 
 
+class _StepFailureEcho(logging.Filter):
+    """Drops the traceback Beam logs when a step fails: the failure is reported once, as one line,
+    by :func:`main` (exit 1); with ``--log-level DEBUG`` it is shown."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR or logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+
+
+class _Interrupt:
+    """SIGINT while a command runs: remembered, then raised as KeyboardInterrupt in the main thread."""
+
+    def __init__(self):
+        self.fired = False
+
+    def __call__(self, signum, frame):
+        self.fired = True
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 1 failed, 2 usage or configuration error, 130 interrupted (SIGINT).
+
+    An interrupt at any moment (while the command modules and Beam load, while the graph runs,
+    in a worker thread) ends with one line on stderr and 130, never a traceback; the run's commit
+    protocol leaves nothing half-written visible.
+    """
+    step_failures = logging.getLogger("apache_beam.runners.common")
+    if not any(isinstance(f, _StepFailureEcho) for f in step_failures.filters):
+        step_failures.addFilter(_StepFailureEcho())
+    interrupted = _Interrupt()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        return _main(argv, interrupted)
+    except KeyboardInterrupt:
+        print("newsbeam: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str] | None, interrupted: "_Interrupt") -> int:
     # Logging is set up before the command modules are imported: importing Beam can log a warning on
     # the root logger, which would otherwise install Python's default handler and make the
     # basicConfig below a no-op (the --log-level and the format were then ignored).
@@ -96,10 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"newsbeam: configuration error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("newsbeam: interrupted", file=sys.stderr)
-        return 130
     except Exception as err:  # a failed run: one readable line; the traceback with --log-level DEBUG
+        if interrupted.fired:  # Ctrl-C surfaced as another exception (e.g. from Beam's worker threads)
+            raise KeyboardInterrupt from err
         if args.log_level == "DEBUG":
             raise
         lines = str(err).strip().splitlines() or [type(err).__name__]

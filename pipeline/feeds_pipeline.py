@@ -69,7 +69,7 @@ def build_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manife
     items, dead, inputs, extra_files, hooks = [], [], [], [], []
     if settings.inputs:
         read = p | "ReadFiles" >> ReadArticleFiles(
-            list(settings.inputs), settings.source_name, run,
+            list(settings.inputs), settings.source(), run,
             max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],
             max_title_chars=settings.read["max_title_chars"])
         items.append(read["items"])

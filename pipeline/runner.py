@@ -9,6 +9,8 @@ executes streaming pipelines (TestStream). Other names go to Beam as given.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from typing import Any
 
@@ -33,12 +35,95 @@ def running_mode_for(workers: int, requested: str) -> str:
     return requested
 
 
+def _in_process_runner() -> Any:
+    """Beam's FnApiRunner; with ``--workers N`` its worker processes run :mod:`pipeline.worker`."""
+    import shlex
+    import sys
+
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.transforms.environments import SubprocessSDKEnvironment
+
+    class LocalRunner(FnApiRunner):
+        def run_pipeline(self, pipeline, options):
+            direct = options.view_as(DirectOptions)
+            if direct.direct_running_mode != "multi_processing":
+                return super().run_pipeline(pipeline, options)
+            # FnApiRunner would start `python -m apache_beam.runners.worker.sdk_worker_main`: the same
+            # harness, started through pipeline.worker (quiet start-up, Ctrl-C left to this process).
+            self._default_environment = SubprocessSDKEnvironment.from_command_string(
+                f"{shlex.quote(sys.executable)} -m pipeline.worker")
+            harness = options.get_all_options()
+            if not harness.get("default_sdk_harness_log_level"):
+                level = logging.getLevelName(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
+                options = PipelineOptions.from_dictionary({**options.get_all_options(drop_default=True),
+                                                           "default_sdk_harness_log_level": level})
+                direct = options.view_as(DirectOptions)
+            direct.direct_running_mode = "subprocesses"  # the environment above, not FnApiRunner's own
+            with _stop_workers_on_interrupt():
+                return super().run_pipeline(pipeline, options)
+
+    return LocalRunner()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (children, grandchildren ...), read from /proc; [] elsewhere."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@contextlib.contextmanager
+def _stop_workers_on_interrupt():
+    """Ctrl-C during a ``--workers N`` run: end the worker processes this run started.
+
+    The workers ignore SIGINT (pipeline/worker.py), and Beam waits for a busy worker to finish its
+    bundle before it lets the run stop, so on SIGINT they are sent SIGTERM (ending them silently),
+    the threads that watched them stay quiet, and KeyboardInterrupt goes on as usual.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum, frame):
+        for child in _descendants(os.getpid()):
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGTERM)
+        threading.excepthook = lambda args: None  # "worker exited with -15" from Beam's watcher threads
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def make_runner(runner_name: str) -> Any:
     """A runner instance for ``runner_name``; the in-process runner never downloads anything."""
     if runner_name == IN_PROCESS:
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-        return FnApiRunner()
+        return _in_process_runner()
     if runner_name == "BundleBasedDirectRunner":
         from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 

@@ -45,6 +45,14 @@ class RunSettings:
     # watch), and how long to wait for the lease when another writer holds it (--wait-lock).
     lease_owner: str | None = None
     wait_lock_seconds: float = 0.0
+    # Profile `sources:`: (glob, source name) pairs, the first match wins; else source_name.
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def source(self):
+        """What the read step stamps as ``source``: the name, or a path -> name map (transforms.sources)."""
+        from transforms.sources import source_for
+
+        return source_for(self.source_name, self.sources)
 
     def default_run_id(self, now: dt.datetime | None = None) -> str:
         """A fresh run id for every invocation: ``files-20261201T120000-1a2b3c``.
@@ -104,4 +112,5 @@ def build_settings(profile: str, overrides: Mapping[str, Any] | None = None) -> 
         feeds=dict(data.get("feeds", {})),
         beam_options=dict(data.get("beam_options", {})),
         stream=dict(data.get("stream", {})),
+        sources=tuple((str(k), str(v)) for k, v in (data.get("sources") or {}).items()),
     )

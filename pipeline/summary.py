@@ -13,8 +13,15 @@ def articles_glob(output_root: str) -> str:
     return join(output_root, "articles", "**", "*.parquet")
 
 
-def summarize(output_root: str, manifest: dict[str, Any] | None = None) -> str:
-    """Articles per language, per topic and per date, as plain-text tables."""
+def rate_line(counters: dict[str, Any], elapsed: float) -> str:
+    """``done in 6.1 s: 5 inputs, 0.8 articles/s`` (articles/s counts every input handled per second)."""
+    inputs = counters.get("inputs") or 0
+    rate = inputs / elapsed if elapsed > 0 else 0.0
+    return f"done in {elapsed:,.1f} s: {inputs:,} inputs, {rate:,.1f} articles/s"
+
+
+def summarize(output_root: str, manifest: dict[str, Any] | None = None, elapsed: float | None = None) -> str:
+    """The run's counters, elapsed time and rate, then articles per language, topic and date."""
     lines = []
     if manifest:
         c = manifest["counters"]
@@ -22,6 +29,8 @@ def summarize(output_root: str, manifest: dict[str, Any] | None = None) -> str:
             f"run {manifest['run_id']} on {manifest['runner']}: inputs={c['inputs']} articles={c['articles']} "
             f"duplicates={c['duplicates']} dead_letters={c['dead_letters']} balanced={c['balanced']}"
         )
+        if elapsed is not None:
+            lines.append(rate_line(c, elapsed))
         outcomes = (manifest.get("feeds") or {}).get("outcomes")
         if outcomes:
             lines.append("feeds: " + " ".join(f"{outcome}={n}" for outcome, n in sorted(outcomes.items())))

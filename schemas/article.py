@@ -226,3 +226,48 @@ def markdown_table(table: Table) -> str:
         kind = "partition " if c.name in table.partitions else ""
         lines.append(f"| `{c.name}` | {kind}{c.type} | {'yes' if c.nullable else 'no'} | {c.doc} |")
     return "\n".join(lines)
+
+
+# -- typed records -------------------------------------------------------------------------------
+
+def python_type(type_: pa.DataType) -> Any:
+    """The Python type of a column's values as the transforms hand them around."""
+    import datetime as dt
+
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        base: Any = str
+    elif pa.types.is_integer(type_):
+        base = int
+    elif pa.types.is_floating(type_):
+        base = float
+    elif pa.types.is_boolean(type_):
+        base = bool
+    elif pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
+        base = bytes
+    elif pa.types.is_timestamp(type_):
+        base = dt.datetime
+    elif pa.types.is_date(type_):
+        base = dt.date
+    elif pa.types.is_list(type_):
+        base = list
+    elif pa.types.is_struct(type_):
+        base = dict
+    else:
+        raise TypeError(f"no Python type for {type_}")
+    return base
+
+
+def record_type(table: Table) -> type:
+    """A ``TypedDict`` whose keys and value types are the table's columns (nullable -> Optional)."""
+    from typing import Optional, TypedDict
+
+    fields = {c.name: (Optional[python_type(c.type)] if c.nullable else python_type(c.type)) for c in table.columns}
+    name = "".join(part.capitalize() for part in table.name.split("_")) + "Record"
+    return TypedDict(name, fields)
+
+
+# The article record as it travels between the steps (a plain dict with these keys). Follow-up:
+# annotate the transforms' cores with it (docs/architecture.md, "Records between the steps").
+ArticleRecord = record_type(ARTICLES)
+DuplicateRecord = record_type(DUPLICATES)
+DeadLetterRecord = record_type(DEAD_LETTERS)

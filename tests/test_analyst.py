@@ -1,4 +1,4 @@
-"""DuckDB views (pipeline/sql/views.sql via pipeline/analyst.py) over real pipeline output.
+"""DuckDB views (analyst/sql/views.sql via analyst/views.py) over real pipeline output.
 
 Expected values are computed independently from the Parquet files with pyarrow
 (or from the run manifest), never from the views themselves.
@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXED_NOW, SEEDS, make_settings
 
-from pipeline import analyst
-from pipeline.analyst import (
+from analyst import views as analyst
+from analyst.views import (
     VIEWS,
     AnalystError,
     connect,

@@ -10,7 +10,7 @@ import yaml
 from conftest import FIXED_NOW, make_settings
 from feeds_server import FeedServer, Response, rss, with_validators
 
-from pipeline.analyst import connect
+from analyst.views import connect
 from pipeline.launch import run_once
 
 FETCH = {"timeout_connect": 1, "timeout_total": 2, "max_bytes": 100_000, "max_redirects": 3,
@@ -71,7 +71,7 @@ def test_feed_health_over_two_runs(feed_output):
 
 def test_report_lists_feed_health(feed_output, tmp_path):
     pytest.importorskip("matplotlib")
-    from pipeline.report import write_report
+    from analyst.report import write_report
 
     output, _ = feed_output
     written = write_report(str(output), str(tmp_path / "report"), now=FIXED_NOW)

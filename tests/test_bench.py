@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from pipeline.bench import check, tree_rss
-from pipeline.bench_corpus import CorpusSpec, generate
-from pipeline.bench_loop import run_plain_loop
+from bench.bench import check, tree_rss
+from bench.bench_corpus import CorpusSpec, generate
+from bench.bench_loop import run_plain_loop
 from tests.conftest import FIXED_NOW, make_settings
 
 SPEC = CorpusSpec(articles=120, seed=3, exact_share=0.1, near_share=0.1, dead_share=0.03)
@@ -73,7 +73,7 @@ def test_tree_rss_counts_this_process():
 
 
 def test_results_file_is_well_formed_when_present():
-    from pipeline.bench import RESULTS
+    from bench.bench import RESULTS
 
     if not RESULTS.is_file():
         pytest.skip("no bench/results.json yet (run make bench)")
@@ -85,7 +85,7 @@ def test_results_file_is_well_formed_when_present():
 
 
 def test_falls_back_to_the_seeds_without_shared_corpora(tmp_path, monkeypatch):
-    import pipeline.bench_corpus as bc
+    import bench.bench_corpus as bc
 
     monkeypatch.setattr(bc, "GNAD_CSV", tmp_path / "missing.csv")
     monkeypatch.setattr(bc, "LINGUA_DIR", tmp_path / "missing")

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from conftest import FIXED_NOW, SEEDS, make_settings
-from pipeline.analyst import connect
+from analyst.views import connect
 from pipeline.chunking import chunk_run_id, literal_pattern, matched_files, split, sum_counters
 from pipeline.config import ConfigError
 from pipeline.launch import run_once

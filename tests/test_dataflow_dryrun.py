@@ -13,7 +13,7 @@ GCP_PYTHON = PROJECT / ".venv-gcp" / "bin" / "python"
 
 @pytest.mark.skipif(not GCP_PYTHON.exists(), reason="no .venv-gcp (make setup-gcp); CI runs make dataflow-dryrun")
 def test_dry_run_builds_batch_and_streaming_jobs():
-    done = subprocess.run([str(GCP_PYTHON), "-m", "pipeline.dataflow_dryrun", "--skip-package"], cwd=PROJECT,
+    done = subprocess.run([str(GCP_PYTHON), "-m", "deploy.dataflow_dryrun", "--skip-package"], cwd=PROJECT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "self-test: an unpicklable DoFn is refused" in done.stdout

@@ -1,10 +1,16 @@
-"""The README's column reference is generated from schemas/ and must not drift."""
+"""docs/schema.md's column reference is generated from schemas/ and must not drift."""
 
-from pipeline.readme import README, _ALL_TABLES, render
+from schemas.docs import SCHEMA_DOC, _ALL_TABLES, render
 
 
-def test_readme_column_reference_matches_the_schema():
-    text = README.read_text(encoding="utf-8")
+def test_column_reference_matches_the_schema():
+    text = SCHEMA_DOC.read_text(encoding="utf-8")
     for name in _ALL_TABLES:
-        assert f"<!-- BEGIN schema:{name} -->" in text, f"README lacks the column reference of {name}"
-    assert render(text) == text, "README column reference is stale: run `make docs`"
+        assert f"<!-- BEGIN schema:{name} -->" in text, f"docs/schema.md lacks the column reference of {name}"
+    assert render(text) == text, "docs/schema.md column reference is stale: run `make docs`"
+
+
+def test_render_replaces_a_stale_block():
+    stale = "<!-- BEGIN schema:errors -->\n| old |\n<!-- END schema:errors -->"
+    fresh = render(stale)
+    assert "| old |" not in fresh and "`stage`" in fresh

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
 
-from pipeline.analyst import connect
+from analyst.views import connect
 
 TOPICS_SQL = "SELECT date, language, label, articles FROM daily_topics ORDER BY date, label"
 

@@ -1,7 +1,6 @@
-"""Every ```sql block (and the ```python block) of the "Querying with DuckDB" section runs against real output.
-
-The section is read from README.md when it is there, else from docs/querying.md,
-so the documented queries cannot drift from the views.
+"""Every ```sql block (and the ```python block) of docs/querying.md and of the README's
+"Querying with DuckDB" section runs against real output, so the documented queries cannot
+drift from the views.
 """
 
 from __future__ import annotations
@@ -12,33 +11,33 @@ import re
 import pytest
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings, seeds_with_duplicate_and_dead_letter
 
-from pipeline.analyst import connect
-from pipeline.commands.query import run_statements
+from analyst.views import connect
+from analyst.query import run_statements
 
 HEADING = "## Querying with DuckDB"
+GUIDE = PROJECT / "docs" / "querying.md"
 FEED_VIEWS = ("feed_health", "feed_status")
-MIN_SQL_BLOCKS = 8  # the section documents at least this many queries; fewer means it was cut
+MIN_SQL_BLOCKS = 8  # docs/querying.md documents at least this many queries; fewer means it was cut
+
+
+def readme_section() -> str:
+    """The README's querying section (up to the next heading of level 1 or 2)."""
+    lines = (PROJECT / "README.md").read_text(encoding="utf-8").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == HEADING]
+    assert starts, f"README.md has no '{HEADING}' section"
+    end = next((i for i in range(starts[0] + 1, len(lines)) if re.match(r"^#{1,2} ", lines[i])), len(lines))
+    return "\n".join(lines[starts[0]:end])
 
 
 def querying_section() -> tuple[str, str]:
-    """(source file, section text) from README.md, else docs/querying.md."""
-    for path in (PROJECT / "README.md", PROJECT / "docs" / "querying.md"):
-        if not path.exists():
-            continue
-        text = path.read_text(encoding="utf-8")
-        lines = text.splitlines()
-        starts = [i for i, line in enumerate(lines) if line.strip() == HEADING]
-        if not starts:
-            continue
-        start = starts[0]
-        end = next((i for i in range(start + 1, len(lines)) if re.match(r"^#{1,2} ", lines[i])), len(lines))
-        return path.name, "\n".join(lines[start:end])
-    pytest.fail(f"no '{HEADING}' section in README.md or docs/querying.md")
+    """(source file, text) of the full query guide."""
+    return GUIDE.name, GUIDE.read_text(encoding="utf-8")
 
 
-def blocks(language: str) -> list[str]:
-    _, section = querying_section()
-    return [m.group(1) for m in re.finditer(rf"^```{language}\n(.*?)^```", section, re.DOTALL | re.MULTILINE)]
+def blocks(language: str, text: str | None = None) -> list[str]:
+    if text is None:
+        text = querying_section()[1] + "\n" + readme_section()
+    return [m.group(1) for m in re.finditer(rf"^```{language}\n(.*?)^```", text, re.DOTALL | re.MULTILINE)]
 
 
 SQL_BLOCKS = blocks("sql")
@@ -63,8 +62,8 @@ def outputs(tmp_path_factory):
 
 
 def test_section_documents_the_queries():
-    source, _section = querying_section()
-    assert len(SQL_BLOCKS) >= MIN_SQL_BLOCKS, f"{source}: only {len(SQL_BLOCKS)} sql blocks"
+    source, section = querying_section()
+    assert len(blocks("sql", section)) >= MIN_SQL_BLOCKS, f"{source}: only {len(SQL_BLOCKS)} sql blocks"
     for view in ("daily_topics", "article_topics", "clusters", "runs", "dead_letters", "feed_health"):
         assert any(view in block for block in SQL_BLOCKS), f"no documented query uses {view}"
 
@@ -94,9 +93,9 @@ def test_documented_python_runs(index, outputs, monkeypatch, capsys):
 
 def test_documented_views_match_views_sql():
     """The table of views in the section names exactly the views views.sql creates."""
-    from pipeline.analyst import VIEWS
+    from analyst.views import VIEWS
 
     _, section = querying_section()
     documented = re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
     assert sorted(documented) == sorted(VIEWS)
-    assert os.path.basename(str(PROJECT / "pipeline" / "sql" / "views.sql")) in section
+    assert os.path.basename(str(PROJECT / "analyst" / "sql" / "views.sql")) in section

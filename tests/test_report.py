@@ -15,12 +15,14 @@ pytest.importorskip("matplotlib")
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings, seeds_with_duplicate_and_dead_letter
 from PIL import Image
 
-from pipeline.analyst import connect
-from pipeline.report import (
+from analyst.views import connect
+from analyst.report import (
     CHARTS,
     OPTIONAL_CHARTS,
+    ReportError,
     WINDOW_DAYS,
     bucket_unit,
+    truncate,
     collect,
     write_report,
 )
@@ -87,7 +89,13 @@ def test_report_figures_match_the_data(rich_output):
     root, manifest = rich_output
     con = connect(str(root))
     data = collect(con, str(root))
-    articles = con.execute("SELECT article_id, published_date, language, topics FROM articles").fetchall()
+    everything = con.execute("SELECT article_id, published_date, language, topics, date_source = 'ingested' "
+                             "FROM articles").fetchall()
+    # undated articles (filed under their ingestion day) are counted apart, never on a date axis
+    articles = [row[:4] for row in everything if not row[4]]
+    undated = [row[:4] for row in everything if row[4]]
+    assert data.undated == len(undated) == 3  # seeds 000, 001 and 004 have no date
+    assert sum(n for _, _, n in data.undated_by_day) == 3 and all(d == FIXED_NOW.date() for d, _, _ in data.undated_by_day)
     last = max(d for _, d, _, _ in articles)
     in_window = [a for a in articles if a[1] > last - dt.timedelta(days=WINDOW_DAYS)]
     assert data.window_start == min(d for _, d, _, _ in in_window)
@@ -101,16 +109,16 @@ def test_report_figures_match_the_data(rich_output):
             assert n == per_label[(day, label)], (label, day)
     assert sum(daily.total) == len(in_window)
     assert sum(sum(v) for v in data.daily_languages.series.values()) == len(in_window)
-    # whole history: seeds span 2025-04-01 .. 2026-11-21, too long for days or weeks, so months
+    # whole history: the dated seeds span 2025-04-01 .. 2026-01-06 (281 days): too many days, 42 weeks
     history = data.history
-    assert history.unit == "month" and history.buckets[0] == dt.date(2025, 4, 1)
-    assert history.buckets[-1] == dt.date(2026, 11, 1) and len(history.buckets) == 20
-    per_month = collections.Counter((d.replace(day=1), t) for _, d, _, topics in articles for t in topics)
+    assert history.unit == "week" and history.buckets[0] == dt.date(2025, 3, 31)  # weeks start on Monday
+    assert history.buckets[-1] == dt.date(2026, 1, 5) and len(history.buckets) == 41
+    per_week = collections.Counter((truncate(d, "week"), t) for _, d, _, topics in articles for t in topics)
     for label, counts in history.series.items():
-        for month, n in zip(history.buckets, counts):
-            assert n == per_month[(month, label)], (label, month)
-    assert sum(history.total) == len(articles) == manifest["counters"]["articles"]
-    assert dict(data.languages) == dict(collections.Counter(lang for _, _, lang, _ in articles))
+        for week, n in zip(history.buckets, counts):
+            assert n == per_week[(week, label)], (label, week)
+    assert sum(history.total) == len(articles) == manifest["counters"]["articles"] - len(undated)
+    assert dict(data.languages) == dict(collections.Counter(row[2] for row in everything))
     (run,) = data.runs
     assert (run["inputs_read"], run["duplicates"], run["dead_letters"]) == (
         manifest["counters"]["inputs"], manifest["counters"]["duplicates"], manifest["counters"]["dead_letters"])
@@ -119,30 +127,82 @@ def test_report_figures_match_the_data(rich_output):
 
 
 def test_history_chart_only_when_articles_predate_the_window(tmp_path, run_pipeline):
-    """Articles dated within one window: no history chart, and a stale one from before is removed."""
+    """Dated articles within one window: no history chart (a stale one from before is removed);
+    an undated article is listed apart, not drawn on its ingestion day."""
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for name in ("000_c6021543f07dff3e.txt", "001_2bfb4537722b85d8.txt", "004_73ae71c7d3031c8b.txt"):
-        shutil.copy(SEEDS / name, inputs / name)  # no date in the text: published on the ingestion date
+    shutil.copy(SEEDS / "002_6eb87065acbebc2f.txt", inputs / "002.txt")  # dated 2026-01-06 in its text
+    body = (SEEDS / "000_c6021543f07dff3e.txt").read_text(encoding="utf-8")
+    (inputs / "000_dated.txt").write_text(" date 2026-01-04 " + body, encoding="utf-8")
+    shutil.copy(SEEDS / "001_2bfb4537722b85d8.txt", inputs / "001.txt")  # no date: filed under the ingestion day
     root = tmp_path / "output"
     run_pipeline(root, [str(inputs / "*.txt")])
     (root / "report").mkdir()
     (root / "report" / CHARTS["history"]).write_bytes(b"stale")
     data = write_report(str(root), now=FIXED_NOW)["data"]
     assert data.history is None and data.older_articles == 0
-    assert data.daily_topics.buckets == [FIXED_NOW.date()]
-    _html, charts = check_html(root / "report" / "index.html", history=False)
+    assert data.daily_topics.buckets == [dt.date(2026, 1, 4), dt.date(2026, 1, 5), dt.date(2026, 1, 6)]
+    assert sum(data.daily_topics.total) == 2 and data.undated == 1
+    html, charts = check_html(root / "report" / "index.html", history=False)
     for png in charts:
         check_png(png)
+    assert "Articles without a publication date" in html and "<td>files</td><td>1</td>" in html
 
 
-def test_report_on_an_output_with_no_articles(tmp_path):
-    root = tmp_path / "output"  # does not exist: no run yet
+def test_report_on_an_output_with_no_articles(tmp_path, run_pipeline):
+    """A committed run whose only input became a dead letter: every chart says there is nothing."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "empty.txt").write_bytes(b"")
+    root = tmp_path / "output"
+    run_pipeline(root, [str(inputs / "*.txt")])
     write_report(str(root), now=FIXED_NOW)
     html, charts = check_html(root / "report" / "index.html", history=False)
     for png in charts:
         check_png(png)
     assert "no articles yet" in html
+
+
+@pytest.mark.parametrize("make", ["missing", "empty folder", "a file"])
+def test_report_refuses_an_output_without_committed_runs(tmp_path, make):
+    root = tmp_path / "output"
+    if make == "empty folder":
+        root.mkdir()
+    elif make == "a file":
+        root.write_text("not an output root")
+    with pytest.raises(ReportError):
+        write_report(str(root), now=FIXED_NOW)
+    result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--output", str(root)],
+                            capture_output=True, text=True, check=False, cwd=PROJECT, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "no committed run" in result.stderr or "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "report").exists() if root.is_dir() else True
+
+
+def test_every_chart_has_units_and_a_caption(rich_output, tmp_path, monkeypatch):
+    """Each chart names what its axes count (units), and each image in index.html has a caption."""
+    import analyst.report as report
+
+    figures = []
+    real_png = report._png
+    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or real_png(fig))
+    root, _ = rich_output
+    write_report(str(root), str(tmp_path / "r"), now=FIXED_NOW)
+    assert len(figures) == len(REQUIRED) + 1  # with the history chart
+    for fig in figures:
+        labels = [ax.get_xlabel() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
+        labels += [fig._supylabel.get_text()] if getattr(fig, "_supylabel", None) else []
+        text = " ".join(labels)
+        assert any(unit in text for unit in ("articles", "inputs", "dead letters")), text
+        titles = " ".join(ax.get_title() for ax in fig.axes) + (fig._suptitle.get_text() if fig._suptitle else "")
+        assert titles.strip()
+    html = (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
+    figures_html = re.findall(r"<figure>(.*?)</figure>", html, re.S)
+    assert len(figures_html) == len(REQUIRED) + 1
+    for block in figures_html:
+        caption = re.search(r"<figcaption>(.+?)</figcaption>", block, re.S)
+        assert caption and ("number of" in caption.group(1).lower()), block
 
 
 def test_report_command(rich_output, tmp_path):

@@ -293,7 +293,7 @@ def test_label_topics_transform_in_a_pipeline(taxonomy_data):
 # -- eval module -----------------------------------------------------------------------
 
 def test_evaluate_counts_and_errors(tax, tmp_path):
-    from pipeline.evaluate_topics import evaluate, load_examples
+    from bench.evaluate_topics import evaluate, load_examples
 
     path = tmp_path / "set.jsonl"
     rows = [
@@ -315,7 +315,7 @@ DEV_SETS = [PROJECT / "tests" / "data" / "topics_dev.jsonl", PROJECT.parent / "s
 
 @pytest.mark.parametrize("path", DEV_SETS, ids=["own-dev", "shared-dev"])
 def test_dev_sets_meet_targets(tax, path):
-    from pipeline.evaluate_topics import evaluate, load_examples
+    from bench.evaluate_topics import evaluate, load_examples
 
     if not path.exists():
         pytest.skip(f"{path} not present")

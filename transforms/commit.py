@@ -125,14 +125,10 @@ def versions() -> dict[str, str]:
     import apache_beam
     import pyarrow
 
-    try:
-        from importlib.metadata import version
+    from schemas import __version__
 
-        newsbeam = version("newsbeam")
-    except Exception:  # running from a checkout that is not installed
-        newsbeam = "unknown"
     return {
-        "newsbeam": newsbeam,
+        "newsbeam": __version__,
         "apache_beam": apache_beam.__version__,
         "pyarrow": pyarrow.__version__,
         "python": platform.python_version(),

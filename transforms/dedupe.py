@@ -28,8 +28,8 @@ from typing import Any, Iterable, Mapping
 import apache_beam as beam
 
 from schemas import SCHEMA_VERSION
-from transforms.minhash import MinHasher, similarity
-from transforms.normalize import content_key
+from transforms.minhash import MinHasher, minhasher, similarity  # noqa: F401  (minhasher re-exported)
+from transforms.text import content_key
 
 DUPLICATE = "duplicates"
 PRIOR = "_prior"
@@ -359,11 +359,6 @@ class _MinHashFn(beam.DoFn):
     def setup(self):
         if self._params:
             self._hasher = minhasher(self._params)
-
-
-def minhasher(params: Mapping[str, Any]) -> MinHasher:
-    """The MinHasher of a profile's ``dedup`` section."""
-    return MinHasher(params["num_perm"], params["shingle_size"], params["bands"], params["seed"])
 
 
 SLIM = "slim"

@@ -94,3 +94,8 @@ def jaccard(key_a: str, key_b: str, shingle_size: int) -> float:
         return {" ".join(words[i:i + k]) for i in range(max(1, len(words) - k + 1))}
     a, b = shingles(key_a), shingles(key_b)
     return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def minhasher(params) -> MinHasher:
+    """The MinHasher of a profile's ``dedup`` section."""
+    return MinHasher(params["num_perm"], params["shingle_size"], params["bands"], params["seed"])

@@ -1,7 +1,7 @@
 """Step 2: turn a parsed item into the article record.
 
-Core functions: ``normalize_text`` (NFC, whitespace), ``content_key`` (the text
-that exact/near dedup compares), ``canonicalize_url`` and ``to_article``. The
+Core functions: ``canonicalize_url`` and ``to_article`` (``normalize_text`` and
+``content_key``, shared with read and dedupe, live in :mod:`transforms.text`). The
 transform :class:`NormalizeArticles` maps items to article records; items with
 no usable text become dead letters.
 """
@@ -9,41 +9,15 @@ no usable text become dead letters.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from typing import Any, Callable, Iterable, Mapping
 
 import apache_beam as beam
 
 from schemas import SCHEMA_VERSION
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_hash
-from transforms.urls import canonicalize_url  # noqa: F401 - defined there (feeds helper), used and re-exported here
-
-_MANY_BLANK_LINES = re.compile(r"\n{3,}")
-# C0/C1 control characters except newline and tab, and Unicode format marks such as BOM / zero-width.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200d\u2060\ufeff]")
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-
-def normalize_text(text: str | None) -> str:
-    """NFC, no control characters, single spaces, stripped lines, at most one blank line in a row."""
-    if not text:
-        return ""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CONTROL.sub("", text)
-    # str.split() splits on exactly the characters of the regex class \s: per line this collapses
-    # every run of horizontal whitespace to one space and strips the line, 2x faster than a regex.
-    text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
-    if "\n\n\n" in text:
-        text = _MANY_BLANK_LINES.sub("\n\n", text)
-    return text.strip()
-
-
-def content_key(title: str | None, body: str | None) -> str:
-    """Case-folded words of title and body: what 'the same text' means for dedup."""
-    words = _WORD.findall(f"{title or ''}\n{body or ''}".casefold())
-    return " ".join(words)
+from transforms.minhash import minhasher
+from transforms.text import content_key, normalize_text  # noqa: F401  (re-exported)
+from transforms.urls import canonicalize_url  # noqa: F401 - defined there, used and re-exported here
 
 
 def article_id_for(canonical_url: str | None, guid: str | None, source: str, content_hash: str) -> str:
@@ -150,8 +124,6 @@ class _NormalizeFn(beam.DoFn):
 
     def setup(self):
         if self._minhash:
-            from transforms.dedupe import minhasher  # dedupe imports this module
-
             self._signer = minhasher(self._minhash).signature
 
     def process(self, item: Mapping[str, Any]) -> Iterable[Any]:

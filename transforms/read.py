@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import apache_beam as beam
 import charset_normalizer
 from apache_beam.io import fileio
 
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter
-from transforms.normalize import normalize_text
+from transforms.text import normalize_text
 
 _DATE_LINE = re.compile(r"^\s*date\s+(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?(?=\s|$)\s*(?P<rest>.*)$", re.S)
 _SENTENCE_END = ("." , "!", "?", "…", ":", ";")
@@ -136,17 +136,21 @@ def file_to_item(raw: bytes, path: str, source: str, max_title_chars: int) -> di
 
 
 class _ReadFileFn(beam.DoFn):
-    def __init__(self, source: str, run: RunInfo, max_bytes: int, payload_cap: int, max_title_chars: int):
-        self._source = source
+    def __init__(self, source: str | Callable[[str], str], run: RunInfo, max_bytes: int, payload_cap: int,
+                 max_title_chars: int):
+        self._source = source  # a name, or a function path -> name (transforms.sources.SourceMap)
         self._run = run
         self._max_bytes = max_bytes
         self._payload_cap = payload_cap
         self._max_title_chars = max_title_chars
 
+    def _source_of(self, path: str) -> str:
+        return self._source(path) if callable(self._source) else self._source
+
     def _dead(self, path: str, stage: str, error: str, raw: bytes | None, size: int | None = None):
         return beam.pvalue.TaggedOutput(
             DEAD_LETTER,
-            dead_letter(source=self._source, origin=path, stage=stage, error=error, raw=raw,
+            dead_letter(source=self._source_of(path), origin=path, stage=stage, error=error, raw=raw,
                         run=self._run, payload_cap=self._payload_cap, raw_size=size),
         )
 
@@ -163,7 +167,7 @@ class _ReadFileFn(beam.DoFn):
             yield self._dead(path, "read", f"file too large: {size} bytes > limit {self._max_bytes}", raw, size)
             return
         try:
-            yield file_to_item(raw, path, self._source, self._max_title_chars)
+            yield file_to_item(raw, path, self._source_of(path), self._max_title_chars)
         except UnreadableInput as err:
             yield self._dead(path, "parse", str(err), raw, size)
 
@@ -174,7 +178,7 @@ class ReadArticleFiles(beam.PTransform):
     Every matched file yields exactly one output: an item or a dead letter.
     """
 
-    def __init__(self, patterns: list[str], source: str, run: RunInfo, *, max_bytes: int,
+    def __init__(self, patterns: list[str], source: str | Callable[[str], str], run: RunInfo, *, max_bytes: int,
                  payload_cap: int, max_title_chars: int):
         super().__init__()
         self._patterns = list(patterns)

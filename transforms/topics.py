@@ -46,7 +46,7 @@ from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
 
-from pipeline.config import ConfigError, Validator, load_yaml, resolve_config_path
+from schemas.config import ConfigError, Validator, load_yaml, resolve_config_path
 
 ANY_LANGUAGE = "any"
 FIELDS = ("title", "lead", "body")

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
-    from pipeline.evaluate_topics import (evaluate, format_off_topic, format_scores, load_examples,
+    from bench.evaluate_topics import (evaluate, format_off_topic, format_scores, load_examples,
                                           off_topic_report, read_gnad)
     from transforms.language import LanguageTagger
     from transforms.topics import CompiledTaxonomy, load_taxonomy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.commands.query import add_output_option
+from analyst.query import add_output_option
 
 
 def register(subparsers) -> None:
@@ -22,8 +22,8 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
-    from pipeline.analyst import AnalystError
-    from pipeline.report import ReportError, write_report
+    from analyst.views import AnalystError
+    from analyst.report import ReportError, write_report
 
     try:
         written = write_report(args.output, args.report_dir, top=args.top)

@@ -39,6 +39,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
         "workers": args.workers,
         "run_id": args.run_id,
         "topics": args.topics,
+        "source_name": getattr(args, "source_name", None),
     }
     if getattr(args, "language_detector", None):
         overrides["language"] = {"detector": args.language_detector}
@@ -78,11 +79,16 @@ def register(subparsers) -> None:
     parser.add_argument("--replace-run", dest="replace_run", action="append", metavar="RUN_ID",
                         help="replace the rows of this committed run by this run's (repeatable); the old "
                              "rows are removed in the same commit that adds the new ones")
+    parser.add_argument("--source", dest="source_name", metavar="NAME",
+                        help="`source` of the articles read from --input files (profile: source_name; "
+                             "a profile's `sources:` map names them by path glob); feed articles carry the feed's name")
     parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
                         help="on the local runner, run more than N input files as committed chunks of N, one "
                              "after another, to bound memory; 0 = never split (profile: read.max_files_per_run)")
     add_run_options(parser)
     parser.add_argument("--no-summary", dest="summary", action="store_false", help="do not print the summary")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (it is shown only when stderr is a terminal anyway)")
     parser.add_argument("--json", action="store_true", help="print the run manifest as JSON instead")
     parser.add_argument("--no-wait", dest="wait", action="store_false",
                         help="submit the job and return (remote runners, e.g. a Flex Template launcher); "
@@ -92,11 +98,13 @@ def register(subparsers) -> None:
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.launch import run_once
+    from pipeline.progress import for_run
     from pipeline.settings import build_settings
     from pipeline.summary import summarize
 
     settings = apply_run_args(build_settings(args.profile, overrides_from(args)), args)
-    manifest = run_once(settings, extra, wait=args.wait)
+    with for_run(settings, args.quiet, args.wait) as progress:
+        manifest = run_once(settings, extra, wait=args.wait)
     if manifest["status"] == "submitted":
         print(f"submitted run {manifest['run_id']} on {manifest['runner']}; its manifest will be "
               f"{settings.output}/_runs/{manifest['run_id']}.json")
@@ -105,5 +113,5 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
         json.dump(manifest, sys.stdout, indent=2, default=str)
         print()
     elif args.summary:
-        print(summarize(settings.output, manifest))
+        print(summarize(settings.output, manifest, elapsed=progress.elapsed))
     return 0 if manifest["counters"]["balanced"] else 1

@@ -1,20 +1,20 @@
 """Throughput benchmark: Beam pipeline (1 and 2 workers) next to a plain loop over the same cores.
 
 ``python -m pipeline bench`` (or ``make bench``) generates a seeded corpus
-(:mod:`pipeline.bench_corpus`) under ``bench/work/``, then, for each
+(:mod:`bench.bench_corpus`) under ``bench/work/``, then, for each
 profile, runs in a fresh subprocess each:
 
   * ``beam-1``: ``pipeline.launch.run_once`` (what ``newsbeam run`` does, chunks of
     ``read.max_files_per_run`` files included) on the DirectRunner (in-process FnApiRunner), 1 worker;
   * ``beam-2``: the same with 2 worker processes (``multi_processing``);
-  * ``loop``: :func:`pipeline.bench_loop.run_plain_loop`, which also times
+  * ``loop``: :func:`bench.bench_loop.run_plain_loop`, which also times
     every step (read, parse, normalize, dedup, language, topics, write).
 
 Per variant it records wall time, articles per second (input files / time
 inside the run), peak memory (the largest sum of RSS over the subprocess and
 all its children, sampled from /proc every 50 ms, and the largest single
 process from ``getrusage``), the run's counters and the ratio to the plain
-loop. Results go to ``bench/results.json`` and the README's Benchmark table.
+loop. Results go to ``bench/results.json`` and ``bench/results.md`` (only those files).
 """
 
 from __future__ import annotations
@@ -32,16 +32,14 @@ import threading
 import time
 from typing import Any
 
-from pipeline.bench_corpus import PROJECT, CorpusSpec, generate
-from pipeline.readme import replace_block
+from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT, CorpusSpec, generate
 
 WORK = PROJECT / "bench" / "work"
 RESULTS = PROJECT / "bench" / "results.json"
-DOC = PROJECT / "README.md"
+TABLE = PROJECT / "bench" / "results.md"  # the tables of docs/bench.md, written by this tool only
 VARIANTS = ("beam-1", "beam-2", "loop")
 PROFILES = ("local", "fast")
 FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
-TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -115,7 +113,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         profiler.enable()
     start = time.perf_counter()
     if job["variant"] == "loop":
-        from pipeline.bench_loop import run_plain_loop
+        from bench.bench_loop import run_plain_loop
 
         result = run_plain_loop(settings, settings.run_info(FIXED_NOW))
         counters = result["counters"]
@@ -152,7 +150,7 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
     """Run ``job`` in a fresh Python process; adds wall time and the peak RSS of its process tree."""
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.bench", "--child", json.dumps(job)],
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bench", "--child", json.dumps(job)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT)
     sampler = PeakSampler(proc.pid)
     sampler.start()
@@ -307,8 +305,8 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
     if write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-        replace_block(TABLE_START, TABLE_END, markdown(results), DOC)
-        print(f"wrote {RESULTS.relative_to(PROJECT)} and the table in {DOC.relative_to(PROJECT)} "
+        TABLE.write_text(markdown(results) + "\n", encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(PROJECT)} and {TABLE.relative_to(PROJECT)} "
               f"({results['total_seconds']:.0f} s in all)")
     return results
 
@@ -327,7 +325,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cprofile", action="store_true",
                         help="run every variant under cProfile and keep the top entries (slower; for diagnosis)")
     parser.add_argument("--no-write", dest="write", action="store_false",
-                        help="print only; do not update bench/results.json and the README's Benchmark table")
+                        help="print only; do not update bench/results.json and bench/results.md")
     parser.add_argument("--regenerate", action="store_true", help="regenerate the corpus even if it exists")
     parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
                         help="beam variants: chunk size as `run --max-files-per-run` (default: the profile's "
@@ -339,13 +337,24 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--child"]:
         print(json.dumps(child(json.loads(argv[1])), default=str))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.bench", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     return handle(args)
 
 
+def missing_corpora() -> list[str]:
+    """The shared corpora the recorded figures are made of, when absent (../shared/corpora)."""
+    return [str(path) for path in (GNAD_CSV, LINGUA_DIR) if not path.exists()]
+
+
 def handle(args: argparse.Namespace) -> int:
+    missing = missing_corpora()
+    if missing and args.write:
+        print(f"bench: refusing to run: {', '.join(missing)} not found; the recorded results in "
+              f"{RESULTS.relative_to(PROJECT)} are made of them. Add --no-write to measure on the "
+              "seed-only corpus without writing anything.", file=sys.stderr)
+        return 2
     results = run_bench(args.articles, [p for p in args.profiles.split(",") if p],
                         [v for v in args.variants.split(",") if v], args.scaling, args.write, args.cprofile,
                         args.regenerate, getattr(args, "max_files_per_run", None))

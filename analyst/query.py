@@ -27,7 +27,7 @@ def add_output_option(parser: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "query", help="run SQL over the output with the DuckDB views and print or save the result",
-        description="Open DuckDB with the views of pipeline/sql/views.sql (articles, article_topics, daily_topics, "
+        description="Open DuckDB with the views of analyst/sql/views.sql (articles, article_topics, daily_topics, "
                     "clusters, cluster_members, duplicates, dead_letters, feed_status, feed_health, runs) over "
                     "OUTPUT and run SQL. Several ;-separated statements run in order; the last one's result is "
                     "printed as a table or written with --format/--out.")
@@ -64,7 +64,7 @@ def run_statements(con, sql: str):
 
 
 def write_result(con, rel, fmt: str, out: str) -> None:
-    from pipeline.analyst import literal
+    from analyst.views import literal
 
     rel.create_view(RESULT_VIEW, replace=True)
     con.execute(f"COPY (SELECT * FROM {RESULT_VIEW}) TO {literal(out)} ({COPY_OPTIONS[fmt]})")
@@ -84,7 +84,7 @@ def print_result(con, rel, fmt: str) -> None:
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
     import duckdb
 
-    from pipeline.analyst import AnalystError, connect, is_remote
+    from analyst.views import AnalystError, connect, is_remote
 
     sql = sys.stdin.read() if args.sql == "-" else args.sql
     try:

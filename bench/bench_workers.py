@@ -1,6 +1,6 @@
 """Benchmark: the same batch run on the DirectRunner with 1 and with N worker processes.
 
-``python -m pipeline.bench_workers --input 'data/seeds/*.txt' --workers 2`` runs
+``python -m bench.bench_workers --input 'data/seeds/*.txt' --workers 2`` runs
 the batch pipeline once per worker count (same run id and start time, separate
 temp outputs), reports wall time and speed-up, and checks with DuckDB that
 every run wrote the same article rows. Timings include Beam's start-up (about

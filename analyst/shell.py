@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-from pipeline.commands.query import add_output_option
+from analyst.query import add_output_option
 
 HELP = """Enter SQL ending with ';' (it may span lines). Commands:
   .tables          list the views
@@ -28,7 +28,7 @@ HELP = """Enter SQL ending with ';' (it may span lines). Commands:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "shell", help="interactive DuckDB session with the views loaded",
-        description="Open an interactive DuckDB session over OUTPUT with the views of pipeline/sql/views.sql. "
+        description="Open an interactive DuckDB session over OUTPUT with the views of analyst/sql/views.sql. "
                     "Runs the duckdb CLI when it is installed, else a built-in prompt.")
     add_output_option(parser)
     parser.add_argument("--python", dest="use_cli", action="store_false",
@@ -105,7 +105,7 @@ def run_command(con, command: str, views: tuple[str, ...], max_rows: int, out: I
 
 
 def python_shell(output: str, max_rows: int, stream: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
-    from pipeline.analyst import VIEWS, connect
+    from analyst.views import VIEWS, connect
 
     con = connect(output)
     interactive = stream.isatty()
@@ -122,7 +122,7 @@ def python_shell(output: str, max_rows: int, stream: IO[str] = sys.stdin, out: I
 
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
-    from pipeline.analyst import AnalystError, session_sql
+    from analyst.views import AnalystError, session_sql
 
     try:
         if args.print_init:

@@ -1,6 +1,6 @@
 -- newsbeam analyst views for DuckDB.
 --
--- pipeline/analyst.py renders this file for one output root: every double-braced placeholder
+-- analyst/views.py renders this file for one output root: every double-braced placeholder
 -- (articles, duplicates, dead_letters, feed_status, manifests) becomes a parenthesized, typed
 -- relation. For a table it reads <output>/<folder>/**/*.parquet with Hive
 -- partitions and casts every column to its type in schemas/article.py; when the folder has no

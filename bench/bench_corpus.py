@@ -34,7 +34,7 @@ import re
 import shutil
 from typing import Any
 
-from transforms.normalize import content_key
+from transforms.text import content_key
 from transforms.read import parse_article_text
 
 LOG = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ import duckdb
 from pipeline.config import PROJECT_ROOT
 from pipeline.settings import build_settings
 from transforms.minhash import MinHasher, jaccard
-from transforms.normalize import content_key
+from transforms.text import content_key
 
 GNAD = pathlib.Path(PROJECT_ROOT).parent / "shared" / "corpora" / "10kgnad-test.csv"
 SEEDS = pathlib.Path(PROJECT_ROOT) / "data" / "seeds"

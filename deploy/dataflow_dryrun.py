@@ -39,7 +39,7 @@ FAKE = {
     "temp_location": "gs://newsbeam-dryrun/tmp",
     "staging_location": "gs://newsbeam-dryrun/staging",
 }
-PACKAGES = ("pipeline", "transforms", "schemas")
+PACKAGES = ("pipeline", "transforms", "schemas", "analyst", "bench")
 
 
 def dry_run_flags(job_name: str) -> list[str]:

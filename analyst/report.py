@@ -3,7 +3,7 @@
 Three layers, each usable alone:
 
 * ``collect(con)`` runs the report's queries on a connection from
-  :func:`pipeline.analyst.connect` and returns plain data (:class:`ReportData`);
+  :func:`analyst.views.connect` and returns plain data (:class:`ReportData`);
 * ``chart_*`` functions turn that data into PNG bytes with matplotlib's
   object API (``matplotlib.figure.Figure``, Agg canvas: no display, no pyplot
   state);
@@ -11,7 +11,11 @@ Three layers, each usable alone:
   Beam filesystem such as ``gs://`` when the report directory is remote).
 
 Every chart still renders, with an explicit "no ... yet" message, on an
-output with no rows.
+output with no rows. Articles without a publication date of their own (``date_source =
+'ingested'``, ``published_at`` null; they are filed under the day they were read) are never
+drawn on a publication-date axis: the report counts and lists them apart. An output root that
+holds no committed run is refused (:class:`ReportError`, exit 2), so a mistyped ``--output``
+never turns into an empty report.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.analyst import connect, join
+from analyst.views import connect, join
 
 REPORT_DIR = "report"
 # Daily trend charts cover the last WINDOW_DAYS days that have articles (publication dates).
@@ -51,6 +55,10 @@ MIN_LABELED_SEGMENT = 0.06  # dedup-chart segments lower than this share of the 
 MIN_TREND_SLOTS = 7       # trend panels are at least this many buckets wide
 MIN_RUN_SLOTS = 5         # the dedup chart is at least this many bars wide, so one run is not a wall
 RECENT_RUNS = 20
+UNDATED_LISTED = 20       # undated articles listed by title in the report
+# Articles with a publication date of their own; the others carry the ingestion date in
+# published_date and are shown apart ("undated").
+DATED = "(date_source IS DISTINCT FROM 'ingested' AND published_at IS NOT NULL)"
 
 
 class ReportError(Exception):
@@ -73,6 +81,9 @@ class ReportData:
     totals: dict[str, Any]
     window_start: dt.date | None
     older_articles: int
+    undated: int
+    undated_by_day: list[tuple[dt.date, str, int]]
+    undated_examples: list[tuple[dt.date, str, str, str]]
     daily_topics: Trend
     daily_languages: Trend
     history: Trend | None
@@ -150,18 +161,20 @@ def trend(con, unit: str, first: dt.date, last: dt.date, keys_sql: str) -> Trend
                                 f"WHERE {where} GROUP BY ALL", [first, last]):
         series.setdefault(key, [0] * len(buckets))[index[b]] = n
     total = [0] * len(buckets)
-    for b, n in _rows(con, f"SELECT {bucket}, count(*) FROM articles WHERE {where} GROUP BY ALL", [first, last]):
+    for b, n in _rows(con, f"SELECT {bucket}, count(*) FROM articles WHERE {DATED} AND {where} GROUP BY ALL",
+                      [first, last]):
         total[index[b]] = n
     return Trend(unit, buckets, dict(sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0]))), total)
 
 
-TOPIC_KEYS = "SELECT published_date, label AS key, article_id FROM article_topics"
-LANGUAGE_KEYS = "SELECT published_date, language AS key, article_id FROM articles"
+TOPIC_KEYS = (f"SELECT published_date, label AS key, article_id FROM article_topics "
+              f"WHERE article_id IN (SELECT article_id FROM articles WHERE {DATED})")
+LANGUAGE_KEYS = f"SELECT published_date, language AS key, article_id FROM articles WHERE {DATED}"
 
 
 def collect(con, output: str) -> ReportData:
     """Every figure the report shows, from the views of ``con``."""
-    totals = _dicts(con, """
+    totals = _dicts(con, f"""
         SELECT (SELECT count(*) FROM articles) AS articles,
                (SELECT count(*) FROM duplicates) AS duplicates,
                (SELECT count(*) FROM dead_letters) AS dead_letters,
@@ -169,8 +182,9 @@ def collect(con, output: str) -> ReportData:
                (SELECT count(DISTINCT source) FROM articles) AS sources,
                (SELECT count(DISTINCT language) FROM articles) AS languages,
                (SELECT count(*) FROM articles WHERE len(topics) > 0) AS labeled,
-               (SELECT min(published_date) FROM articles) AS first_date,
-               (SELECT max(published_date) FROM articles) AS last_date,
+               (SELECT min(published_date) FROM articles WHERE {DATED}) AS first_date,
+               (SELECT max(published_date) FROM articles WHERE {DATED}) AS last_date,
+               (SELECT count(*) FROM articles WHERE NOT {DATED}) AS undated,
                (SELECT count(*) FROM feed_health) AS feeds""")[0]
     first, last = totals["first_date"], totals["last_date"]
     empty = Trend("day", [], {}, [])
@@ -178,11 +192,11 @@ def collect(con, output: str) -> ReportData:
     daily_topics = daily_languages = empty
     if first is not None:
         # the window starts at the first article date within the last WINDOW_DAYS days
-        window_start = _rows(con, "SELECT min(published_date) FROM articles WHERE published_date >= ?",
+        window_start = _rows(con, f"SELECT min(published_date) FROM articles WHERE {DATED} AND published_date >= ?",
                              [last - dt.timedelta(days=WINDOW_DAYS - 1)])[0][0]
         daily_topics = trend(con, "day", window_start, last, TOPIC_KEYS)
         daily_languages = trend(con, "day", window_start, last, LANGUAGE_KEYS)
-        older = totals["articles"] - sum(daily_languages.total)
+        older = totals["articles"] - totals["undated"] - sum(daily_languages.total)
         if older:
             history = trend(con, bucket_unit(first, last), first, last, TOPIC_KEYS)
     return ReportData(
@@ -190,6 +204,13 @@ def collect(con, output: str) -> ReportData:
         totals=totals,
         window_start=window_start,
         older_articles=older,
+        undated=totals["undated"],
+        undated_by_day=_rows(con, f"""
+            SELECT published_date AS ingested, source, count(*) AS n FROM articles WHERE NOT {DATED}
+            GROUP BY ALL ORDER BY ingested DESC, n DESC, source"""),
+        undated_examples=_rows(con, f"""
+            SELECT published_date, source, coalesce(title, left(body, 80)), origin FROM articles WHERE NOT {DATED}
+            ORDER BY published_date DESC, origin LIMIT {UNDATED_LISTED}"""),
         daily_topics=daily_topics,
         daily_languages=daily_languages,
         history=history,
@@ -269,7 +290,8 @@ def chart_trend(trend: Trend, title: str, total_panel: bool, note: str = "",
         (key, counts, (colors or {}).get(key, f"C{i % 10}")) for i, (key, counts) in enumerate(shown.items())]
     if not trend.buckets or not panels:
         fig, ax = _figure(11, 3)
-        _empty(ax, "No articles yet" if not trend.buckets else "No article carries a label in this period")
+        _empty(ax, "No articles with a publication date yet" if not trend.buckets
+               else "No article carries a label in this period")
         ax.set_title(title + (f"\n{note}" if note else ""))
         return _png(fig)
     fig = _figure(11, 1.0 + 1.45 * len(panels) + (0.8 if not shown else 0), rows=len(panels))[0]
@@ -301,6 +323,8 @@ def chart_trend(trend: Trend, title: str, total_panel: bool, note: str = "",
     last_ax.set_xticks(x[::step], [_bucket_label(b, trend.unit) for b in trend.buckets][::step],
                        rotation=45, ha="right", fontsize=8)
     fig.supylabel(f"articles per {trend.unit}", fontsize=9)
+    last_ax.set_xlabel(f"publication {trend.unit}" + (" (starting Monday)" if trend.unit == "week" else "")
+                       + ", UTC", fontsize=9)
     fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=11)
     return _png(fig)
 
@@ -327,7 +351,7 @@ def chart_sources(data: ReportData, top: int) -> bytes:
         _empty(ax, "No articles yet")
     else:
         _barh(ax, [s for s, _ in shown], [n for _, n in shown], [str(n) for _, n in shown], "#4c72b0")
-        ax.set_xlabel("articles")
+        ax.set_xlabel("articles (count)")
     ax.set_title(title)
     return _png(fig)
 
@@ -340,7 +364,7 @@ def chart_language_mix(data: ReportData) -> bytes:
     else:
         _barh(ax, [lang for lang, _ in data.languages], [n for _, n in data.languages],
               [f"{n} ({n / total:.0%})" for _, n in data.languages], "#55a868")
-        ax.set_xlabel("articles")
+        ax.set_xlabel("articles (count; share of all articles in brackets)")
     ax.set_title(f"Language mix ({total} articles)")
     return _png(fig)
 
@@ -379,7 +403,8 @@ def chart_dedup(data: ReportData) -> bytes:
     ax.set_xlim(-0.5 - pad, len(runs) - 0.5 + pad)
     ax.set_ylim(0, max(bottom) * 1.15 or 1)
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("inputs")
+    ax.set_ylabel("inputs (count)")
+    ax.set_xlabel("committed run, oldest first")
     plural = "s" if len(runs) != 1 else ""
     ax.set_title(f"Inputs per run: articles, duplicates, dead letters (dedup rate {overall:.1%} "
                  f"over the last {len(runs)} run{plural})")
@@ -399,7 +424,7 @@ def chart_dead_letters(data: ReportData, top: int) -> bytes:
     else:
         _barh(ax, [f"{stage}: {error}" for stage, error, _ in reasons], [n for _, _, n in reasons],
               [str(n) for _, _, n in reasons], "#c44e52")
-        ax.set_xlabel("dead letters")
+        ax.set_xlabel("dead letters (count of inputs)")
     ax.set_title(f"Dead letters by stage and reason ({total} in all)")
     return _png(fig)
 
@@ -459,11 +484,13 @@ td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4
 
 def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.datetime) -> str:
     t = data.totals
-    span = f"{t['first_date']} to {t['last_date']}" if t["first_date"] else "no articles yet"
+    span = (f"{t['first_date']} to {t['last_date']}" if t["first_date"]
+            else "no dated articles yet" if t["articles"] else "no articles yet")
     inputs = t["articles"] + t["duplicates"] + t["dead_letters"]
     totals = _table(["figure", "value"], [
         ("articles", t["articles"]),
         ("publication dates", span),
+        ("without a publication date", f"{t['undated']} (listed apart, not drawn on any date axis)"),
         ("with a topic label", f"{t['labeled']} ({t['labeled'] / t['articles']:.0%})" if t["articles"] else "0"),
         ("sources", t["sources"]),
         ("languages", t["languages"]),
@@ -483,27 +510,42 @@ def render_html(data: ReportData, charts: dict[str, bytes], generated_at: dt.dat
     sections = [
         (f"<h1>newsbeam report</h1><p class='meta'>Output <code>{html.escape(data.output)}</code>, generated "
         f"{generated_at.strftime('%Y-%m-%d %H:%M UTC')}. Every figure comes from the DuckDB views "
-        f"(<code>python -m pipeline query</code>).</p>"),
+        f"(<code>newsbeam query</code>).</p>"),
         "<h2>Totals</h2>" + totals,
         "<h2>Topics over time</h2>",
-        figure("topics", f"Articles per day (publication date) carrying each topic label, from the first "
-                         f"publication date within {WINDOW_DAYS} days of the latest one; an article with two labels "
-                         f"counts in both panels. Top panel: all articles of the day."),
-        figure("history", f"Whole history: articles per {data.history.unit if data.history else 'period'} "
-                          f"carrying each label, including the {data.older_articles} older articles."),
+        figure("topics", f"Bars: number of articles per day (publication date, UTC) carrying each topic label, "
+                         f"from the first publication date within {WINDOW_DAYS} days of the latest one; an article "
+                         f"with two labels counts in both panels. Top panel: all dated articles of the day. "
+                         f"Articles without a publication date are not drawn (see below)."),
+        figure("history", f"Whole history: number of articles per {data.history.unit if data.history else 'period'} "
+                          f"(publication date, UTC) carrying each label, including the "
+                          f"{_plural(data.older_articles, 'article')} older than the daily window."),
         _table(["label", "articles", "mean score"], data.topics),
+        "<h3>Articles without a publication date</h3>",
+        (f"<p>{data.undated} article{'s' if data.undated != 1 else ''} gave no publication date "
+         "(<code>date_source = 'ingested'</code>, <code>published_at</code> empty). They are filed under the "
+         "day they were read, so the charts above leave them out instead of showing them as published that "
+         "day. Per ingestion day and source:</p>" if data.undated else
+         "<p>Every article has a publication date of its own.</p>"),
+        _table(["ingested on", "source", "articles"], data.undated_by_day) if data.undated else "",
+        (_table(["ingested on", "source", "title or start of text", "origin"], data.undated_examples)
+         if data.undated else ""),
         "<h2>Languages</h2>",
-        figure("languages", "Articles per day (publication date) by detected language, same window."),
-        figure("language_mix", "Share of articles per detected language ('und' = undetermined)."),
+        figure("languages", "Bars: number of articles per day (publication date, UTC) by detected language, same "
+                            "window; undated articles are not drawn."),
+        figure("language_mix", "Number of articles per detected language, with its share of all articles "
+                               "('und' = undetermined)."),
         "<h2>Sources</h2>",
-        figure("sources", "Articles per source (feed name, or the input name for files)."),
+        figure("sources", "Number of articles per source (the feed's name, or the source name given for files)."),
         "<h2>Deduplication</h2>",
-        figure("dedup", "Each committed run's inputs, split into articles written, duplicates dropped and dead "
-                        "letters (from the run manifests); the label is the run's dedup rate = duplicates / inputs."),
+        figure("dedup", "Number of inputs of each committed run, split into articles written, duplicates and dead "
+                        "letters (from the run manifests); the label on top is the run's dedup rate = duplicates / "
+                        "inputs, in percent."),
         "<h3>Largest clusters</h3>",
         _table(["story", "copies", "sources", "source names"], data.clusters),
         "<h2>Dead letters</h2>",
-        figure("dead_letters", "Inputs that could not become articles, by stage and reason (table dead_letters)."),
+        figure("dead_letters", "Number of inputs that could not become articles, by stage and reason (view "
+                               "dead_letters)."),
         _table(["stage", "reason", "inputs"], data.dead_letter_reasons),
         "<h2>Runs</h2>",
         _table(["run", "started", "inputs", "articles", "duplicates", "dead letters", "balanced"],
@@ -546,8 +588,13 @@ def write_report(output: str, report_dir: str | None = None, *, top: int = 15,
                  now: dt.datetime | None = None) -> dict[str, Any]:
     """Write ``index.html`` and the chart PNGs for ``output``; returns their paths."""
     report_dir = report_dir or join(output, REPORT_DIR)
+    if "://" not in output and not os.path.isdir(output):
+        raise ReportError(f"output {output!r} does not exist (give the --output root of a run)")
     con = connect(output)
     try:
+        if not _rows(con, "SELECT count(*) FROM runs")[0][0]:
+            raise ReportError(f"output {output!r} holds no committed run (give the --output root of a run; "
+                              f"a run that failed or was interrupted is not shown)")
         data = collect(con, output)
     finally:
         con.close()

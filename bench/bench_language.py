@@ -1,12 +1,13 @@
 """Accuracy and speed of the language detectors, and what ``language.max_chars`` trades.
 
-Data (read-only, under ``../shared/corpora``; skipped with a warning when absent):
+Data (read-only, under ``../shared/corpora``; both required):
   * ``lingua-testdata/sentences_<lang>.txt``: 1,000 sentences in each of 14 languages;
   * ``10kgnad-test.csv``: 1,028 German news articles (every tag should be ``de``).
 
 Every figure goes through :class:`transforms.language.LanguageTagger` with the
 profile's thresholds (``min_chars``, ``min_confidence``), so ``und`` counts as
-a miss. Results: ``bench/language.json`` and the README's Language detection tables.
+a miss. Results: ``bench/language.json`` and ``bench/language.md`` (only those files).
+Without both corpora it refuses to run (exit 2) and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ import sys
 import time
 from typing import Any
 
-from pipeline.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
-from pipeline.readme import replace_block
+from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
 
 RESULTS = PROJECT / "bench" / "language.json"
-DOC = PROJECT / "README.md"
+TABLE = PROJECT / "bench" / "language.md"  # the tables of docs/language.md, written by this tool only
 DETECTORS = ("langdetect", "fasttext")
 MAX_CHARS = (100, 200, 300, 500, 1000, 2000, None)  # None: the full text
-TABLE_START, TABLE_END = "<!-- bench:language:start -->", "<!-- bench:language:end -->"
 
 
 def _tagger(detector: str, max_chars: int | None, base: dict[str, Any]):
@@ -45,8 +44,16 @@ def _measure(tagger, texts: list[str], expected: list[str]) -> dict[str, Any]:
             "us_per_text": round(seconds / len(texts) * 1e6, 1), "tags": tags}
 
 
+class MissingCorpora(RuntimeError):
+    """The shared corpora the benchmark is made of are absent."""
+
+
 def run_language_bench(profile: str = "local", write: bool = True) -> dict[str, Any]:
     from pipeline.settings import build_settings
+
+    missing = [str(path) for path in (LINGUA_DIR, GNAD_CSV) if not path.exists()]
+    if missing:
+        raise MissingCorpora(f"{', '.join(missing)} not found (../shared/corpora); nothing measured, nothing written")
 
     base = dict(build_settings(profile, {"inputs": ["unused"]}).language)
     results: dict[str, Any] = {"settings": {k: base[k] for k in ("min_chars", "min_confidence", "seed")},
@@ -98,8 +105,8 @@ def run_language_bench(profile: str = "local", write: bool = True) -> dict[str, 
     if write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        replace_block(TABLE_START, TABLE_END, markdown(results), DOC)
-        print(f"wrote {RESULTS.relative_to(PROJECT)} and the tables in {DOC.relative_to(PROJECT)}")
+        TABLE.write_text(markdown(results) + "\n", encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(PROJECT)} and {TABLE.relative_to(PROJECT)}")
     return results
 
 
@@ -129,5 +136,14 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def main(write: bool = True) -> int:
+    try:
+        run_language_bench(write=write)
+    except MissingCorpora as err:
+        print(f"bench --language: refusing to run: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    run_language_bench()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """DuckDB front door for analysts: an output root's tables and derived views.
 
 ``connect(output_root)`` returns an in-memory DuckDB connection with the views
-of ``pipeline/sql/views.sql``: ``articles``, ``duplicates``, ``dead_letters``,
+of ``analyst/sql/views.sql``: ``articles``, ``duplicates``, ``dead_letters``,
 ``feed_status``, ``runs``, ``article_topics``, ``daily_topics``,
 ``cluster_members``, ``clusters`` and ``feed_health``.
 
@@ -76,7 +76,7 @@ class AnalystError(Exception):
 
 def views_template() -> str:
     """The text of ``views.sql`` as shipped in the package."""
-    return importlib.resources.files("pipeline.sql").joinpath("views.sql").read_text(encoding="utf-8")
+    return importlib.resources.files("analyst.sql").joinpath("views.sql").read_text(encoding="utf-8")
 
 
 def literal(text: str) -> str:

@@ -1,0 +1,1 @@
+"""The analyst layer: DuckDB views over committed output, and the query, shell and report commands."""

@@ -1,0 +1,1 @@
+"""SQL shipped with the package: ``views.sql``, the analyst views rendered by :mod:`analyst.views`."""

@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations: not part of the runtime; run through `make bench`, `make eval*`."""

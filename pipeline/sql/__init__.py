@@ -1,1 +1,0 @@
-"""SQL shipped with the package: ``views.sql``, the analyst views rendered by :mod:`pipeline.analyst`."""

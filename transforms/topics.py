@@ -15,7 +15,9 @@ matches inside "Senatoren"):
   * ``#`` is a number (``3,5``, ``2.5``, ``5``);
   * a space matches spaces, hyphens or nothing ("zwei prozent ziel" matches
     "Zwei-Prozent-Ziel" and "Zweiprozentziel");
-  * ``ß`` also matches "ss", ``'`` also matches "’".
+  * ``ß`` also matches "ss", ``'`` also matches "’", Romanian ``ș``/``ț`` also match ``ş``/``ţ``;
+  * a leading ``=`` makes the term case-sensitive: ``=UN`` and ``=US`` are the organisation and the
+    country, never the French/Spanish/Romanian article "un" or the English pronoun "us".
 
 Scoring of a label over the title, the lead (first ``lead_chars`` of the body)
 and the rest of the body:
@@ -227,6 +229,8 @@ def term_regex(pattern: str) -> str:
             for ch in token:
                 if ch == "ß":
                     parts.append("(?:ß|ss)")
+                elif ch in _COMMA_BELOW:  # Romanian: comma-below and the older cedilla spellings
+                    parts.append(_COMMA_BELOW[ch])
                 elif ch in "'’":
                     parts.append("['’]")
                 else:
@@ -235,7 +239,7 @@ def term_regex(pattern: str) -> str:
     return start + "".join(parts) + r"(?!\w)"
 
 
-_SEGMENT = re.compile(r"[^\Wß]+")  # a run of literal word characters in a term (ß may match "ss")
+_SEGMENT = re.compile(r"[^\Wßșşțţ]+")  # a run of literal word characters in a term (ß may match "ss")
 
 
 @functools.lru_cache(maxsize=None)
@@ -300,8 +304,9 @@ class _Text:
         return found
 
 
+_COMMA_BELOW = {"ș": "[șş]", "ş": "[șş]", "ț": "[țţ]", "ţ": "[țţ]"}
 _NEAR = 80  # a "search" term's match starts at most this many characters before its key
-_LITERAL = re.compile(r"[^\s*#ß'’]+")  # a run of characters a term matches literally (case aside)
+_LITERAL = re.compile(r"[^\s*#ß'’șşțţ]+")  # a run of characters a term matches literally (case aside)
 
 
 def _literal_key(pattern: str) -> tuple[str, str | None]:

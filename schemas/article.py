@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -119,6 +119,8 @@ ARTICLES = Table(
         _c("language", pa.string(), "Partition: ISO 639-1 code from language detection, or 'und'.", False),
         _c("language_confidence", pa.float64(), "Probability of the detected language (0-1)."),
         _c("declared_language", pa.string(), "Language the feed declares, when it does."),
+        _c("language_source", pa.string(), "Where the language tag came from: detected, declared (feed/HTML) or both; "
+                                           "null when it is 'und'."),
         _c("topics", pa.list_(pa.string()), "Topic labels whose score reached the label threshold.", False),
         _c("topic_evidence", pa.list_(TOPIC_EVIDENCE), "Per label: score, matched terms and their character offsets.", False),
         _c("taxonomy_version", pa.string(), "Version of configs/topics.yaml that labeled the row.", False),

@@ -147,6 +147,7 @@ def to_article(
         "language": "und",
         "language_confidence": None,
         "declared_language": item.get("declared_language"),
+        "language_source": None,
         "topics": [],
         "topic_evidence": [],
         "taxonomy_version": "",

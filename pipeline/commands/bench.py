@@ -16,8 +16,8 @@ def register(subparsers) -> None:
                     "bench/results.json and the README. --language measures the language detectors instead.")
     add_arguments(parser)
     parser.add_argument("--language", action="store_true",
-                        help="measure detector accuracy/speed and language.max_chars instead "
-                             "(bench/language.json, the README)")
+                        help="measure language tagging accuracy/speed per profile instead "
+                             "(bench/language.json, docs/language.md)")
     parser.set_defaults(handler=handle)
 
 
@@ -25,8 +25,7 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     if args.language:
         from pipeline.bench_language import run_language_bench
 
-        run_language_bench(write=args.write)
-        return 0
+        return run_language_bench(write=args.write)
     from pipeline.bench import handle as run
 
     return run(args)

@@ -92,27 +92,34 @@ def _reliability(texts: list[str], expected: list[str]) -> dict[str, Any]:
     return curves
 
 
-def _lingua_modes(samples: dict[str, tuple[list[str], list[str]]]) -> dict[str, Any]:
+def _lingua_mode(mode: str, samples: dict[str, tuple[list[str], list[str]]]) -> dict[str, Any]:
+    """One lingua mode measured in this (fresh) process: models of all 16 languages loaded."""
     from transforms.language import EXPECTED_LANGUAGES, _build_lingua
+
+    before = _rss_mb()
+    start = time.process_time()
+    detector = _build_lingua(EXPECTED_LANGUAGES, mode)
+    for code in EXPECTED_LANGUAGES:  # load every language's model (they load on first use)
+        detector.compute_language_confidence_values(f"{code} warm up: Koalition der Willigen, sanctions")
+    row: dict[str, Any] = {"load_seconds": round(time.process_time() - start, 2), "rss_mb": round(_rss_mb() - before)}
+    for kind, (texts, expected) in samples.items():
+        start = time.process_time()
+        answers = [detector.detect_language_of(t) for t in texts]
+        seconds = time.process_time() - start
+        right = sum(a is not None and a.iso_code_639_1.name.lower() == e for a, e in zip(answers, expected))
+        row[kind] = {"accuracy": round(right / len(texts), 4), "us_per_text": round(seconds / len(texts) * 1e6, 1)}
+    return row
+
+
+def _lingua_modes() -> dict[str, Any]:
+    """Each mode in its own process: lingua shares loaded models per process, so memory needs a fresh one."""
+    import subprocess
 
     out = {}
     for mode in ("low", "high"):
-        before = _rss_mb()
-        start = time.process_time()
-        detector = _build_lingua(EXPECTED_LANGUAGES, mode)
-        detector.detect_language_of("warm up the models: Koalition der Willigen")
-        for code in EXPECTED_LANGUAGES:  # load every language's model (they load on first use)
-            detector.compute_language_confidence_values(code * 3)
-        load = time.process_time() - start
-        row: dict[str, Any] = {"load_seconds": round(load, 2), "rss_mb": round(_rss_mb() - before)}
-        for kind, (texts, expected) in samples.items():
-            start = time.process_time()
-            answers = [detector.detect_language_of(t) for t in texts]
-            seconds = time.process_time() - start
-            right = sum(a is not None and a.iso_code_639_1.name.lower() == e for a, e in zip(answers, expected))
-            row[kind] = {"accuracy": round(right / len(texts), 4), "us_per_text": round(seconds / len(texts) * 1e6, 1)}
-        out[mode] = row
-        del detector
+        done = subprocess.run([sys.executable, "-m", "pipeline.bench_language", "--lingua-mode", mode],
+                              cwd=PROJECT, capture_output=True, text=True, check=True)
+        out[mode] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
 
@@ -145,7 +152,7 @@ def run_language_bench(write: bool = True) -> int:
     sample_s = _read_lingua("sentences", RELIABILITY_LINES)
     sample_w = _read_lingua("wordpairs", RELIABILITY_LINES)
     results["reliability_sentences"] = _reliability(*sample_s)
-    results["lingua_modes"] = _lingua_modes({"sentences": sample_s, "wordpairs": sample_w})
+    results["lingua_modes"] = _lingua_modes()
     for mode, m in results["lingua_modes"].items():
         print(f"lingua {mode:4}: +{m['rss_mb']} MB, load {m['load_seconds']} s, sentences "
               f"{m['sentences']['accuracy']:.2%} {m['sentences']['us_per_text']:,.0f} µs, word pairs "
@@ -197,4 +204,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--lingua-mode"]:
+        samples = {"sentences": _read_lingua("sentences", RELIABILITY_LINES),
+                   "wordpairs": _read_lingua("wordpairs", RELIABILITY_LINES)}
+        print(json.dumps(_lingua_mode(sys.argv[2], samples)))
+        sys.exit(0)
     sys.exit(run_language_bench())

@@ -283,11 +283,13 @@ class _Text:
 
     __slots__ = ("text", "folded", "exact_only", "_hits")
 
-    def __init__(self, text: str, exceptions: Mapping[str, str | None]):
+    def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None):
         self.text = text
         source = text
         self.exact_only = False
-        present = [ch for ch in exceptions if ch in text]
+        # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
+        present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
+                   else [])
         if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the automaton
             self.exact_only = any(exceptions[ch] is None for ch in present)
             source = text.translate({ord(ch): exceptions[ch] for ch in present})
@@ -552,7 +554,10 @@ class CompiledTaxonomy:
         self.fallbacks = taxonomy.get("language_fallbacks", {})
         self.max_chars = taxonomy.get("max_chars", DEFAULT_MAX_CHARS)
         self._cache: dict[tuple, _Matcher] = {}
+        self._by_language: dict[tuple, _Matcher] = {}
         self._exceptions = case_exceptions(_alphabet(_patterns(self.labels)))
+        self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
+                                  if self._exceptions else None)
         # Two automata: the terms that can make a label (terms, combos) are scanned in every field;
         # the context terms (vetoes, requires, context) only when a label has a positive match.
         primary = [[spec["terms"], spec["combos"]] for spec in self.labels.values()]
@@ -561,7 +566,7 @@ class CompiledTaxonomy:
 
     def text(self, text: str) -> _Text:
         """``text`` analysed once for every matcher (see :class:`_Text`)."""
-        return _Text((text or "")[: self.max_chars], self._exceptions)
+        return _Text((text or "")[: self.max_chars], self._exceptions, self._exception_finder)
 
     def _languages(self, term_lists: Mapping[str, list], language: str | None) -> tuple[str, ...]:
         """The term lists a language uses, or () for all of them."""
@@ -572,6 +577,13 @@ class CompiledTaxonomy:
         return tuple(dict.fromkeys(own + ([ANY_LANGUAGE] if ANY_LANGUAGE in term_lists else [])))
 
     def _matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
+        fast = self._by_language.get((key, language))
+        if fast is not None:
+            return fast
+        self._by_language[(key, language)] = matcher = self._build_matcher(key, term_lists, language)
+        return matcher
+
+    def _build_matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
         langs = self._languages(term_lists, language)
         cache_key = (*key, langs)
         matcher = self._cache.get(cache_key)

@@ -207,3 +207,13 @@ def test_detect_language_transform_sets_the_source():
         tagged = p | beam.Create(articles) | DetectLanguage(settings)
         assert_that(tagged | beam.Map(lambda a: (a["origin"], a["language"], a["language_source"])),
                     equal_to([("a", "uk", "detected"), ("b", "it", "declared"), ("c", "de", "both")]))
+
+
+def test_bench_language_exits_2_without_its_corpora(tmp_path, monkeypatch, capsys):
+    import pipeline.bench_language as bench
+
+    monkeypatch.setattr(bench, "LINGUA_DIR", tmp_path / "no-lingua")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "language.json")
+    assert bench.run_language_bench(write=True) == 2
+    assert "missing corpus" in capsys.readouterr().err
+    assert not (tmp_path / "language.json").exists()

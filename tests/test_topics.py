@@ -556,3 +556,33 @@ def test_topics_read_a_bounded_prefix(taxonomy_data):
     body = "x " * 5000 + "Die EU beschließt ein neues Sanktionspaket gegen Russland."
     assert tax.label("Wetter", body, "de")[0] == []
     assert CompiledTaxonomy(taxonomy_data).label("Wetter", body, "de")[0] == [SANCTIONS]
+
+
+def test_eval_exits_2_without_its_corpora(tmp_path, capsys):
+    import argparse
+
+    from pipeline.commands.eval import handle
+
+    args = argparse.Namespace(topics=str(TAXONOMY_FILE), sets=[str(tmp_path / "missing.jsonl")], gnad="",
+                              sample=0, json=False, write=False)
+    assert handle(args, []) == 2
+    assert "missing corpus" in capsys.readouterr().err
+    args = argparse.Namespace(topics=str(TAXONOMY_FILE), sets=None, gnad=str(tmp_path / "no-gnad.csv"),
+                              sample=0, json=False, write=False)
+    assert handle(args, []) == 2
+
+
+def test_eval_reports_per_language(tax, tmp_path):
+    from pipeline.evaluate_topics import evaluate, load_examples, markdown_scores, targets_met
+
+    path = tmp_path / "set.jsonl"
+    rows = [{"id": str(i), "lang": lang, "title": None, "body": body, "labels": labels} for i, (lang, body, labels) in
+            enumerate([("nl", "De Europese Unie heeft een nieuw sanctiepakket tegen Rusland aangenomen.", ["sanctions"]),
+                       ("cs", "EU schválila nový balík sankcí proti Rusku.", ["sanctions"]),
+                       ("cs", "Koalice protlačila státní rozpočet ve sněmovně.", [])])]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    result = evaluate(tax, load_examples(str(path)))
+    assert result["languages"]["nl"]["sanctions"]["tp"] == 1 and result["languages"]["cs"]["sanctions"]["tp"] == 1
+    assert result["languages"]["cs"]["coalition_of_the_willing"]["fp"] == 0
+    assert targets_met(result) == []  # fewer than 5 positives per cell: nothing to fail
+    assert "| cs |" in markdown_scores("set", result)

@@ -586,3 +586,11 @@ def test_eval_reports_per_language(tax, tmp_path):
     assert result["languages"]["cs"]["coalition_of_the_willing"]["fp"] == 0
     assert targets_met(result) == []  # fewer than 5 positives per cell: nothing to fail
     assert "| cs |" in markdown_scores("set", result)
+
+
+def test_coalition_named_with_its_size_but_not_iraq_2003(tax):
+    assert labels(tax, None, "Het Verenigd Koninkrijk en Canada behoren tot de 35 landen die deel uitmaken van de "
+                  "Coalitie van Bereidwilligen.", "nl") == [COW]
+    # Counter-examples: the 2003 Iraq coalition had its size too; a size alone names no coalition.
+    assert labels(tax, None, "The coalition of the willing of 49 countries invaded Iraq in 2003 under Bush.", "en") == []
+    assert labels(tax, None, "Een coalitie van 35 landen wil de klimaatdoelen halen.", "nl") == []

@@ -42,7 +42,7 @@ docs: $(STAMP) ## regenerate the README column reference from schemas/
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
 	$(PY) -m pipeline.evaluate_dedup $(ARGS)
 
-eval: $(STAMP) ## topic labels: precision/recall per label on the dev sets, off-topic rate on 10kGNAD (ARGS=)
+eval: $(STAMP) ## topic labels: precision/recall per label and language on each labeled set, off-topic rate on 10kGNAD (ARGS=--write stores eval/topics.json, docs/topics.md)
 	$(PY) -m pipeline eval $(ARGS)
 
 query: $(STAMP) ## run SQL over OUTPUT with the DuckDB views: Q="SELECT ..." (FORMAT=csv|json|parquet OUT=FILE)

@@ -45,7 +45,7 @@ docs: $(STAMP) ## regenerate the column reference in docs/schema.md from schemas
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
 	$(PY) -m bench.evaluate_dedup $(ARGS)
 
-eval: $(STAMP) ## topic labels: precision/recall per label on the dev sets, off-topic rate on 10kGNAD (ARGS=)
+eval: $(STAMP) ## topic labels: precision/recall per label and language on each labeled set, off-topic rate on 10kGNAD (ARGS=--write stores eval/topics.json, docs/topics.md)
 	$(PY) -m pipeline eval $(ARGS)
 
 query: $(STAMP) ## run SQL over OUTPUT with the DuckDB views: Q="SELECT ..." (FORMAT=csv|json|parquet OUT=FILE)
@@ -105,7 +105,7 @@ BENCH_ARTICLES ?= 10000
 bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json + bench/results.md; exit 2 without ../shared
 	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) $(ARGS)
 
-bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json + bench/language.md; exit 2 without ../shared
+bench-language: $(STAMP) ## language tagging per profile: accuracy (lingua sentences/word pairs, 10kGNAD), µs per text, reliability curves; writes bench/language.json, docs/language.md
 	$(PY) -m pipeline bench --language $(ARGS)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)

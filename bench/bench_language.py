@@ -1,13 +1,15 @@
-"""Accuracy and speed of the language detectors, and what ``language.max_chars`` trades.
+"""Accuracy and speed of language tagging per profile, reliability of each detector, lingua's modes.
 
-Data (read-only, under ``../shared/corpora``; both required):
-  * ``lingua-testdata/sentences_<lang>.txt``: 1,000 sentences in each of 14 languages;
+Data (read-only, under ``../shared/corpora``; the tool exits 2 without them):
+  * ``lingua-testdata/sentences_<lang>.txt`` and ``wordpairs_<lang>.txt``: 1,000 lines in each of
+    14 languages (lingua's test set: evaluated on, never fitted on);
   * ``10kgnad-test.csv``: 1,028 German news articles (every tag should be ``de``).
 
-Every figure goes through :class:`transforms.language.LanguageTagger` with the
-profile's thresholds (``min_chars``, ``min_confidence``), so ``und`` counts as
-a miss. Results: ``bench/language.json`` and ``bench/language.md`` (only those files).
-Without both corpora it refuses to run (exit 2) and writes nothing.
+Every accuracy goes through :class:`transforms.language.LanguageTagger` with the profile's settings
+(the product's cascade), so ``und`` counts as a miss. Also measured: the reliability curve of each
+detector on a sample of the sentences (how often its top answer is right per probability bin: the
+basis of the calibrated thresholds), and lingua's high- vs low-accuracy mode (memory, speed,
+accuracy). Results: ``bench/language.json`` and the tables in ``docs/language.md`` (nothing else).
 """
 
 from __future__ import annotations
@@ -21,16 +23,22 @@ from typing import Any
 from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
 
 RESULTS = PROJECT / "bench" / "language.json"
-TABLE = PROJECT / "bench" / "language.md"  # the tables of docs/language.md, written by this tool only
-DETECTORS = ("langdetect", "fasttext")
-MAX_CHARS = (100, 200, 300, 500, 1000, 2000, None)  # None: the full text
+DOC = PROJECT / "docs" / "language.md"
+PROFILES = ("local", "fast")
+TABLE_START, TABLE_END = "<!-- bench:language:start -->", "<!-- bench:language:end -->"
+RELIABILITY_LINES = 300  # per language, for the reliability curves and lingua's modes
+BINS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 0.99), (0.99, 1.01))
 
 
-def _tagger(detector: str, max_chars: int | None, base: dict[str, Any]):
-    from transforms.language import LanguageTagger
-
-    settings = {**base, "detector": detector, "max_chars": max_chars or 10**9}
-    return LanguageTagger(**settings)
+def _read_lingua(kind: str, limit: int | None = None) -> tuple[list[str], list[str]]:
+    texts, expected = [], []
+    for path in sorted(LINGUA_DIR.glob(f"{kind}_*.txt")):
+        lang = path.stem.split("_", 1)[1]
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = lines[:limit] if limit else lines
+        texts += lines
+        expected += [lang] * len(lines)
+    return texts, expected
 
 
 def _measure(tagger, texts: list[str], expected: list[str]) -> dict[str, Any]:
@@ -38,112 +46,167 @@ def _measure(tagger, texts: list[str], expected: list[str]) -> dict[str, Any]:
     start = time.process_time()
     tags = [tagger.tag(None, text)[0] for text in texts]
     seconds = time.process_time() - start
-    correct = sum(t == e for t, e in zip(tags, expected))
-    return {"texts": len(texts), "accuracy": round(correct / len(texts), 4),
+    per_lang = {}
+    for lang in sorted(set(expected)):
+        idx = [i for i, e in enumerate(expected) if e == lang]
+        per_lang[lang] = round(sum(tags[i] == lang for i in idx) / len(idx), 4)
+    return {"texts": len(texts), "accuracy": round(sum(t == e for t, e in zip(tags, expected)) / len(texts), 4),
             "und": round(sum(t == "und" for t in tags) / len(texts), 4),
-            "us_per_text": round(seconds / len(texts) * 1e6, 1), "tags": tags}
+            "us_per_text": round(seconds / len(texts) * 1e6, 1), "per_language": per_lang}
 
 
-class MissingCorpora(RuntimeError):
-    """The shared corpora the benchmark is made of are absent."""
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
-def run_language_bench(profile: str = "local", write: bool = True) -> dict[str, Any]:
+def _reliability(texts: list[str], expected: list[str]) -> dict[str, Any]:
+    """Per detector: accuracy of its top answer per probability bin (the detectors alone, no cascade)."""
+    from transforms.language import EXPECTED_LANGUAGES, LanguageTagger, _build_lingua
+
+    langdetect = LanguageTagger("langdetect", short_detector=None)
+    fasttext = LanguageTagger("fasttext", short_detector=None)
+    lingua = _build_lingua(EXPECTED_LANGUAGES, "high")
+
+    def lingua_top(text):
+        values = lingua.compute_language_confidence_values(text)
+        return (values[0].language.iso_code_639_1.name.lower(), values[0].value) if values else ("und", 0.0)
+
+    detectors = {"langdetect": langdetect._detect, "fasttext": fasttext._detect, "lingua": lingua_top}
+    curves = {}
+    for name, detect in detectors.items():
+        answers = [detect(t) for t in texts]
+        rows = []
+        for lo, hi in BINS:
+            idx = [i for i, (_, p) in enumerate(answers) if lo <= p < hi]
+            right = sum(answers[i][0].split("-")[0] == expected[i] for i in idx)
+            rows.append({"from": lo, "to": min(hi, 1.0), "texts": len(idx),
+                         "accuracy": round(right / len(idx), 4) if idx else None})
+        curves[name] = rows
+    return curves
+
+
+def _lingua_mode(mode: str, samples: dict[str, tuple[list[str], list[str]]]) -> dict[str, Any]:
+    """One lingua mode measured in this (fresh) process: models of all 16 languages loaded."""
+    from transforms.language import EXPECTED_LANGUAGES, _build_lingua
+
+    before = _rss_mb()
+    start = time.process_time()
+    detector = _build_lingua(EXPECTED_LANGUAGES, mode)
+    for code in EXPECTED_LANGUAGES:  # load every language's model (they load on first use)
+        detector.compute_language_confidence_values(f"{code} warm up: Koalition der Willigen, sanctions")
+    row: dict[str, Any] = {"load_seconds": round(time.process_time() - start, 2), "rss_mb": round(_rss_mb() - before)}
+    for kind, (texts, expected) in samples.items():
+        start = time.process_time()
+        answers = [detector.detect_language_of(t) for t in texts]
+        seconds = time.process_time() - start
+        right = sum(a is not None and a.iso_code_639_1.name.lower() == e for a, e in zip(answers, expected))
+        row[kind] = {"accuracy": round(right / len(texts), 4), "us_per_text": round(seconds / len(texts) * 1e6, 1)}
+    return row
+
+
+def _lingua_modes() -> dict[str, Any]:
+    """Each mode in its own process: lingua shares loaded models per process, so memory needs a fresh one."""
+    import subprocess
+
+    out = {}
+    for mode in ("low", "high"):
+        done = subprocess.run([sys.executable, "-m", "bench.bench_language", "--lingua-mode", mode],
+                              cwd=PROJECT, capture_output=True, text=True, check=True)
+        out[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def run_language_bench(write: bool = True) -> int:
+    """Measure, print, and (``write``) store ``bench/language.json`` and the docs/language.md tables; 2 without data."""
     from pipeline.settings import build_settings
+    from transforms.language import LanguageTagger
 
-    missing = [str(path) for path in (LINGUA_DIR, GNAD_CSV) if not path.exists()]
+    missing = [str(p) for p in (LINGUA_DIR, GNAD_CSV) if not p.exists()]
     if missing:
-        raise MissingCorpora(f"{', '.join(missing)} not found (../shared/corpora); nothing measured, nothing written")
-
-    base = dict(build_settings(profile, {"inputs": ["unused"]}).language)
-    results: dict[str, Any] = {"settings": {k: base[k] for k in ("min_chars", "min_confidence", "seed")},
-                               "warnings": []}
-    if LINGUA_DIR.is_dir():
-        texts, expected = [], []
-        for path in sorted(LINGUA_DIR.glob("sentences_*.txt")):
-            lang = path.stem.split("_", 1)[1]
-            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            texts += lines
-            expected += [lang] * len(lines)
-        lingua = {}
-        for detector in DETECTORS:
-            m = _measure(_tagger(detector, base["max_chars"], base), texts, expected)
-            per_lang = {}
-            for lang in sorted(set(expected)):
-                idx = [i for i, e in enumerate(expected) if e == lang]
-                per_lang[lang] = round(sum(m["tags"][i] == lang for i in idx) / len(idx), 4)
-            m.pop("tags")
-            lingua[detector] = {**m, "per_language": per_lang}
-            print(f"lingua sentences  {detector:<10} accuracy {m['accuracy']:.1%}  und {m['und']:.1%}  "
-                  f"{m['us_per_text']:,.0f} µs/text", flush=True)
-        results["lingua_sentences"] = lingua
-    else:
-        results["warnings"].append(f"{LINGUA_DIR} not found: no multi-language accuracy")
-    if GNAD_CSV.is_file():
-        with GNAD_CSV.open(encoding="utf-8", newline="") as handle:
-            texts = [row[1] for row in csv.reader(handle, delimiter=";", quotechar="'") if len(row) >= 2]
-        gnad: dict[str, Any] = {"articles": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts))}
-        for detector in DETECTORS:
-            full_tags = None
-            rows = {}
-            for max_chars in reversed(MAX_CHARS):  # full text first: the reference for agreement
-                m = _measure(_tagger(detector, max_chars, base), texts, ["de"] * len(texts))
-                tags = m.pop("tags")
-                if full_tags is None:
-                    full_tags = tags
-                m["same_as_full_text"] = round(sum(a == b for a, b in zip(tags, full_tags)) / len(tags), 4)
-                rows[str(max_chars or "full")] = m
-                print(f"10kGNAD  {detector:<10} max_chars={str(max_chars or 'full'):<5} accuracy {m['accuracy']:.2%}  "
-                      f"und {m['und']:.2%}  same as full {m['same_as_full_text']:.2%}  {m['us_per_text']:,.0f} µs/article",
-                      flush=True)
-            gnad[detector] = {k: rows[k] for k in [str(c or "full") for c in MAX_CHARS]}
-        results["10kgnad"] = gnad
-    else:
-        results["warnings"].append(f"{GNAD_CSV} not found: no max_chars figures")
-    for warning in results["warnings"]:
-        print(f"WARNING: {warning}", file=sys.stderr)
+        print("bench-language: missing corpus: " + ", ".join(missing) + " (lingua's test data and the 10kGNAD "
+              "test split live in ../shared/corpora)", file=sys.stderr)
+        return 2
+    sentences = _read_lingua("sentences")
+    wordpairs = _read_lingua("wordpairs")
+    with GNAD_CSV.open(encoding="utf-8", newline="") as handle:
+        gnad = [row[1] for row in csv.reader(handle, delimiter=";", quotechar="'") if len(row) >= 2]
+    results: dict[str, Any] = {"profiles": {}}
+    for profile in PROFILES:
+        settings = dict(build_settings(profile, {"inputs": ["unused"]}).language)
+        tagger = LanguageTagger(**settings)
+        row: dict[str, Any] = {"settings": settings}
+        for name, (texts, expected) in (("sentences", sentences), ("wordpairs", wordpairs),
+                                        ("10kgnad", (gnad, ["de"] * len(gnad)))):
+            m = _measure(tagger, texts, expected)
+            row[name] = m
+            print(f"{profile:6} {name:10} accuracy {m['accuracy']:.2%}  und {m['und']:.2%}  "
+                  f"{m['us_per_text']:,.0f} µs per text", flush=True)
+        results["profiles"][profile] = row
+    sample_s = _read_lingua("sentences", RELIABILITY_LINES)
+    sample_w = _read_lingua("wordpairs", RELIABILITY_LINES)
+    results["reliability_sentences"] = _reliability(*sample_s)
+    results["lingua_modes"] = _lingua_modes()
+    for mode, m in results["lingua_modes"].items():
+        print(f"lingua {mode:4}: +{m['rss_mb']} MB, load {m['load_seconds']} s, sentences "
+              f"{m['sentences']['accuracy']:.2%} {m['sentences']['us_per_text']:,.0f} µs, word pairs "
+              f"{m['wordpairs']['accuracy']:.2%} {m['wordpairs']['us_per_text']:,.0f} µs")
     if write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        TABLE.write_text(markdown(results) + "\n", encoding="utf-8")
-        print(f"wrote {RESULTS.relative_to(PROJECT)} and {TABLE.relative_to(PROJECT)}")
-    return results
-
-
-def markdown(results: dict[str, Any]) -> str:
-    s = results["settings"]
-    lines = [f"Thresholds: `min_chars: {s['min_chars']}`, `min_confidence: {s['min_confidence']}` "
-             "(a tag below them is `und` and counts as a miss)."]
-    lingua = results.get("lingua_sentences")
-    if lingua:
-        langs = list(next(iter(lingua.values()))["per_language"])
-        lines += ["", "Single sentences, 14 languages x 1,000 (lingua test data):", "",
-                  "| detector | accuracy | und | CPU µs per text | " + " | ".join(langs) + " |",
-                  "|---|---:|---:|---:|" + "---:|" * len(langs)]
-        for det, m in lingua.items():
-            lines.append(f"| {det} | {m['accuracy']:.1%} | {m['und']:.1%} | {m['us_per_text']:,.0f} | "
-                         + " | ".join(f"{m['per_language'][l]:.0%}" for l in langs) + " |")
-    gnad = results.get("10kgnad")
-    if gnad:
-        lines += ["", f"German news articles, {gnad['articles']:,} (10kGNAD test split, mean "
-                      f"{gnad['mean_chars']:,} characters), by `language.max_chars`:", "",
-                  "| detector | max_chars | accuracy (de) | und | same tag as full text | CPU µs per article |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for det in DETECTORS:
-            for cap, m in gnad.get(det, {}).items():
-                lines.append(f"| {det} | {cap} | {m['accuracy']:.2%} | {m['und']:.2%} | "
-                             f"{m['same_as_full_text']:.2%} | {m['us_per_text']:,.0f} |")
-    return "\n".join(lines)
-
-
-def main(write: bool = True) -> int:
-    try:
-        run_language_bench(write=write)
-    except MissingCorpora as err:
-        print(f"bench --language: refusing to run: {err}", file=sys.stderr)
-        return 2
+        if DOC.is_file():
+            text = DOC.read_text(encoding="utf-8")
+            if TABLE_START in text and TABLE_END in text:
+                head, rest = text.split(TABLE_START, 1)
+                _, tail = rest.split(TABLE_END, 1)
+                DOC.write_text(head + TABLE_START + "\n" + markdown(results) + "\n" + TABLE_END + tail, encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(PROJECT)} and the tables in {DOC.relative_to(PROJECT)}")
     return 0
 
 
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["Accuracy through the product (`LanguageTagger` with the profile's settings; `und` is a miss), CPU µs "
+             "per text on a shared machine:", "",
+             "| profile | lingua sentences (14 × 1,000) | lingua word pairs (14 × 1,000) | 10kGNAD articles (1,028, de) |",
+             "|---|---:|---:|---:|"]
+    for profile, row in results["profiles"].items():
+        cells = [f"{row[k]['accuracy']:.2%} ({row[k]['us_per_text']:,.0f} µs)" for k in ("sentences", "wordpairs", "10kgnad")]
+        lines.append(f"| {profile} ({row['settings']['detector']}) | " + " | ".join(cells) + " |")
+    langs = list(next(iter(results["profiles"].values()))["sentences"]["per_language"])
+    lines += ["", "Per language (sentences / word pairs):", "",
+              "| profile | " + " | ".join(langs) + " |", "|---|" + "---:|" * len(langs)]
+    for profile, row in results["profiles"].items():
+        lines.append(f"| {profile} | " + " | ".join(
+            f"{row['sentences']['per_language'][l]:.1%} / {row['wordpairs']['per_language'][l]:.1%}" for l in langs) + " |")
+    lines += ["", f"Reliability of each detector alone on lingua's sentences ({RELIABILITY_LINES} per language): "
+                  "share of right top answers per probability bin (texts in the bin):", "",
+              "| probability | " + " | ".join(results["reliability_sentences"]) + " |",
+              "|---|" + "---:|" * len(results["reliability_sentences"])]
+    for i, (lo, hi) in enumerate(BINS):
+        cells = []
+        for rows in results["reliability_sentences"].values():
+            r = rows[i]
+            cells.append("–" if r["accuracy"] is None else f"{r['accuracy']:.1%} ({r['texts']})")
+        lines.append(f"| {lo:.2f}–{min(hi, 1.0):.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "lingua (16 expected languages), low- vs high-accuracy mode:", "",
+              "| mode | memory | load | sentences | word pairs |", "|---|---:|---:|---:|---:|"]
+    for mode, m in results["lingua_modes"].items():
+        lines.append(f"| {mode} | +{m['rss_mb']} MB | {m['load_seconds']} s | {m['sentences']['accuracy']:.2%} "
+                     f"({m['sentences']['us_per_text']:,.0f} µs) | {m['wordpairs']['accuracy']:.2%} "
+                     f"({m['wordpairs']['us_per_text']:,.0f} µs) |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--lingua-mode"]:
+        samples = {"sentences": _read_lingua("sentences", RELIABILITY_LINES),
+                   "wordpairs": _read_lingua("wordpairs", RELIABILITY_LINES)}
+        print(json.dumps(_lingua_mode(sys.argv[2], samples)))
+        sys.exit(0)
+    sys.exit(run_language_bench())

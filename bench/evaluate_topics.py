@@ -81,32 +81,56 @@ def evaluate(taxonomy: CompiledTaxonomy, examples: Iterable[Mapping[str, Any]]) 
     """Per-label tp/fp/fn, precision, recall and the list of errors (with evidence)."""
     labels = list(taxonomy.labels)
     counts = {label: {"tp": 0, "fp": 0, "fn": 0} for label in labels}
+    by_language: dict[str, dict[str, dict[str, int]]] = {}
     errors = []
     n = 0
     for ex in examples:
         n += 1
         language = None if ex.get("language") in (None, "und") else ex["language"]
+        lang_counts = by_language.setdefault(language or "und",
+                                             {label: {"tp": 0, "fp": 0, "fn": 0} for label in labels})
         predicted, evidence = taxonomy.label(ex.get("title"), ex.get("body"), language)
         scored_negative = set(labels) - set(ex["must"]) if ex["exact"] else set(ex["must_not"])
         for label in labels:
             got = label in predicted
             if label in ex["must"]:
                 counts[label]["tp" if got else "fn"] += 1
+                lang_counts[label]["tp" if got else "fn"] += 1
                 if not got:
                     detail = taxonomy.score_label(label, ex.get("title") or "", ex.get("body") or "", language)
                     errors.append({"id": ex["id"], "set": ex["set"], "kind": "missed", "label": label,
-                                   "why": detail["reason"], "score": detail["score"], "title": ex.get("title")})
+                                   "why": detail["reason"], "score": detail["score"],
+                                   "title": ex.get("title") or (ex.get("body") or "")[:80]})
             elif label in scored_negative and got:
                 counts[label]["fp"] += 1
+                lang_counts[label]["fp"] += 1
                 ev = next(e for e in evidence if e["label"] == label)
                 errors.append({"id": ex["id"], "set": ex["set"], "kind": "false positive", "label": label,
-                               "why": ", ".join(ev["terms"]), "score": ev["score"], "title": ex.get("title")})
-    per_label = {}
-    for label, c in counts.items():
-        precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else None
-        recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else None
-        per_label[label] = {**c, "precision": precision, "recall": recall}
-    return {"examples": n, "labels": per_label, "errors": errors}
+                               "why": ", ".join(ev["terms"]), "score": ev["score"],
+                               "title": ex.get("title") or (ex.get("body") or "")[:80]})
+    return {"examples": n, "labels": {label: _rates(c) for label, c in counts.items()},
+            "languages": {lang: {label: _rates(c) for label, c in per.items()}
+                          for lang, per in sorted(by_language.items())},
+            "errors": errors}
+
+
+def _rates(c: Mapping[str, int]) -> dict[str, Any]:
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else None
+    recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else None
+    return {**c, "precision": precision, "recall": recall}
+
+
+def targets_met(result: Mapping[str, Any], minimum: float = 0.95, min_positives: int = 5) -> list[str]:
+    """The (label or language, label) cells with >= ``min_positives`` positives below ``minimum`` P or R."""
+    failed = []
+    cells = [(label, c) for label, c in result["labels"].items()]
+    cells += [(f"{lang}/{label}", c) for lang, per in result["languages"].items() for label, c in per.items()]
+    for name, c in cells:
+        if c["tp"] + c["fn"] < min_positives:
+            continue
+        if (c["precision"] or 0) < minimum or (c["recall"] or 0) < minimum:
+            failed.append(f"{name} P={_pct(c['precision']).strip()} R={_pct(c['recall']).strip()}")
+    return failed
 
 
 def read_gnad(path: str) -> list[dict[str, str]]:
@@ -165,6 +189,15 @@ def format_scores(title: str, result: Mapping[str, Any]) -> str:
     for label, c in result["labels"].items():
         lines.append(f"  {label:26} {c['tp']:4} {c['fp']:4} {c['fn']:4} {_pct(c['precision']):>10} "
                      f"{_pct(c['recall']):>8}")
+    labels = list(result["labels"])
+    lines.append("  per language (tp/fp/fn, precision, recall):")
+    lines.append(f"  {'lang':5}" + "".join(f" {label[:24]:>30}" for label in labels))
+    for lang, per in result.get("languages", {}).items():
+        cells = []
+        for label in labels:
+            c = per[label]
+            cells.append(f"{c['tp']:3}/{c['fp']}/{c['fn']} {_pct(c['precision'])} {_pct(c['recall'])}")
+        lines.append(f"  {lang:5}" + "".join(f" {cell:>30}" for cell in cells))
     if result["errors"]:
         lines.append("  errors:")
         for e in result["errors"]:
@@ -172,6 +205,21 @@ def format_scores(title: str, result: Mapping[str, Any]) -> str:
                          f"{(e['title'] or '')[:70]}")
     else:
         lines.append("  errors: none")
+    return "\n".join(lines)
+
+
+def markdown_scores(name: str, result: Mapping[str, Any]) -> str:
+    """A Markdown table: one row per language and one for all, P/R (tp/fp/fn) per label."""
+    labels = list(result["labels"])
+    head = "| " + name + " | " + " | ".join(labels) + " |"
+    lines = [head, "|---|" + "---|" * len(labels)]
+
+    def cell(c):
+        return f"{_pct(c['precision']).strip()} / {_pct(c['recall']).strip()} ({c['tp']}/{c['fp']}/{c['fn']})"
+    for lang, per in result.get("languages", {}).items():
+        lines.append(f"| {lang} | " + " | ".join(cell(per[label]) for label in labels) + " |")
+    lines.append(f"| **all ({result['examples']})** | " + " | ".join(cell(result["labels"][label]) for label in labels)
+                 + " |")
     return "\n".join(lines)
 
 

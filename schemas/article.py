@@ -121,6 +121,8 @@ ARTICLES = Table(
         _c("language_confidence", pa.float64(), "Probability of the detected language (0-1)."),
         _c("declared_language", pa.string(), "Language the item or feed declares (dc:language, xml:lang, <language>), ISO 639-1."),
         _c("body_source", pa.string(), "Feed element the body came from: content:encoded, atom:content, yandex:full-text, description, atom:summary, dc:description, itunes:summary."),
+        _c("language_source", pa.string(), "Where the language tag came from: detected, declared (feed/HTML) or both; "
+                                           "null when it is 'und'."),
         _c("topics", pa.list_(pa.string()), "Topic labels whose score reached the label threshold.", False),
         _c("topic_evidence", pa.list_(TOPIC_EVIDENCE), "Per label: score, matched terms and their character offsets.", False),
         _c("taxonomy_version", pa.string(), "Version of configs/topics.yaml that labeled the row.", False),

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline.evaluate_dates import TABLE, evaluate, load_table, main
+from bench.evaluate_dates import TABLE, evaluate, load_table, main
 from transforms.common import RunInfo
 from transforms.dates import LANGUAGES, name_tables, parse_date
 from transforms.feeds import parse_feed_entries

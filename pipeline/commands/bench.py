@@ -16,8 +16,8 @@ def register(subparsers) -> None:
                     "bench/results.json and bench/results.md. --language measures the language detectors instead.")
     add_arguments(parser)
     parser.add_argument("--language", action="store_true",
-                        help="measure detector accuracy/speed and language.max_chars instead "
-                             "(bench/language.json, bench/language.md)")
+                        help="measure language tagging accuracy/speed per profile instead "
+                             "(bench/language.json, docs/language.md)")
     parser.set_defaults(handler=handle)
 
 

@@ -1,6 +1,6 @@
 """Compare date parsers on the hand-written table tests/fixtures/feeds/date_forms.tsv.
 
-    python -m pipeline.evaluate_dates [TABLE]
+    python -m bench.evaluate_dates [TABLE]
 
 Prints, per parser, how many rows give the expected UTC instant to the second (a row that expects
 no date counts as right when the parser gives none) and the mean time per string. Writes nothing.

@@ -145,6 +145,8 @@ def file_to_item(raw: bytes, path: str, source: str, max_title_chars: int) -> di
 # -- matching: every path a pattern matches, none dropped ------------------------
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+# A glob character made literal the way glob.escape does it: [*], [?], [[].
+_ESCAPED = re.compile(r"\[([*?\[])\]")
 
 
 def glob_regex(pattern: str) -> re.Pattern:
@@ -235,8 +237,9 @@ def match_local(pattern: str) -> list[str]:
     """
     if pattern.endswith("/"):
         pattern += "*"
-    if not _GLOB_CHARS.search(pattern):
-        return [pattern] if os.path.lexists(pattern) else []
+    literal = _ESCAPED.sub(r"\1", pattern)  # glob.escape'd path (the chunk split's patterns)
+    if not _GLOB_CHARS.search(literal):
+        return [literal] if os.path.lexists(literal) else []
     base = _base_dir(pattern)
     if base and not os.path.isdir(base):
         return []

@@ -22,7 +22,7 @@ from transforms.dedup_index import LookupDedupIndex, WritePendingIndex, window_c
 from transforms.dedupe import DUPLICATE, Deduplicate
 from transforms.language import DetectLanguage
 from transforms.normalize import NormalizeArticles
-from transforms.read import ReadArticleFiles
+from transforms.read import ReadArticleFiles, display_path
 from transforms.topics import LabelTopics, load_taxonomy
 from transforms.write import WriteTable
 
@@ -135,10 +135,7 @@ def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, m
         max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],
         max_title_chars=settings.read["max_title_chars"])
     read_dead = read[DEAD_LETTER]
-    inputs = (
-        _count(read["items"], "ReadItems", "inputs"),
-        _count(read_dead, "ReadFailures", "inputs"),
-    ) | "InputCounts" >> beam.Flatten()
+    inputs = _count(read["matched"], "MatchedPaths", "inputs")  # every matched path, counted before reading
     return process_items(read["items"], [read_dead], inputs, settings, run, taxonomy, manifest_base)
 
 
@@ -151,7 +148,7 @@ def manifest_base(settings: RunSettings, run: RunInfo, workers: int, running_mod
         "runner_requested": settings.runner,
         "runner": describe(settings.runner, workers, running_mode),
         "profile": settings.profile,
-        "inputs": list(settings.inputs),
+        "inputs": [display_path(p) for p in settings.inputs],  # names need not be UTF-8
         "feeds_file": settings.feeds_file,
         "output": settings.output,
         "language_detector": settings.language.get("detector"),

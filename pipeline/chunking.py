@@ -30,12 +30,11 @@ import logging
 import os
 from typing import Any, Callable, Mapping
 
-from apache_beam.io.filesystems import FileSystems
-
 from pipeline.batch import run_batch
 from pipeline.runner import IN_PROCESS
 from pipeline.settings import RunSettings
 from transforms.commit import BALANCE_KEYS, manifest_path, write_text_atomically
+from transforms.read import match_patterns
 
 LOG = logging.getLogger(__name__)
 
@@ -62,14 +61,11 @@ def literal_pattern(path: str) -> str:
 
 
 def matched_files(patterns: tuple[str, ...] | list[str]) -> list[str]:
-    """Every file the patterns match, sorted; directories are skipped as the read step skips them.
+    """Every path the patterns match, sorted, as the read step matches them (directories, FIFOs
+    and broken symlinks included: each becomes a dead letter, transforms/read.py ``match_local``).
 
     A file matched by two patterns is listed twice, as the unchunked pipeline reads it twice."""
-    paths = []
-    for result in FileSystems.match(list(patterns)):
-        paths.extend(m.path for m in result.metadata_list
-                     if "://" in m.path or not os.path.isdir(m.path))
-    return sorted(paths)
+    return match_patterns(patterns)
 
 
 def max_files_per_run(settings: RunSettings, wait: bool = True) -> int:

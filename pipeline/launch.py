@@ -8,23 +8,22 @@ import os
 import datetime as dt
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
-
 from pipeline.batch import run_batch
 from pipeline.config import ConfigError
 from pipeline.settings import RunSettings
+from transforms.read import match_pattern
 
 
 def check_inputs(settings: RunSettings) -> None:
     """Fail fast, with the pattern named, when an input glob matches no file."""
     for pattern in settings.inputs:
         try:
-            matched = FileSystems.match([pattern])[0].metadata_list
+            matched = match_pattern(pattern)
         except Exception as err:  # Beam raises BeamIOError for unreadable roots
             raise ConfigError(f"cannot list input {pattern!r}: {err}") from err
         if not matched:
             raise ConfigError(f"input {pattern!r} matches no file")
-        if "://" not in pattern and all(os.path.isdir(m.path) for m in matched):
+        if "://" not in pattern and all(os.path.isdir(m) for m in matched):
             raise ConfigError(f"input {pattern!r} is a directory; give a file pattern such as "
                               f"'{pattern.rstrip('/')}/*.txt'")
 

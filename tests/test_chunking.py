@@ -86,8 +86,9 @@ def test_pure_helpers():
 def test_glob_characters_in_file_names_are_matched_literally(tmp_path):
     (tmp_path / "a[1].txt").write_text("x")
     (tmp_path / "a1.txt").write_text("x")
-    (tmp_path / "sub.txt").mkdir()
-    assert matched_files([str(tmp_path / "*.txt")]) == sorted([str(tmp_path / "a1.txt"), str(tmp_path / "a[1].txt")])
+    (tmp_path / "sub.txt").mkdir()  # matched too: the read step makes it a dead letter ("a directory")
+    assert matched_files([str(tmp_path / "*.txt")]) == sorted([str(tmp_path / "a1.txt"), str(tmp_path / "a[1].txt"),
+                                                                str(tmp_path / "sub.txt")])
     assert matched_files([literal_pattern(str(tmp_path / "a[1].txt"))]) == [str(tmp_path / "a[1].txt")]
 
 

@@ -9,6 +9,16 @@ hashing, Li & König 2010): two signatures agree on a position with probability
 J + (1 - J) / 2**16, so the estimate loses almost nothing while a signature is
 ``2 * num_perm`` bytes.
 
+Bounded cost on any input (docs/data-safety-inputs.md): a signature is taken over
+the first ``max_chars`` characters of the content key only (:data:`MAX_CHARS`,
+500,000 characters, about 75,000 words; a news article has a few thousand words at
+most), cut back to a word boundary, and
+the per-permutation minima are computed over blocks of :data:`BLOCK` shingles, so
+the working memory is ``num_perm * BLOCK * 8`` bytes (4 MB) whatever the length.
+Texts within the cap get exactly the signature they had without it. Exact dedup
+(``content_hash``) still hashes the whole text: only near-dup signatures are capped,
+so two long texts that agree on their first ``max_chars`` characters are near duplicates.
+
 LSH: the signature is cut into ``bands`` bands of ``num_perm / bands`` rows;
 two documents become candidates when any band is identical. With 128
 permutations in 32 bands of 4 rows, a pair with Jaccard 0.8 shares a band with
@@ -24,6 +34,10 @@ import numpy as np
 
 _BITS = 16
 _MASK = np.uint64((1 << _BITS) - 1)
+# Characters of a content key a signature covers (the rest is ignored by near-dup only).
+MAX_CHARS = 500_000
+# Shingles hashed per step: bounds the (num_perm, BLOCK) uint64 working array.
+BLOCK = 4096
 _SHIFT = np.uint64(32)
 # Odd multipliers that spread the word hashes of a shingle over 64 bits (splitmix64 constants).
 _POSITION_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
@@ -33,25 +47,38 @@ _POSITION_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E377
 class MinHasher:
     """Computes signatures for one parameter set; build once per worker."""
 
-    def __init__(self, num_perm: int = 128, shingle_size: int = 3, bands: int = 32, seed: int = 1):
+    def __init__(self, num_perm: int = 128, shingle_size: int = 3, bands: int = 32, seed: int = 1,
+                 max_chars: int = MAX_CHARS):
         if num_perm % bands:
             raise ValueError(f"bands ({bands}) must divide num_perm ({num_perm})")
         if not 1 <= shingle_size <= len(_POSITION_MULTIPLIERS):
             raise ValueError(f"shingle_size must be 1..{len(_POSITION_MULTIPLIERS)}")
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be positive, got {max_chars}")
         rng = np.random.default_rng(seed)
         self.num_perm = num_perm
         self.shingle_size = shingle_size
         self.bands = bands
         self.rows = num_perm // bands
+        self.max_chars = max_chars
         self._a = (rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)).reshape(-1, 1)
         self._b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64).reshape(-1, 1)
         self._position = np.array(_POSITION_MULTIPLIERS[:shingle_size], dtype=np.uint64)
 
+    def capped(self, key: str) -> str:
+        """The part of ``key`` a signature covers: its first ``max_chars`` characters, cut back to
+        the last whole word (a key whose first word is longer keeps ``max_chars`` of it)."""
+        if len(key) <= self.max_chars:
+            return key
+        cut = key.rfind(" ", 0, self.max_chars + 1)
+        return key[:cut] if cut > 0 else key[:self.max_chars]
+
     def shingle_hashes(self, key: str) -> np.ndarray:
+        """Hashes of the word shingles of ``capped(key)``."""
         # Encode once and split the bytes: the words of a content_key are separated by single
         # spaces, and UTF-8 continuation bytes are never ASCII whitespace, so these are exactly the
         # UTF-8 words; map() keeps the per-word CRC-32 calls in C (same values as before).
-        words = key.encode("utf-8").split()
+        words = self.capped(key).encode("utf-8").split()
         hashes = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
         k = min(self.shingle_size, len(hashes)) or 1
         if len(hashes) == 0:
@@ -67,8 +94,15 @@ class MinHasher:
     def signature(self, key: str) -> bytes:
         """``num_perm`` 16-bit minima of the shingle set of ``key`` (a content_key), as bytes."""
         shingles = self.shingle_hashes(key)
+        minima = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+        work = np.empty((self.num_perm, min(BLOCK, len(shingles))), dtype=np.uint64)
         with np.errstate(over="ignore"):
-            minima = (self._a * shingles + self._b).min(axis=1)
+            for start in range(0, len(shingles), BLOCK):
+                block = shingles[start:start + BLOCK]
+                out = work[:, :len(block)]
+                np.multiply(self._a, block, out=out)
+                np.add(out, self._b, out=out)
+                np.minimum(minima, out.min(axis=1), out=minima)
         return ((minima >> _SHIFT) & _MASK).astype("<u2").tobytes()
 
     def band_keys(self, signature: bytes) -> list[bytes]:

@@ -42,6 +42,8 @@ def to_article(
     Language, topics and cluster columns get neutral defaults here; later steps fill them.
     ``signer`` (e.g. ``MinHasher.signature``): adds ``minhash``, the signature of the
     content key, computed here because the key is at hand (dedup would compute it again).
+    The signature covers the key's first ``transforms.minhash.MAX_CHARS`` characters; the
+    ``content_hash`` (exact dedup) and the stored ``body`` always cover the whole text.
     Raises :class:`EmptyArticleError` when title and body are empty.
     """
     title = normalize_text(item.get("title")) or None

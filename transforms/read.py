@@ -2,9 +2,12 @@
 
 Core: ``decode_bytes`` (UTF-8 with or without BOM, else a detected legacy
 encoding, else an error) and ``parse_article_text`` (the loose seed layout).
-Transform: :class:`ReadArticleFiles` matches file patterns with Beam's
-``fileio`` (so ``gs://`` globs work), reads each file and emits one item per
-file, or a dead letter with the raw bytes and the reason.
+Transform: :class:`ReadArticleFiles` matches file patterns (local: :func:`match_local`,
+which drops no matched path; ``gs://``: Beam's ``FileSystems.match``), reads each
+matched path and emits one item per path, or a dead letter with the raw bytes and
+the reason. Rules for symlinks, directories, FIFOs/devices/sockets and file names
+that are not valid UTF-8: :func:`match_local`, :func:`open_local` and
+docs/data-safety-inputs.md.
 
 Seed layout, decided on the first line:
   * `` date YYYY-MM-DD <lead text>`` or `` date YYYY-MM <lead text>``: dated lead, no title;
@@ -15,12 +18,16 @@ Seed layout, decided on the first line:
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
 import re
+import stat
 from typing import Any, Callable, Iterable
 
 import apache_beam as beam
 import charset_normalizer
-from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter
 from transforms.text import normalize_text
@@ -135,7 +142,218 @@ def file_to_item(raw: bytes, path: str, source: str, max_title_chars: int) -> di
     return item
 
 
+# -- matching: every path a pattern matches, none dropped ------------------------
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+# A glob character made literal the way glob.escape does it: [*], [?], [[].
+_ESCAPED = re.compile(r"\[([*?\[])\]")
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """The regular expression of a local file pattern.
+
+    Beam's pattern syntax with POSIX semantics for single names: ``*`` is any run of
+    characters but ``/`` (Beam's also stops at a backslash, which hid names with backslashes),
+    ``?`` one character but ``/``, ``[...]`` a character class (``[!...]`` negated),
+    ``**`` any characters including ``/`` (any depth). There is no escape character:
+    ``glob.escape`` (``[*]``) makes a glob character literal.
+    """
+    i, n, out = 0, len(pattern), []
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            if i < n and pattern[i] == "*":
+                out.append(".*")
+                i += 1
+            else:
+                out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append(r"\[")
+                continue
+            stuff = pattern[i:j]
+            i = j + 1
+            negate = stuff.startswith("!")
+            if negate:
+                stuff = stuff[1:]
+            stuff = re.sub(r"([\\\[\]^&~|])", r"\\\1", stuff)
+            out.append(f"[^/{stuff}]" if negate else f"(?!/)[{stuff}]")
+        else:
+            out.append(re.escape(c))
+    return re.compile("(?s:" + "".join(out) + r")\Z")
+
+
+def _base_dir(pattern: str) -> str:
+    """The directory a pattern's matches are listed from: the one holding its first glob character."""
+    return os.path.dirname(_GLOB_CHARS.split(pattern, 1)[0])
+
+
+def _list_below(base: str, max_depth: float) -> tuple[list[tuple[str, bool]], list[str]]:
+    """``([(path, is_directory)], [unlistable directories])`` for every entry at most
+    ``max_depth`` levels below ``base``. Symbolic links are listed, never followed (no
+    loops); a directory below ``base`` that cannot be listed is reported, not skipped."""
+    entries: list[tuple[str, bool]] = []
+    unlistable: list[str] = []
+    stack = [(base, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder or ".") as listing:
+                found = [(os.path.join(folder, e.name), e.is_dir(follow_symlinks=False)) for e in listing]
+        except OSError:
+            if depth == 0:
+                raise
+            unlistable.append(folder)
+            continue
+        entries.extend(found)
+        if depth + 1 < max_depth:
+            stack.extend((path, depth + 1) for path, is_dir in found if is_dir)
+    return entries, unlistable
+
+
+def match_local(pattern: str) -> list[str]:
+    """Every local path ``pattern`` matches, sorted; nothing that matches is left out.
+
+    Unlike Beam's local match (which drops dangling and looping symlinks, directories
+    and names with a backslash without a word), every entry whose path matches is
+    returned, whatever it is: regular file, symlink (dangling, looping or not),
+    directory, FIFO, socket or device. The read step decides what each one becomes.
+    Exceptions: directories matched by a pattern ending in ``**`` are traversed, not
+    returned (``inbox/**`` means the files below ``inbox``), and a directory that cannot
+    be listed is returned when it could hold matches (its contents are unknown).
+    A pattern without glob characters names one path: returned if it exists at all
+    (``os.path.lexists``: a dangling symlink exists). A pattern ending in ``/`` means
+    the entries of that directory, as in Beam.
+    """
+    if pattern.endswith("/"):
+        pattern += "*"
+    literal = _ESCAPED.sub(r"\1", pattern)  # glob.escape'd path (the chunk split's patterns)
+    if not _GLOB_CHARS.search(literal):
+        return [literal] if os.path.lexists(literal) else []
+    base = _base_dir(pattern)
+    if base and not os.path.isdir(base):
+        return []
+    rest = pattern[len(base):].lstrip("/")
+    max_depth = float("inf") if "**" in rest else rest.count("/") + 1
+    regex = glob_regex(pattern)
+    entries, unlistable = _list_below(base, max_depth)
+    containers = pattern.endswith("**")
+    matched = [path for path, is_dir in entries if regex.match(path) and not (is_dir and containers)]
+    return sorted({*matched, *unlistable})
+
+
+def match_pattern(pattern: str) -> list[str]:
+    """Paths ``pattern`` matches: :func:`match_local` for local patterns, Beam's
+    ``FileSystems.match`` for remote ones (``gs://``: objects, no symlinks or FIFOs)."""
+    if "://" in pattern:
+        return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    return match_local(pattern)
+
+
+def match_patterns(patterns: Iterable[str]) -> list[str]:
+    """Every path the patterns match, sorted; a path matched by two patterns is listed twice
+    (it is read twice, and its second copy is a duplicate)."""
+    return sorted(path for pattern in patterns for path in match_pattern(pattern))
+
+
+def display_path(path: str) -> str:
+    """``path`` as valid UTF-8 text for the ``origin`` column: a name that is not valid UTF-8
+    (``os.fsdecode`` keeps its bytes as surrogates) gets those bytes escaped as ``\\xNN``."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+class NotAFile(Exception):
+    """A matched path that names no regular file; the message says what it is instead."""
+
+
+def open_local(path: str) -> tuple[int, int]:
+    """Open a matched local path for reading; returns ``(file descriptor, size)``.
+
+    Symlink rule: a symlink is followed when it resolves to a regular file (the article's
+    ``origin`` stays the link's path); a dangling or looping symlink, or one to anything
+    else, raises :class:`NotAFile`. Directories, FIFOs, sockets and devices raise
+    :class:`NotAFile` without being opened for reading. The check is made on the opened
+    descriptor too (``O_NONBLOCK``, so a FIFO swapped in after the check cannot block):
+    a FIFO never hangs the run.
+    """
+    try:
+        link = os.lstat(path)
+    except FileNotFoundError as err:
+        raise NotAFile("vanished: the path no longer exists") from err
+    via = ""
+    if stat.S_ISLNK(link.st_mode):
+        target = os.readlink(path)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError as err:
+            raise NotAFile(f"dangling symlink: its target {display_path(target)!r} does not exist") from err
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise NotAFile(f"symlink loop: following {display_path(target)!r} never reaches a file") from err
+            raise
+        via = f"symlink to {display_path(target)!r}, "
+    else:
+        info = link
+    if not stat.S_ISREG(info.st_mode):
+        raise NotAFile(f"not a regular file: {via}{_file_kind(info.st_mode)}")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotAFile(f"not a regular file: {via}{_file_kind(opened.st_mode)}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, opened.st_size
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes from ``fd`` (a file may grow while it is read)."""
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(limit)
+
+
+class _MatchFn(beam.DoFn):
+    """A pattern (as bytes: local names need not be UTF-8) -> ``(path as bytes, size or None)``
+    per matched path (local sizes are taken when the file is opened)."""
+
+    def process(self, pattern: bytes) -> Iterable[tuple[bytes, int | None]]:
+        pattern = os.fsdecode(pattern)
+        if "://" in pattern:
+            for m in FileSystems.match([pattern])[0].metadata_list:
+                yield os.fsencode(m.path), m.size_in_bytes
+        else:
+            for path in match_local(pattern):
+                yield os.fsencode(path), None
+
+
 class _ReadFileFn(beam.DoFn):
+    """A matched path -> exactly one output: an item, or a dead letter with the reason."""
+
     def __init__(self, source: str | Callable[[str], str], run: RunInfo, max_bytes: int, payload_cap: int,
                  max_title_chars: int):
         self._source = source  # a name, or a function path -> name (transforms.sources.SourceMap)
@@ -154,17 +372,32 @@ class _ReadFileFn(beam.DoFn):
                         run=self._run, payload_cap=self._payload_cap, raw_size=size),
         )
 
-    def process(self, readable: fileio.ReadableFile) -> Iterable[Any]:
-        path = readable.metadata.path
-        size = readable.metadata.size_in_bytes
+    def _read(self, path: str, size: int | None) -> tuple[bytes, int | None]:
+        if "://" in path:
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                return handle.read(self._max_bytes + 1), size
+        fd, size = open_local(path)
+        return _read_fd(fd, self._max_bytes + 1), size
+
+    def process(self, matched: tuple[bytes, int | None]) -> Iterable[Any]:
+        encoded, size = matched
+        path = os.fsdecode(encoded)
+        origin = display_path(path)
         try:
-            with readable.open() as handle:
-                raw = handle.read(self._max_bytes + 1)
-        except Exception as err:  # unreadable file: permissions, vanished, broken compression
-            yield self._dead(path, "read", f"cannot read file: {type(err).__name__}: {err}", None, size)
+            raw, size = self._read(path, size)
+        except NotAFile as err:
+            yield self._dead(origin, "read", str(err), None)
             return
+        except Exception as err:  # unreadable file: permissions, vanished, I/O error
+            yield self._dead(origin, "read", f"cannot read file: {type(err).__name__}: {err}", None, size)
+            return
+        size = max(size or 0, len(raw))
         if len(raw) > self._max_bytes:
-            yield self._dead(path, "read", f"file too large: {size} bytes > limit {self._max_bytes}", raw, size)
+            yield self._dead(origin, "read", f"file too large: {size} bytes > limit {self._max_bytes}", raw, size)
+            return
+        if origin != path:
+            yield self._dead(origin, "read", f"file name is not valid UTF-8: {encoded!r} (origin has its bytes "
+                             "escaped as \\xNN; the file's content is in raw); rename it to read it", raw, size)
             return
         try:
             yield file_to_item(raw, path, self._source_of(path), self._max_title_chars)
@@ -173,23 +406,23 @@ class _ReadFileFn(beam.DoFn):
 
 
 class ReadArticleFiles(beam.PTransform):
-    """Read text files matching ``patterns``; returns ``{'items', 'dead_letter'}``.
+    """Read text files matching ``patterns``; returns ``{'items', 'dead_letter', 'matched'}``.
 
-    Every matched file yields exactly one output: an item or a dead letter.
+    Every matched path (see :func:`match_local`) yields exactly one output: an item or a
+    dead letter; ``matched`` has one element per matched path, for the ``inputs`` counter.
     """
 
     def __init__(self, patterns: list[str], source: str | Callable[[str], str], run: RunInfo, *, max_bytes: int,
                  payload_cap: int, max_title_chars: int):
         super().__init__()
-        self._patterns = list(patterns)
+        self._patterns = [os.fsencode(p) for p in patterns]
         self._fn = _ReadFileFn(source, run, max_bytes, payload_cap, max_title_chars)
 
     def expand(self, pbegin):
-        results = (
+        matched = (
             pbegin
             | "Patterns" >> beam.Create(self._patterns)
-            | "Match" >> fileio.MatchAll()
-            | "Open" >> fileio.ReadMatches(compression=beam.io.filesystem.CompressionTypes.UNCOMPRESSED)
-            | "Parse" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="items")
+            | "Match" >> beam.ParDo(_MatchFn())
         )
-        return {"items": results.items, DEAD_LETTER: results[DEAD_LETTER]}
+        results = matched | "Parse" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="items")
+        return {"items": results.items, DEAD_LETTER: results[DEAD_LETTER], "matched": matched}

@@ -290,3 +290,36 @@ def test_fetcher_retries_transient_failures_and_obeys_crawl_delay_and_redirect_r
         assert "/no/target.html" not in server.paths()
         times = sorted(t for t, p, _ in server.log)
         assert min(b - a for a, b in zip(times, times[1:])) >= 0.3 * 0.95  # Crawl-delay beats min_delay
+
+
+def test_bounded_stream_fetches_each_page_once(tmp_path):
+    """`stream`: the page step runs with keyed state (no GroupByKey); a growing feed repeats its old
+    entries on every poll, yet each page is requested once and every article carries its page text."""
+    from pipeline.streaming import run_stream
+
+    with PageServer() as server:
+        paths = [f"/articles/{e['file'].split('.')[0]}.html" for e in MANIFEST[:4]]
+        for path, entry in zip(paths, MANIFEST):
+            server.routes[path] = html_page(page_html(entry))
+        polls = []
+
+        def growing(request):
+            polls.append(1)
+            n = min(len(polls) + 1, len(paths))
+            items = [{"guid": f"s-{i}", "title": f"Story {i}", "link": server.url(paths[i]),
+                      "description": teaser(i), "pubDate": "Sat, 21 Nov 2026 08:00:00 GMT"} for i in range(n)]
+            return Page(body=rss("Growing", items), content_type="application/rss+xml")
+
+        server.routes["/feed.xml"] = growing
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(yaml.safe_dump({"allow_private_networks": True, "full_text": FULL_TEXT,
+                                         "feeds": [{"name": "growing", "url": server.url("/feed.xml")}]}))
+        output = tmp_path / "out"
+        settings = make_settings(output, feeds_file=str(feeds), feeds={"full_text": True},
+                                 stream={"poll_interval_seconds": 1}, run_id="stream-pages")
+        run_stream(settings, duration_seconds=2.5)
+        assert len(polls) >= 2, polls
+        fetched = [p for p in server.paths() if p.startswith("/articles/")]
+        assert sorted(fetched) == sorted(set(fetched)) and len(fetched) == min(len(polls) + 1, len(paths))
+    rows = query(output, "SELECT text_source, fetch_status, count(*) FROM articles GROUP BY ALL")
+    assert rows == [("page", "ok", len(fetched))], rows

@@ -56,7 +56,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import apache_beam as beam
+from apache_beam.coders import PickleCoder
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from transforms.commit import read_text, write_text_atomically
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_hash
@@ -512,6 +514,52 @@ class _PlanFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput("fetch", (shard, (dict(item), entry)))
 
 
+class _FetchKeyedFn(beam.DoFn):
+    """Streaming: one item at a time per host shard (Beam serializes a key's stateful processing, on
+    whichever worker holds it). The shard's state remembers when each host may be asked again and
+    which pages were fetched (for ``cache_days``), so a feed that changes does not refetch its pages."""
+
+    STATE = ReadModifyWriteStateSpec("pages", PickleCoder())
+
+    def __init__(self, settings: PageSettings, policy: NetworkPolicy, run_id: str, payload_cap: int):
+        self._settings = settings
+        self._policy = policy
+        self._run_id = run_id
+        self._payload_cap = payload_cap
+        self._fetcher: PageFetcher | None = None
+
+    def setup(self):
+        self._fetcher = PageFetcher(self._settings, self._policy, clock=time.time)
+
+    def process(self, keyed, timestamp=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(STATE)):
+        _, (item, entry) = keyed
+        now = dt.datetime.fromtimestamp(float(timestamp), dt.timezone.utc).replace(microsecond=0)
+        run = RunInfo(run_id=self._run_id, ingested_at=now)
+        memory = state.read() or {"next_at": {}, "seen": {}}
+        url = item["url"].strip()
+        horizon = time.time() - self._settings.cache_days * 86400
+        memory["seen"] = {u: t for u, t in memory["seen"].items() if t >= horizon}
+        if url in memory["seen"]:
+            out, letter, cache = keep_feed_text(item, "cached"), None, None
+        else:
+            host = host_key(url)
+            self._fetcher._next_at[host] = max(self._fetcher._next_at.get(host, 0.0),
+                                               memory["next_at"].get(host, 0.0))
+            [(item, status, extracted, head, cache)] = self._fetcher.fetch_many([(item, entry)], now)
+            memory["next_at"][host] = self._fetcher._next_at.get(host, 0.0)
+            if status in ("ok", "not_modified") or status not in TRANSIENT:
+                memory["seen"][url] = time.time()
+            out, letter = page_outcome(item, status, extracted, head, run, self._payload_cap)
+        state.write(memory)
+        yield out
+        if letter is not None:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, letter)
+
+    def teardown(self):
+        if self._fetcher is not None:
+            self._fetcher.close()
+
+
 class _FetchFn(beam.DoFn):
     def __init__(self, settings: PageSettings, policy: NetworkPolicy, run: RunInfo, payload_cap: int):
         self._settings = settings
@@ -556,8 +604,9 @@ class FetchPages(beam.PTransform):
     """
 
     def __init__(self, settings: PageSettings, policy: NetworkPolicy, run: RunInfo, payload_cap: int,
-                 output_root: str | None = None, disabled_feeds: Iterable[str] = ()):
+                 output_root: str | None = None, disabled_feeds: Iterable[str] = (), streaming: bool = False):
         super().__init__()
+        self._streaming = streaming
         self._settings = settings
         self._policy = policy
         self._run = run
@@ -569,6 +618,12 @@ class FetchPages(beam.PTransform):
         planned = items | "Plan" >> beam.ParDo(
             _PlanFn(self._settings, self._root, self._run.ingested_at, self._disabled)).with_outputs(
             "fetch", main="kept")
+        if self._streaming:  # unbounded: no GroupByKey in the global window; keyed state instead
+            fetched = planned.fetch | "FetchKeyed" >> beam.ParDo(_FetchKeyedFn(
+                self._settings, self._policy, self._run.run_id, self._payload_cap)).with_outputs(
+                DEAD_LETTER, main="items")
+            out = (planned.kept, fetched.items) | "AllItems" >> beam.Flatten()
+            return {"items": out, DEAD_LETTER: fetched[DEAD_LETTER]}
         fetched = (planned.fetch
                    | "ByHostShard" >> beam.GroupByKey()
                    | "Fetch" >> beam.ParDo(_FetchFn(self._settings, self._policy, self._run,

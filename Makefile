@@ -42,6 +42,9 @@ docs: $(STAMP) ## regenerate the README column reference from schemas/
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
 	$(PY) -m pipeline.evaluate_dedup $(ARGS)
 
+bench-pages: $(STAMP) ## full text: page fetch + extraction pages/s and ms/page over many local hosts (ARGS=; docs/fulltext.md)
+	$(PY) -m pipeline.bench_pages throughput $(ARGS)
+
 eval: $(STAMP) ## topic labels: precision/recall per label on the dev sets, off-topic rate on 10kGNAD (ARGS=)
 	$(PY) -m pipeline eval $(ARGS)
 

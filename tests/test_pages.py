@@ -323,3 +323,34 @@ def test_bounded_stream_fetches_each_page_once(tmp_path):
         assert sorted(fetched) == sorted(set(fetched)) and len(fetched) == min(len(polls) + 1, len(paths))
     rows = query(output, "SELECT text_source, fetch_status, count(*) FROM articles GROUP BY ALL")
     assert rows == [("page", "ok", len(fetched))], rows
+
+
+def test_full_text_settings_and_switches():
+    from pipeline.cli import build_parser
+    from pipeline.commands.run import overrides_from
+    from pipeline.config import ConfigError
+    from pipeline.feeds_config import page_settings, validate_feeds
+
+    base = {"allow_private_networks": True, "feeds": [
+        {"name": "a", "url": "https://a.example/feed"}, {"name": "b", "url": "https://b.example/feed",
+                                                          "full_text": False}]}
+    config = validate_feeds({**base, "full_text": {"contact": "ops@example.org", "min_delay_seconds": 5,
+                                                   "concurrency": 3}}, "t.yaml")
+    assert config.no_full_text == ("b",)
+    settings = page_settings({"user_agent": "newsbeam/0.1 (+https://example.org)"}, config)
+    assert settings.user_agent == "newsbeam/0.1 (+https://example.org; contact: ops@example.org)"
+    assert (settings.min_delay_seconds, settings.concurrency, settings.enabled) == (5, 3, True)
+    assert PageSettings().min_delay_seconds >= 1  # the default is polite
+    assert page_settings({"full_text": False}, config).enabled is False
+    assert page_settings({}, config, enabled=False).enabled is False
+    with pytest.raises(ConfigError, match="full_text"):
+        page_settings({"full_text": "no"}, config)
+    for bad in ({"full_text": {"delay": 1}}, {"full_text": {"min_delay_seconds": "x"}},
+                {"feeds": [{"name": "a", "url": "https://a.example/f", "full_text": "maybe"}]}):
+        with pytest.raises(ConfigError):
+            validate_feeds({**base, **bad}, "t.yaml")
+    parser = build_parser()
+    for command in ("run", "watch", "stream"):
+        args = parser.parse_args([command, "--feeds", "f.yaml", "--no-full-text"])
+        assert overrides_from(args)["feeds"] == {"full_text": False}
+        assert "feeds" not in overrides_from(parser.parse_args([command, "--feeds", "f.yaml"]))

@@ -280,14 +280,20 @@ def test_fetcher_retries_transient_failures_and_obeys_crawl_delay_and_redirect_r
         server.routes["/no/target.html"] = html_page(page_html(MANIFEST[3]))
         fetcher = PageFetcher(PageSettings(min_delay_seconds=0.05, retries=1, timeout_total=2), OPEN)
         try:
-            work = [({"url": server.url(p), "source": "s"}, None) for p in ("/flaky.html", "/moved.html")]
-            results = {item["url"]: (status, cache) for item, status, _, _, cache in fetcher.fetch_many(work, NOW)}
+            server.routes["/same.html"] = html_page(page_html(MANIFEST[4]))
+            work = [({"url": server.url(p), "source": "s"}, None)
+                    for p in ("/flaky.html", "/moved.html", "/same.html", "/same.html")]
+            done = fetcher.fetch_many(work, NOW)
+            results = {item["url"]: (status, cache) for item, status, _, _, cache in done}
         finally:
             fetcher.close()
         assert results[server.url("/flaky.html")][0] == "ok" and len(attempts) == 2
         # The redirect target is disallowed: refused before it is requested.
         assert results[server.url("/moved.html")][0] == "robots_disallowed"
         assert "/no/target.html" not in server.paths()
+        # Two items linking one page: both get it, the server sees one request.
+        assert [status for item, status, *_ in done if item["url"].endswith("/same.html")] == ["ok", "ok"]
+        assert server.paths().count("/same.html") == 1
         times = sorted(t for t, p, _ in server.log)
         assert min(b - a for a, b in zip(times, times[1:])) >= 0.3 * 0.95  # Crawl-delay beats min_delay
 

@@ -438,6 +438,7 @@ class PageFetcher:
             rules = self.robots(host, now)
             self._next_at[host] = self._clock() + self.delay(rules)  # the robots.txt request counts
             queue = [(item, entry, 0) for item, entry in work]
+            done: dict[str, tuple] = {}
             while queue:
                 item, entry, tries = queue.pop(0)
                 if isinstance(rules, FetchError):
@@ -451,12 +452,17 @@ class PageFetcher:
                                 + ROBOTS_TOKEN.encode(), {"url": item["url"].strip(), "fetched_at": now.isoformat(),
                                                           "attempts": 1, "status": "robots_disallowed"}))
                     continue
+                url = item["url"].strip()
+                if url in done:  # two items (feeds) linking one page: one request
+                    out.append((item, *done[url]))
+                    continue
                 self._wait_turn(host)
                 status, extracted, head, cache = self.fetch_one(item, entry, now)
                 self._next_at[host] = self._clock() + self.delay(rules)
                 if status in TRANSIENT and tries < self.settings.retries:
                     queue.append((item, cache, tries + 1))
                     continue
+                done[url] = (status, extracted, head, cache)
                 out.append((item, status, extracted, head, cache))
         return out
 

@@ -9,8 +9,9 @@ github.com/adbar/trafilatura: evaldata.json with hand-written must / must-not ph
 (b) the ScrapingHub article-extraction benchmark (``DIR`` = its checkout: ground-truth.json and
 html/*.html.gz). Reports pages passing (every must-phrase in, no must-not phrase in), phrase recall
 and leak rate, mean token F1 / precision / recall against the ground-truth text (bag of word
-tokens, case-folded), and ms/page. Extractors: ``trafilatura`` (as transforms/page.py calls it:
-with its fallbacks), ``trafilatura-fast`` (no fallbacks), ``readability`` (readability-lxml, then the
+tokens, case-folded), and ms/page. Extractors: ``trafilatura`` (transforms/page.py ``extract``: text
+and metadata, with trafilatura's fallbacks), ``trafilatura-no-fallbacks`` (the same without them),
+``trafilatura-text-only`` (fallbacks, no metadata), ``readability`` (readability-lxml, then the
 summary HTML to text), ``all-text`` (every visible text of the page: what no extractor gives).
 
 throughput: the page fetcher (transforms/page.py PageFetcher: robots.txt, per-host spacing,
@@ -46,11 +47,17 @@ def _trafilatura(html: bytes, url: str | None) -> str:
     return extract(html, url)["text"] or ""
 
 
-def _trafilatura_fast(html: bytes, url: str | None) -> str:
+def _trafilatura_no_fallbacks(html: bytes, url: str | None) -> str:
+    from transforms.page import extract
+
+    return extract(html, url, fallbacks=False)["text"] or ""
+
+
+def _trafilatura_text_only(html: bytes, url: str | None) -> str:
     import trafilatura
 
-    return trafilatura.extract(html, url=url, no_fallback=True, include_comments=False,
-                               include_tables=True, deduplicate=False) or ""
+    return trafilatura.extract(html, url=url, include_comments=False, include_tables=True,
+                               deduplicate=False) or ""
 
 
 def _readability(html: bytes, url: str | None) -> str:
@@ -71,8 +78,8 @@ def _all_text(html: bytes, url: str | None) -> str:
     return html_to_text(decode_file(html))
 
 
-EXTRACTORS = {"trafilatura": _trafilatura, "trafilatura-fast": _trafilatura_fast, "readability": _readability,
-              "all-text": _all_text}
+EXTRACTORS = {"trafilatura": _trafilatura, "trafilatura-no-fallbacks": _trafilatura_no_fallbacks,
+              "trafilatura-text-only": _trafilatura_text_only, "readability": _readability, "all-text": _all_text}
 
 
 # -- scoring ------------------------------------------------------------------------------

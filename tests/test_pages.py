@@ -196,6 +196,8 @@ def test_feed_items_get_their_page_text_politely(tmp_path, hosts):
     second = run_once(make_settings(output, feeds_file=feeds, feeds={"full_text": True}),
                       now=NOW + dt.timedelta(hours=1))
     assert second["counters"]["balanced"]
+    # The stories already stored are duplicates by id (the page is not a new article); one new story.
+    assert (second["counters"]["articles"], second["counters"]["duplicates"]) == (1, len(links) - 1)
     requested = [p for server in hosts for p in server.paths() if p not in ("/feed.xml", "/robots.txt")]
     # Only the new page, and the pages that failed for a transient reason (the slow one: one retry per run).
     assert sorted(requested) == ["/articles/new.html", "/slow.html"], requested

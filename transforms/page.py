@@ -67,7 +67,6 @@ from transforms.fetch import FetchError, FetchSettings, NetworkPolicy, http_get,
 from transforms.write import join
 
 CACHE = "page_cache"
-PAGE_FAILURES = "page_failures"
 STATE_DIR = ("_state", "pages")
 PENDING = "_pending"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -140,8 +139,11 @@ def page_meta(tree, url: str | None) -> dict[str, Any]:
     return out
 
 
-def extract(html: bytes | str, url: str | None = None) -> dict[str, Any]:
+def extract(html: bytes | str, url: str | None = None, fallbacks: bool = True) -> dict[str, Any]:
     """Article text and page metadata of one HTML document (pure; never raises for bad HTML).
+
+    ``fallbacks``: let trafilatura try its fallback extractors (readability, jusText) when its own
+    result looks poor; off is about 2x faster for a small loss (docs/fulltext.md).
 
     Keys: text, title, author, published (a date), canonical_url,
     canonical_source, language, language_source. Missing values are None.
@@ -156,7 +158,7 @@ def extract(html: bytes | str, url: str | None = None) -> dict[str, Any]:
         return out
     out.update(page_meta(tree, url))
     doc = trafilatura.bare_extraction(tree, url=url, with_metadata=True, include_comments=False,
-                                      include_tables=True, deduplicate=False)
+                                      include_tables=True, deduplicate=False, no_fallback=not fallbacks)
     if doc is None:
         return out
     out["text"] = (doc.text or "").strip() or None

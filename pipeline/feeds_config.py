@@ -78,7 +78,7 @@ def validate_full_text(values: Mapping[str, Any], v: Validator) -> dict[str, Any
         path = f"full_text.{key}"
         if key in ("user_agent", "contact"):
             out[key] = v.string(value, path)
-        elif key == "enabled":
+        elif key in ("enabled", "fallbacks"):
             out[key] = v.boolean(value, path)
         elif isinstance(getattr(defaults, key), int) and not isinstance(getattr(defaults, key), bool):
             out[key] = v.integer(value, path, 0 if key in ("retries", "refetch_after_days") else 1)

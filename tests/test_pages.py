@@ -48,6 +48,14 @@ FULL_TEXT = {"min_delay_seconds": DELAY, "timeout_total": 1.5, "timeout_connect"
              "retries": 0, "concurrency": 4, "contact": "newsbeam-tests@example.org"}
 
 
+NEW_STORY = ("<html lang='en'><head><title>Bridge reopens</title></head><body><nav>Home | World | Sport</nav>"
+             "<article><h1>The old railway bridge reopens</h1>"
+             + "".join(f"<p>Paragraph {i}: engineers finished the repairs on the old railway bridge over the river "
+                       "two weeks earlier than the city had planned, and the first trains crossed it this morning.</p>"
+                       for i in range(6))
+             + "</article><footer>Contact us</footer></body></html>")
+
+
 def page_html(entry) -> bytes:
     return gzip.decompress((PAGES / entry["file"]).read_bytes())
 
@@ -190,8 +198,8 @@ def test_feed_items_get_their_page_text_politely(tmp_path, hosts):
     for server in hosts:
         server.log.clear()
     extra = hosts[1].url("/articles/new.html")
-    hosts[1].routes["/articles/new.html"] = html_page(page_html(MANIFEST[5]))
-    links.append((extra, teaser(999), MANIFEST[5]))
+    hosts[1].routes["/articles/new.html"] = html_page(NEW_STORY)
+    links.append((extra, teaser(999), {"file": "new", "with": []}))
     feeds = write_feeds(tmp_path, hosts, links)
     second = run_once(make_settings(output, feeds_file=feeds, feeds={"full_text": True}),
                       now=NOW + dt.timedelta(hours=1))

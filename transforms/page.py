@@ -94,6 +94,7 @@ class PageSettings:
     max_redirects: int = 5
     robots_max_bytes: int = 500_000
     min_text_chars: int = 200               # less extracted text is empty_extraction
+    fallbacks: bool = True                  # trafilatura's fallback extractors (docs/fulltext.md)
     retries: int = 1                        # extra attempts within a run for transient failures
     max_attempts: int = 3                   # attempts over all runs for a page that keeps failing
     cache_days: int = 30                    # page cache entries live this long
@@ -149,6 +150,7 @@ def extract(html: bytes | str, url: str | None = None, fallbacks: bool = True) -
     canonical_source, language, language_source. Missing values are None.
     """
     import trafilatura
+    from trafilatura.settings import set_date_params
 
     out: dict[str, Any] = {"text": None, "title": None, "author": None, "published": None,
                            "canonical_url": None, "canonical_source": None, "language": None,
@@ -158,7 +160,10 @@ def extract(html: bytes | str, url: str | None = None, fallbacks: bool = True) -
         return out
     out.update(page_meta(tree, url))
     doc = trafilatura.bare_extraction(tree, url=url, with_metadata=True, include_comments=False,
-                                      include_tables=True, deduplicate=False, no_fallback=not fallbacks)
+                                      include_tables=True, deduplicate=False, no_fallback=not fallbacks,
+                                      # structured dates only (meta, JSON-LD, URL, <time>): the extensive
+                                      # search of free text costs 150 ms/page and guesses (docs/fulltext.md)
+                                      date_extraction_params=set_date_params(False))
     if doc is None:
         return out
     out["text"] = (doc.text or "").strip() or None
@@ -414,7 +419,7 @@ class PageFetcher:
             if result.status == 304:
                 status = "not_modified"
             else:
-                extracted = extract(result.body, result.final_url)
+                extracted = extract(result.body, result.final_url, self.settings.fallbacks)
                 text = extracted.get("text") or ""
                 status = "ok" if len(text) >= self.settings.min_text_chars else "empty_extraction"
                 if status != "ok":

@@ -172,6 +172,12 @@ def _serve(pages: dict[str, bytes]):
             self.end_headers()
             self.wfile.write(body)
 
+        def handle(self):
+            try:
+                super().handle()
+            except (BrokenPipeError, ConnectionResetError):  # the fetcher closes after each response
+                pass
+
         def log_message(self, *args):
             pass
 

@@ -370,3 +370,24 @@ def test_full_text_settings_and_switches():
         args = parser.parse_args([command, "--feeds", "f.yaml", "--no-full-text"])
         assert overrides_from(args)["feeds"] == {"full_text": False}
         assert "feeds" not in overrides_from(parser.parse_args([command, "--feeds", "f.yaml"]))
+
+
+def test_redirect_to_a_host_with_a_slow_robots_txt_keeps_the_page_deadline():
+    """The robots.txt fetch of a redirect target runs inside the page's fetch: it shares its deadline."""
+    import time
+
+    with PageServer() as a, PageServer() as b:
+        a.routes["/r.html"] = Page(302, b"", headers={"Location": b.url("/x.html")}, delay=1.0)
+        b.routes["/robots.txt"] = Page(body=b"User-agent: *\nAllow: /\n" * 20, content_type="text/plain",
+                                       trickle=0.1)
+        b.routes["/x.html"] = html_page(page_html(MANIFEST[6]))
+        fetcher = PageFetcher(PageSettings(min_delay_seconds=0.05, retries=0, timeout_total=1.5), OPEN)
+        try:
+            started = time.monotonic()
+            [(_, status, _, _, _)] = fetcher.fetch_many([({"url": a.url("/r.html"), "source": "s"}, None)], NOW)
+            elapsed = time.monotonic() - started
+        finally:
+            fetcher.close()
+        assert status in ("robots_unreachable", "timeout"), status
+        assert elapsed < 1.5 + 0.6, elapsed
+        assert "/x.html" not in b.paths()

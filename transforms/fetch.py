@@ -412,12 +412,14 @@ def http_get(client: httpx.Client, url: str, validators: Mapping[str, str | None
     called for the first URL and every redirect target.
     """
     deadline = clock() + settings.timeout_total
-    _DEADLINE.at = time.monotonic() + settings.timeout_total
+    outer = getattr(_DEADLINE, "at", None)  # a fetch inside a fetch (robots.txt of a redirect target)
+    mine = time.monotonic() + settings.timeout_total
+    _DEADLINE.at = mine if outer is None else min(outer, mine)
     try:
         return _http_get(client, url, validators, settings, policy, now, resolve, clock, deadline,
                          accept_types, check_hop, extra_headers)
     finally:
-        _DEADLINE.at = None
+        _DEADLINE.at = outer
 
 
 def _http_get(client, url, validators, settings, policy, now, resolve, clock, deadline, accept_types, check_hop,

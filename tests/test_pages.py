@@ -27,7 +27,9 @@ from page_server import Page, PageServer, html_page
 from pipeline.launch import run_once
 from transforms.fetch import NetworkPolicy
 from transforms.normalize import normalize_text
-from transforms.page import PageFetcher, PageSettings, apply_page, extract, host_key, keep_feed_text, plan
+from transforms.common import RunInfo
+from transforms.page import (PageFetcher, PageSettings, apply_page, extract, host_key, keep_feed_text, page_outcome,
+                             plan)
 
 PAGES = pathlib.Path(__file__).resolve().parent / "fixtures" / "pages"
 MANIFEST = json.loads((PAGES / "pages.json").read_text(encoding="utf-8"))
@@ -254,6 +256,12 @@ def test_extract_records_where_page_metadata_came_from():
     feed_said = apply_page(dict(item, author="Feed Author", declared_language="en"), page)
     assert feed_said["author"] == "Feed Author" and feed_said["declared_language"] == "en"
     assert keep_feed_text(item, "timeout")["body"] == "Teaser."
+    # A full-content feed whose text is much longer than what the page gave keeps its own text.
+    long_feed = dict(item, body="Der ganze Artikel aus dem Feed. " * 100)
+    kept, letter = page_outcome(long_feed, "ok", page, None, RunInfo("r", NOW), 1000)
+    assert (kept["body"], kept["text_source"], kept["fetch_status"], letter) == (
+        long_feed["body"], "feed", "feed_longer", None)
+    assert kept["page_canonical_url"] == "https://x.example/a" and kept["summary"] == "Teaser."
 
 
 def test_plan_cache_and_retry_bounds():

@@ -74,7 +74,7 @@ ROBOTS_TOKEN = "newsbeam"
 # Statuses worth another attempt (in this run, and in later runs up to max_attempts).
 TRANSIENT = frozenset({"timeout", "connect_error", "http_429", "http_408", "http_500", "http_502", "http_503",
                        "http_504", "robots_unreachable"})
-# Statuses that say "no page was tried": not failures, no dead letter.
+# Statuses that say "no page was tried": not failures, no dead letter (nor is feed_longer).
 NOT_TRIED = frozenset({"disabled", "no_url", "cached", "gave_up"})
 
 
@@ -488,9 +488,16 @@ class PageFetcher:
 
 def page_outcome(item: Mapping[str, Any], status: str, extracted: Mapping[str, Any] | None, head: bytes | None,
                  run: RunInfo, payload_cap: int) -> tuple[dict, dict | None]:
-    """The item leaving the step and, for a failed page, its dead letter."""
+    """The item leaving the step and, for a failed page, its dead letter.
+
+    When the feed itself carries a text more than twice as long as the page's extracted text (a
+    full-content feed, a page the extractor mostly missed), the feed's text stays the body
+    (``feed_longer``); the page's metadata is still taken."""
     if status == "ok" and extracted:
-        return apply_page(item, extracted), None
+        out = apply_page(item, extracted)
+        if len(item.get("body") or "") > 2 * len(extracted["text"]):
+            out.update(body=item["body"], text_source="feed", fetch_status="feed_longer")
+        return out, None
     out = keep_feed_text(item, status)
     if status in NOT_TRIED or status == "not_modified":
         return out, None

@@ -558,17 +558,19 @@ class _FetchKeyedFn(beam.DoFn):
         memory = state.read() or {"next_at": {}, "seen": {}}
         url = item["url"].strip()
         horizon = time.time() - self._settings.cache_days * 86400
-        memory["seen"] = {u: t for u, t in memory["seen"].items() if t >= horizon}
-        if url in memory["seen"]:
-            out, letter, cache = keep_feed_text(item, "cached"), None, None
+        memory["seen"] = {u: seen for u, seen in memory["seen"].items() if seen[0] >= horizon}
+        seen = memory["seen"].get(url)  # (time, status, attempts) of this page in this stream
+        retry = seen is not None and seen[1] in TRANSIENT and seen[2] < self._settings.max_attempts
+        if seen is not None and not retry:
+            ok = seen[1] in ("ok", "not_modified")
+            out, letter = keep_feed_text(item, "cached" if ok else "gave_up"), None
         else:
             host = host_key(url)
             self._fetcher._next_at[host] = max(self._fetcher._next_at.get(host, 0.0),
                                                memory["next_at"].get(host, 0.0))
             [(item, status, extracted, head, cache)] = self._fetcher.fetch_many([(item, entry)], now)
             memory["next_at"][host] = self._fetcher._next_at.get(host, 0.0)
-            if status in ("ok", "not_modified") or status not in TRANSIENT:
-                memory["seen"][url] = time.time()
+            memory["seen"][url] = (time.time(), status, (seen[2] if seen else 0) + 1)
             out, letter = page_outcome(item, status, extracted, head, run, self._payload_cap)
         state.write(memory)
         yield out

@@ -45,6 +45,9 @@ docs: $(STAMP) ## regenerate the column reference in docs/schema.md from schemas
 eval-dedup: $(STAMP) ## near-duplicate pair precision/recall on generated variants of real articles
 	$(PY) -m bench.evaluate_dedup $(ARGS)
 
+bench-pages: $(STAMP) ## full text: page fetch + extraction pages/s and ms/page over many local hosts (ARGS=; docs/fulltext.md)
+	$(PY) -m bench.bench_pages throughput $(ARGS)
+
 eval: $(STAMP) ## topic labels: precision/recall per label and language on each labeled set, off-topic rate on 10kGNAD (ARGS=--write stores eval/topics.json, docs/topics.md)
 	$(PY) -m pipeline eval $(ARGS)
 

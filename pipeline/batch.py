@@ -81,7 +81,7 @@ def article_counts(articles):
 
 def process_items(items, dead_letters: list, input_counts, settings: RunSettings, run: RunInfo, taxonomy: dict,
                   manifest_base: dict[str, Any], extra_files: list | None = None,
-                  commit_hooks: list[Callable] | None = None):
+                  commit_hooks: list[Callable] | None = None, record_extras: dict[str, Any] | None = None):
     """The shared article flow, for files and feeds alike.
 
     ``items`` are parsed items, ``dead_letters`` PCollections of dead letters
@@ -125,7 +125,8 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
     all_files = files | "AllFileDescriptors" >> beam.Flatten()
     return (all_files, counts) | "CommitRun" >> CommitRun(
         settings.output, run_id, manifest_base, summaries=list(commit_hooks or []),
-        replaces=settings.replaces_runs, lease_owner=settings.lease_owner or run_id, compaction=compaction)
+        replaces=settings.replaces_runs, lease_owner=settings.lease_owner or run_id, compaction=compaction,
+        record_extras=record_extras)
 
 
 def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any]):

@@ -49,7 +49,7 @@ _SECTION_KEYS: dict[str, set[str]] = {
     "write": {"rows_per_file", "shards"},
     "stream": {"poll_interval_seconds", "window_seconds", "allowed_lateness_seconds", "dedup_ttl_seconds"},
     "feeds": {"timeout_connect", "timeout_total", "max_bytes", "max_redirects", "user_agent", "backoff_base_seconds",
-              "backoff_max_seconds", "allow_future_minutes"},
+              "backoff_max_seconds", "allow_future_minutes", "full_text"},
 }
 
 

@@ -11,6 +11,10 @@ Format::
         url: https://www.tagesschau.de/xml/rss2/
         language: de                # optional declared language (ISO 639-1)
         enabled: true               # optional, default true
+        full_text: true             # optional, default true: fetch each item's page (docs/fulltext.md)
+    full_text:                      # optional: the page fetch (transforms/page.py PageSettings)
+      contact: ops@example.org      # put in the User-Agent of page requests
+      min_delay_seconds: 2          # per host
 
 The fetch settings themselves (timeouts, body limit, redirects, User-Agent,
 backoff) live in the run profile's ``feeds:`` section; see configs/local.yaml.
@@ -27,11 +31,13 @@ from urllib.parse import urlsplit
 
 from pipeline.config import ConfigError, Validator, load_yaml, resolve_config_path
 from transforms.fetch import FetchSettings, NetworkPolicy
+from transforms.page import PageSettings
 
 FETCH_KEYS = ("timeout_connect", "timeout_total", "max_bytes", "max_redirects", "user_agent",
               "backoff_base_seconds", "backoff_max_seconds")
-_FEED_KEYS = {"name", "url", "language", "enabled"}
-_TOP_KEYS = {"allow_private_networks", "allow_networks", "fetch", "feeds"}
+_FEED_KEYS = {"name", "url", "language", "enabled", "full_text"}
+_TOP_KEYS = {"allow_private_networks", "allow_networks", "fetch", "feeds", "full_text"}
+PAGE_KEYS = tuple(f.name for f in dataclasses.fields(PageSettings)) + ("contact",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-()&]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
@@ -42,6 +48,8 @@ class FeedsConfig:
     feeds: tuple[Mapping[str, Any], ...]      # enabled feeds: {'name', 'url', 'language'}
     policy: NetworkPolicy
     fetch_overrides: Mapping[str, Any]
+    full_text: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the file's `full_text:` section
+    no_full_text: tuple[str, ...] = ()        # names of feeds with `full_text: false`
 
 
 def validate_fetch(values: Mapping[str, Any], v: Validator, path: str, require_all: bool) -> dict[str, Any]:
@@ -62,6 +70,39 @@ def validate_fetch(values: Mapping[str, Any], v: Validator, path: str, require_a
     return out
 
 
+def validate_full_text(values: Mapping[str, Any], v: Validator) -> dict[str, Any]:
+    """Check the feeds file's ``full_text:`` section (keys of :class:`PageSettings`, plus ``contact``)."""
+    defaults = PageSettings()
+    out = {}
+    for key, value in values.items():
+        path = f"full_text.{key}"
+        if key in ("user_agent", "contact"):
+            out[key] = v.string(value, path)
+        elif key in ("enabled", "fallbacks"):
+            out[key] = v.boolean(value, path)
+        elif isinstance(getattr(defaults, key), int) and not isinstance(getattr(defaults, key), bool):
+            out[key] = v.integer(value, path, 0 if key in ("retries", "refetch_after_days") else 1)
+        else:
+            out[key] = v.number(value, path, 0)
+    return out
+
+
+def page_settings(profile_feeds: Mapping[str, Any], config: FeedsConfig, enabled: bool = True) -> PageSettings:
+    """Settings of the page fetch: defaults, the feeds file's ``full_text:`` section, and ``enabled``
+    (false with ``--no-full-text`` or the profile's ``feeds.full_text: false``). The User-Agent is the
+    feeds' one (or ``full_text.user_agent``) plus ``full_text.contact``."""
+    switch = profile_feeds.get("full_text", True)
+    if not isinstance(switch, bool):
+        raise ConfigError(f"profile feeds.full_text: expected true or false, got {switch!r}")
+    values = dict(config.full_text)
+    contact = values.pop("contact", None)
+    agent = values.pop("user_agent", None) or profile_feeds.get("user_agent") or PageSettings.user_agent
+    if contact:
+        agent = f"{agent.rstrip(')')}; contact: {contact})" if agent.endswith(")") else f"{agent} ({contact})"
+    values["enabled"] = bool(values.get("enabled", True)) and enabled and switch
+    return PageSettings(user_agent=agent, **values)
+
+
 def validate_feeds(data: Mapping[str, Any], source: str) -> FeedsConfig:
     v = Validator(source)
     v.mapping(data, "feeds file", _TOP_KEYS)
@@ -77,7 +118,8 @@ def validate_feeds(data: Mapping[str, Any], source: str) -> FeedsConfig:
     fetch = validate_fetch(v.mapping(data.get("fetch", {}), "fetch", set(FETCH_KEYS)), v, "fetch", False)
     if not isinstance(data["feeds"], list) or not data["feeds"]:
         v.fail("feeds", f"expected a non-empty list of feeds, got {data['feeds']!r}")
-    feeds, names, urls = [], set(), set()
+    full_text = validate_full_text(v.mapping(data.get("full_text", {}), "full_text", set(PAGE_KEYS)), v)
+    feeds, names, urls, no_full_text = [], set(), set(), []
     for i, raw in enumerate(data["feeds"]):
         path = f"feeds[{i}]"
         entry = v.mapping(raw, path, _FEED_KEYS)
@@ -102,11 +144,13 @@ def validate_feeds(data: Mapping[str, Any], source: str) -> FeedsConfig:
         urls.add(url)
         if v.boolean(entry.get("enabled", True), f"{path}.enabled"):
             feeds.append({"name": name, "url": url, "language": language})
+            if not v.boolean(entry.get("full_text", True), f"{path}.full_text"):
+                no_full_text.append(name)
     if not feeds:
         v.fail("feeds", "every feed is disabled")
     return FeedsConfig(source=source, feeds=tuple(feeds),
                        policy=NetworkPolicy(allow_private_networks=allow_private, allow_networks=tuple(networks)),
-                       fetch_overrides=fetch)
+                       fetch_overrides=fetch, full_text=full_text, no_full_text=tuple(no_full_text))
 
 
 def load_feeds(path: str) -> FeedsConfig:

@@ -1,8 +1,9 @@
 """Assembly of a batch run over feeds (and files, when both are given).
 
-feeds file -> (feed, state) -> FetchFeeds -> ParseFeeds -> items -> the shared
-article flow (pipeline.batch.process_items); feed_status rows are written as
-an extra table and the feeds' next state is committed by a CommitRun hook.
+feeds file -> (feed, state) -> FetchFeeds -> ParseFeeds -> items -> FetchPages
+(each item's article page, transforms/page.py) -> the shared article flow
+(pipeline.batch.process_items); feed_status rows are written as an extra table
+and the feeds' next state and the page cache are committed by CommitRun hooks.
 
 Counting: each feed entry is one input, and so is each feed that becomes a
 dead letter; a feed that fails to fetch, is not modified or is unchanged adds
@@ -17,7 +18,7 @@ from typing import Any
 import apache_beam as beam
 
 from pipeline.batch import _count, process_items
-from pipeline.feeds_config import FeedsConfig, fetch_settings, load_feeds
+from pipeline.feeds_config import FeedsConfig, fetch_settings, load_feeds, page_settings
 from pipeline.settings import RunSettings
 from schemas import FEED_STATUS
 from transforms.common import DEAD_LETTER, RunInfo
@@ -25,6 +26,7 @@ from transforms.commit import staging_root
 from transforms.feed_state import FeedStateSummary, StageFeedState, load_states
 from transforms.feeds import STATUS, ParseFeeds
 from transforms.fetch import FetchFeeds
+from transforms.page import FetchPages, PageCacheSummary
 from transforms.read import ReadArticleFiles
 from transforms.topics import load_taxonomy
 from transforms.write import WriteTable
@@ -55,11 +57,17 @@ class FeedSource(beam.PTransform):
         statuses = parsed[STATUS] | "StageFeedState" >> StageFeedState(staged, run.run_id)
         status_files = statuses | "WriteFeedStatus" >> WriteTable(
             FEED_STATUS, staged, run.run_id, shards=1, rows_per_file=settings.write["rows_per_file"])
+        pages = parsed["items"] | "FetchPages" >> FetchPages(
+            page_settings(settings.feeds, self._config), self._config.policy, run,
+            settings.read["dead_letter_payload_bytes"], settings.output, self._config.no_full_text,
+            stage_root=staged)
         inputs = (
             _count(parsed["items"], "FeedItems", "inputs"),
             _count(parsed[DEAD_LETTER], "FeedFailures", "inputs"),
+            _count(pages[DEAD_LETTER], "PageFailures", "inputs"),
         ) | "FeedInputCounts" >> beam.Flatten()
-        return {"items": parsed["items"], DEAD_LETTER: parsed[DEAD_LETTER], "inputs": inputs, "files": status_files}
+        dead = (parsed[DEAD_LETTER], pages[DEAD_LETTER]) | "FeedDeadLetters" >> beam.Flatten()
+        return {"items": pages["items"], DEAD_LETTER: dead, "inputs": inputs, "files": status_files}
 
 
 def build_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any],
@@ -83,7 +91,12 @@ def build_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manife
         inputs.append(feeds["inputs"])
         extra_files.append(feeds["files"])
         hooks.append(FeedStateSummary())
+        hooks.append(PageCacheSummary())
     all_items = items | "AllItems" >> beam.Flatten()
     all_inputs = inputs | "InputCounts" >> beam.Flatten()
+    record_extras = {}
+    if settings.feeds_file:
+        record_extras["page_cache"] = {"cache_days": page_settings(settings.feeds, config).cache_days,
+                                       "now": run.ingested_at.isoformat()}
     return process_items(all_items, dead, all_inputs, settings, run, taxonomy, manifest_base,
-                         extra_files=extra_files, commit_hooks=hooks)
+                         extra_files=extra_files, commit_hooks=hooks, record_extras=record_extras)

@@ -118,11 +118,16 @@ class PollFeeds(beam.PTransform):
     def __init__(self, settings: RunSettings, run_id: str, interval_seconds: int, start: float,
                  stop: float | None):
         super().__init__()
-        from pipeline.feeds_config import fetch_settings, load_feeds
+        from pipeline.feeds_config import fetch_settings, load_feeds, page_settings
+        from transforms.common import RunInfo
+        from transforms.page import FetchPages
 
         config = load_feeds(settings.feeds_file)
         self._poll = PollFeedsOnTicks(config.feeds, fetch_settings(settings.feeds, config, settings.profile),
                                       config.policy, run_id, settings.read["dead_letter_payload_bytes"])
+        self._pages = FetchPages(page_settings(settings.feeds, config), config.policy,
+                                 RunInfo(run_id=run_id, ingested_at=dt.datetime.fromtimestamp(start, dt.timezone.utc)),
+                                 settings.read["dead_letter_payload_bytes"], None, config.no_full_text, streaming=True)
         self._interval = interval_seconds
         self._start = start
         self._stop = stop
@@ -132,7 +137,10 @@ class PollFeeds(beam.PTransform):
             start_timestamp=self._start,
             stop_timestamp=self._stop if self._stop is not None else MAX_TIMESTAMP,
             fire_interval=self._interval)
-        return ticks | "FetchFeeds" >> self._poll
+        polled = ticks | "FetchFeeds" >> self._poll
+        pages = polled["items"] | "FetchPages" >> self._pages  # full text (transforms/page.py)
+        dead = (polled[DEAD_LETTER], pages[DEAD_LETTER]) | "PollDeadLetters" >> beam.Flatten()
+        return {**polled, "items": pages["items"], DEAD_LETTER: dead}
 
 
 def streaming_options(settings: RunSettings, extra_args: list[str] | None, bounded: bool):

@@ -112,7 +112,7 @@ ARTICLES = Table(
         _c("categories", pa.list_(pa.string()), "Categories/tags given by the feed."),
         _c("published_at", TIMESTAMP, "Publication time in UTC; null when the source gives none."),
         _c("published_date", pa.date32(), "Partition: publication date (UTC), or the ingestion date when there is none.", False),
-        _c("date_source", pa.string(), "Where published_date came from: text, entry:<field> or feed:<field> (published, updated, created), or ingested.", False),
+        _c("date_source", pa.string(), "Where published_date came from: text, entry:<field> or feed:<field> (published, updated, created), page (the article page, htmldate), or ingested.", False),
         _c("date_precision", pa.string(), "Precision of published_at: second, day, month, year, or none.", False),
         _c("date_in_future", pa.bool_(), "True when the source's date lies after ingestion (kept, flagged)."),
         _c("date_warning", pa.string(), "What is doubtful about the date: unparsed string, time zone assumed, feed's date used, in the future, no date; null when nothing is."),
@@ -132,6 +132,14 @@ ARTICLES = Table(
         _c("cluster_size", pa.int32(), "Number of copies of the story seen in this run (1 = unique).", False),
         _c("run_id", pa.string(), "Run that wrote the row.", False),
         _c("schema_version", pa.string(), "Version of this schema.", False),
+        _c("text_source", pa.string(), "Where body came from: page (the article page, extracted) or feed (the feed's "
+                                        "own text); null for files."),
+        _c("fetch_status", pa.string(), "Outcome of the page fetch: ok, disabled, cached, robots_disallowed, http_404, "
+                                         "timeout, too_large, not_html, empty_extraction, ... (docs/fulltext.md); "
+                                         "null for files."),
+        _c("page_canonical_url", pa.string(), "Canonical URL the page declares (<link rel=canonical>, else og:url)."),
+        _c("page_fields", pa.list_(pa.string()), "Fields taken from the page, as field:source "
+                                                  "(e.g. published_at:htmldate, declared_language:html_lang)."),
     ),
 )
 

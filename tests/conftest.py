@@ -37,8 +37,13 @@ def seeds_with_duplicate_and_dead_letter(folder: pathlib.Path) -> str:
 
 
 def make_settings(output: str | os.PathLike, inputs: list[str] | None = None, **overrides):
-    """Settings from the local profile, writing to ``output``."""
+    """Settings from the local profile, writing to ``output``.
+
+    The page fetch of feed items (full text, on by default) is off here unless a test asks for it with
+    ``feeds={..., "full_text": True}``: the test feeds link to hosts this machine cannot reach.
+    """
     values = {"output": str(output), **overrides}
+    values["feeds"] = {"full_text": False, **values.get("feeds", {})}
     if inputs is not None:
         values["inputs"] = inputs
     return build_settings("local", values)

@@ -16,7 +16,8 @@ from pipeline.cli import main as cli_main
 from pipeline.commands.watch import watch
 
 TEST_FETCH = {"timeout_connect": 1, "timeout_total": 3, "max_bytes": 100_000, "max_redirects": 3,
-              "backoff_base_seconds": 60, "backoff_max_seconds": 3600, "user_agent": "newsbeam-test/1"}
+              "backoff_base_seconds": 60, "backoff_max_seconds": 3600, "user_agent": "newsbeam-test/1",
+              "full_text": False}  # the test items link to hosts this machine cannot reach
 
 STORIES = [
     {"guid": "w-1", "title": "Coalition agrees on budget", "link": "https://w.example.org/budget",

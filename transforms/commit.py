@@ -151,13 +151,18 @@ def build_counters(counts: Mapping[str, int]) -> dict[str, Any]:
 
 # -- publish and recover -----------------------------------------------------------------------
 
-def _staged_files(output_root: str, run_id: str, subdir: str, suffix: str) -> list[str]:
-    folder = join(staging_root(output_root, run_id), subdir)
-    try:
-        matched = FileSystems.match([join(folder, "*" + suffix)])[0].metadata_list
-    except Exception:
-        return []
-    return sorted(m.path for m in matched)
+def _staged_state(output_root: str, run_id: str) -> list[str]:
+    """Files the run staged under ``_state/`` (feed state, page cache, index segment)."""
+    folder = join(staging_root(output_root, run_id), "_state")
+    found = []
+    for sub in ("*", "*/*", "*/*/*"):
+        try:
+            matched = FileSystems.match([join(folder, sub)])[0].metadata_list
+        except Exception:
+            continue
+        found += [m.path for m in matched if not m.path.endswith(storage.TEMP_SUFFIX)
+                  and (storage.is_remote(m.path) or os.path.isfile(m.path))]
+    return sorted(set(found))
 
 
 def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,6 +186,13 @@ def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
             compacted = compact(output_root, segments, run_id, window_cutoff(now, compaction.get("window_days")))
             segments = published_segments(output_root)
         manifest["dedup_index"] = {"segments": len(segments), "compacted_into": compacted}
+    page_cache = record.get("page_cache")
+    if page_cache:
+        from transforms.page import compact_page_cache
+
+        storage.fault_point("compact")
+        compact_page_cache(output_root, run_id, int(page_cache["cache_days"]),
+                           dt.datetime.fromisoformat(page_cache["now"]))
     manifest["files"] = [{k: v for k, v in f.items() if k != "staged"} for f in record["files"]
                          if f.get("table") in TABLES]
     manifest["status"] = "committed"
@@ -268,7 +280,8 @@ def recover_if_idle(output_root: str) -> dict[str, Any] | None:
 class _CommitFn(beam.DoFn):
     def __init__(self, output_root: str, run_id: str, manifest_base: Mapping[str, Any],
                  summaries: list[Callable[..., dict | None]], replaces: Iterable[str], lease_owner: str | None,
-                 compaction: Mapping[str, Any] | None):
+                 compaction: Mapping[str, Any] | None, record_extras: Mapping[str, Any] | None = None):
+        self._record_extras = dict(record_extras or {})
         self._root = output_root
         self._run_id = run_id
         self._base = dict(manifest_base)
@@ -281,9 +294,13 @@ class _CommitFn(beam.DoFn):
         root, run_id = self._root, self._run_id
         files = sorted(files, key=lambda f: f["path"])
         entries = [{**f, "staged": f["path"], "path": final_path(root, run_id, f["path"])} for f in files]
-        for staged in _staged_files(root, run_id, "_state/feeds", ".json"):
-            entries.append({"table": "feed_state", "partition": "", "staged": staged,
-                            "path": final_path(root, run_id, staged), "rows": 1})
+        described = {e["staged"] for e in entries}
+        for staged in _staged_state(root, run_id):  # feed state, page cache: staged, not described
+            if staged not in described:
+                kind = ("feed_state" if "/_state/feeds/" in staged else
+                        "page_cache" if "/_state/pages/" in staged else "state")
+                entries.append({"table": kind, "partition": "", "staged": staged,
+                                "path": final_path(root, run_id, staged), "rows": 1})
         extras: dict[str, Any] = {}
         for summary in self._summaries:
             extras.update(summary(files=entries, counts=dict(counts)) or {})
@@ -298,7 +315,8 @@ class _CommitFn(beam.DoFn):
             **extras,
         })
         record = {"run_id": run_id, "created_at": manifest["finished_at"], "files": entries,
-                  "replaces": self._replaces, "compact": self._compaction, "manifest": manifest}
+                  "replaces": self._replaces, "compact": self._compaction, "manifest": manifest,
+                  **self._record_extras}
         own_lease = None
         if not (self._lease_owner and held_by(root, self._lease_owner)):
             # Nobody holds the lease for this run (a job submitted with --no-wait): take it to commit.
@@ -329,9 +347,11 @@ class CommitRun(beam.PTransform):
 
     def __init__(self, output_root: str, run_id: str, manifest_base: Mapping[str, Any],
                  summaries: list[Callable[..., dict | None]] | None = None, replaces: Iterable[str] = (),
-                 lease_owner: str | None = None, compaction: Mapping[str, Any] | None = None):
+                 lease_owner: str | None = None, compaction: Mapping[str, Any] | None = None,
+                 record_extras: Mapping[str, Any] | None = None):
         super().__init__()
-        self._fn = _CommitFn(output_root, run_id, manifest_base, summaries or [], replaces, lease_owner, compaction)
+        self._fn = _CommitFn(output_root, run_id, manifest_base, summaries or [], replaces, lease_owner, compaction,
+                             record_extras)
 
     def expand(self, files_and_counts):
         files, counts = files_and_counts

@@ -12,7 +12,15 @@ Core (plain functions, no Beam):
   check keep the host name), so a DNS answer that changes between check and
   connect (DNS rebinding) cannot redirect the connection.
 * ``http_get``: one conditional GET with manual, bounded redirects, a connect
-  and a total deadline, a streamed body cap and gzip/deflate.
+  timeout and ONE total wall-clock deadline, and a body cap. The deadline is
+  enforced at the socket: every read, write, connect and TLS handshake of the
+  request gets at most the time left (``_DeadlineBackend``), so a server that
+  trickles its headers or body one byte at a time is cut off at the deadline
+  (httpx's own timeouts are per operation). Content-Encoding layers (gzip,
+  deflate, zstd, stacked as in ``gzip, gzip``) are decoded here, pull-style,
+  from the raw bytes: each layer hands out at most a small chunk per read and
+  the decoded size is counted as it grows, so a decompression bomb stops at
+  ``max_bytes`` with bounded memory.
 * ``fetch_feed``: backoff check, conditional GET (ETag / Last-Modified),
   content-hash skip of unchanged bodies and the next per-feed state. It never
   raises for a feed's fault: the outcome is ``ok``, ``not_modified``,
@@ -30,13 +38,21 @@ import email.utils
 import hashlib
 import ipaddress
 import socket
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import apache_beam as beam
+import httpcore
 import httpx
+
+try:  # optional: zstd-encoded bodies are decoded when zstandard is installed
+    import zstandard
+except ImportError:  # pragma: no cover
+    zstandard = None
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
@@ -78,9 +94,10 @@ class FetchError(Exception):
     """A feed could not be fetched; ``kind`` names the failure class."""
 
     def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None,
-                 final_url: str | None = None):
+                 final_url: str | None = None, head: bytes | None = None):
         super().__init__(message)
         self.kind = kind
+        self.head = head  # raw response head (status line, headers, first body bytes) when one arrived
         self.status = status
         self.retry_after = retry_after
         self.final_url = final_url
@@ -160,6 +177,13 @@ def _pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[s
 
 # -- HTTP -----------------------------------------------------------------------
 
+RAW_CHUNK = 16 * 1024        # raw bytes read from the socket per step
+DECODED_CHUNK = 64 * 1024    # decoded bytes a layer hands out per read
+MAX_ENCODING_LAYERS = 3      # `Content-Encoding: gzip, gzip, gzip` is the most accepted
+ZSTD_MAX_WINDOW = 1 << 23    # zstd frames that need a larger window (memory) are refused
+HEAD_BYTES = 2048            # body bytes kept in a failure's response head (dead letters)
+
+
 def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
@@ -176,6 +200,192 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+# One total deadline per request, enforced at the socket ----------------------------
+
+_DEADLINE = threading.local()
+
+
+def _time_left(kind: type[Exception]) -> float | None:
+    at = getattr(_DEADLINE, "at", None)
+    if at is None:
+        return None
+    left = at - time.monotonic()
+    if left <= 0:
+        raise kind("total deadline of the request reached")
+    return left
+
+
+def _bounded(timeout: float | None, kind: type[Exception]) -> float | None:
+    left = _time_left(kind)
+    if left is None:
+        return timeout
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read/write waits at most until the request's total deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _bounded(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _DeadlineStream(super().connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout),
+                                                   local_address, socket_options))
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx transport whose connections obey the total deadline set by :func:`http_get`."""
+
+    def __init__(self, limits: httpx.Limits):
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+
+
+# Content-Encoding, decoded layer by layer with bounded reads ----------------------
+
+class _RawSource:
+    """File-like ``read(n)`` over ``response.iter_raw``; counts (and caps) the bytes on the wire."""
+
+    def __init__(self, response: httpx.Response, limit: int):
+        self._chunks = response.iter_raw(RAW_CHUNK)
+        self._buffer = b""
+        self._limit = limit
+        self.wire_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._buffer:
+            self._buffer = next(self._chunks, b"")
+            self.wire_bytes += len(self._buffer)
+            if self.wire_bytes > self._limit:
+                raise FetchError("too_large", f"more than {self._limit} bytes on the wire")
+        size = len(self._buffer) if n is None or n < 0 else n
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+class _ZlibLayer:
+    """gzip (multi-member) or deflate (zlib or raw) decoding that returns at most ``n`` bytes per read."""
+
+    def __init__(self, source, encoding: str):
+        self._source = source
+        self._gzip = encoding != "deflate"
+        self._d = None
+        self._pending = b""
+        self._done = False
+
+    def _new(self, first: bytes):
+        if self._gzip:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        zlib_header = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+
+    def read(self, n: int = DECODED_CHUNK) -> bytes:
+        n = DECODED_CHUNK if n is None or n < 0 else n
+        while not self._done:
+            if not self._pending:
+                self._pending = self._source.read(RAW_CHUNK)
+                if not self._pending:
+                    self._done = True
+                    return self._d.flush() if self._d is not None else b""
+            if self._d is None:
+                self._d = self._new(self._pending)
+            try:
+                out = self._d.decompress(self._pending, n)
+            except zlib.error as err:
+                raise FetchError("decoding", f"cannot decode the body: {err}") from err
+            if self._d.eof:  # a gzip member ended; another may follow
+                self._pending = self._d.unused_data
+                self._d = None
+                if self._pending.strip(b"\0") == b"" and self._pending:
+                    self._pending = b""
+            else:
+                self._pending = self._d.unconsumed_tail
+            if out:
+                return out
+        return b""
+
+
+class _ZstdLayer:
+    def __init__(self, source):
+        if zstandard is None:
+            raise FetchError("decoding", "zstd body but the zstandard package is not installed")
+        self._reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
+            source, read_size=RAW_CHUNK, read_across_frames=True)
+
+    def read(self, n: int = DECODED_CHUNK) -> bytes:
+        try:
+            return self._reader.read(DECODED_CHUNK if n is None or n < 0 else n)
+        except zstandard.ZstdError as err:
+            raise FetchError("decoding", f"cannot decode the zstd body: {err}") from err
+
+
+def content_encodings(header: str | None) -> list[str]:
+    """The encodings of a Content-Encoding header in the order they were applied (identity dropped)."""
+    layers = [part.strip().lower() for part in (header or "").split(",") if part.strip()]
+    return [layer for layer in layers if layer != "identity"]
+
+
+def decoded_stream(response: httpx.Response, max_bytes: int):
+    """A ``read(n)`` object giving the decoded body; raises FetchError for unknown or too many layers."""
+    source = _RawSource(response, max_bytes)
+    layers = content_encodings(response.headers.get("content-encoding"))
+    if len(layers) > MAX_ENCODING_LAYERS:
+        raise FetchError("decoding", f"{len(layers)} content-encoding layers (at most {MAX_ENCODING_LAYERS})")
+    stream = source
+    for layer in reversed(layers):  # the last encoding applied is undone first
+        if layer in ("gzip", "x-gzip", "deflate"):
+            stream = _ZlibLayer(stream, layer)
+        elif layer == "zstd":
+            stream = _ZstdLayer(stream)
+        else:
+            raise FetchError("decoding", f"unsupported content-encoding {layer!r}")
+    return stream
+
+
+def read_capped(stream, max_bytes: int, what: str = "body") -> bytes:
+    """Read a decoded stream to its end, failing as soon as it grows beyond ``max_bytes``."""
+    chunks, size = [], 0
+    while True:
+        chunk = stream.read(DECODED_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError("too_large", f"{what} larger than the limit of {max_bytes} bytes (decoded)")
+        chunks.append(chunk)
+
+
+def response_head(response: httpx.Response, body: bytes = b"") -> bytes:
+    """Status line, headers and the first body bytes: the raw payload of a failed page's dead letter."""
+    lines = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+    lines += [f"{k}: {v}" for k, v in response.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body[:HEAD_BYTES]
+
+
 @dataclasses.dataclass
 class HttpResult:
     status: int
@@ -183,17 +393,37 @@ class HttpResult:
     headers: dict[str, str]
     body: bytes
     redirects: int
+    head: bytes = b""
 
 
 def http_get(client: httpx.Client, url: str, validators: Mapping[str, str | None], settings: FetchSettings,
              policy: NetworkPolicy, now: dt.datetime, resolve: Resolver = socket.getaddrinfo,
-             clock: Callable[[], float] = time.monotonic) -> HttpResult:
+             clock: Callable[[], float] = time.monotonic, *, accept_types: tuple[str, ...] | None = None,
+             check_hop: Callable[[str], None] | None = None, extra_headers: Mapping[str, str] | None = None,
+             ) -> HttpResult:
     """Conditional GET of ``url`` following at most ``max_redirects`` redirects; raises :class:`FetchError`.
 
-    Returns the 2xx or 304 response with its body (decoded from gzip/deflate,
-    at most ``max_bytes``). Other statuses raise, with ``retry_after`` for 429/503.
+    Returns the 2xx or 304 response with its body (decoded, at most
+    ``max_bytes``). Other statuses raise, with ``retry_after`` for 429/503.
+    Connect, TLS, headers, body and every redirect share ONE deadline of
+    ``timeout_total`` seconds (wall clock). ``accept_types``: media types
+    accepted (else ``not_html``-like kind ``content_type`` before the body is
+    read); ``check_hop(url)``: raises FetchError to refuse a hop (robots.txt),
+    called for the first URL and every redirect target.
     """
     deadline = clock() + settings.timeout_total
+    outer = getattr(_DEADLINE, "at", None)  # a fetch inside a fetch (robots.txt of a redirect target)
+    mine = time.monotonic() + settings.timeout_total
+    _DEADLINE.at = mine if outer is None else min(outer, mine)
+    try:
+        return _http_get(client, url, validators, settings, policy, now, resolve, clock, deadline,
+                         accept_types, check_hop, extra_headers)
+    finally:
+        _DEADLINE.at = outer
+
+
+def _http_get(client, url, validators, settings, policy, now, resolve, clock, deadline, accept_types, check_hop,
+              extra_headers) -> HttpResult:
     seen: list[str] = []
     current = url
     for hop in range(settings.max_redirects + 1):
@@ -202,9 +432,12 @@ def http_get(client: httpx.Client, url: str, validators: Mapping[str, str | None
             raise FetchError("bad_url", f"only http(s) URLs with a host are fetched, got {current!r}",
                              final_url=current)
         seen.append(current)
+        if check_hop is not None:
+            check_hop(current)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         address = resolve_vetted(parts.hostname, port, policy, resolve)
         pinned, headers, extensions = _pinned_request(current, address)
+        headers.update(extra_headers or {})
         if validators.get("etag"):
             headers["If-None-Match"] = validators["etag"]
         if validators.get("last_modified"):
@@ -218,10 +451,11 @@ def http_get(client: httpx.Client, url: str, validators: Mapping[str, str | None
         try:
             response = client.send(request, stream=True)
         except httpx.TimeoutException as err:
-            raise FetchError("timeout", f"{type(err).__name__} after {settings.timeout_total}s budget",
-                             final_url=current) from err
+            raise FetchError("timeout", f"{type(err).__name__}: no complete answer within the "
+                                        f"{settings.timeout_total}s total limit", final_url=current) from err
         except httpx.HTTPError as err:
             raise FetchError("connect", f"{type(err).__name__}: {err}", final_url=current) from err
+        body = b""
         try:
             status = response.status_code
             if status in REDIRECT_STATUSES:
@@ -237,35 +471,40 @@ def http_get(client: httpx.Client, url: str, validators: Mapping[str, str | None
                 continue
             response_headers = {k.lower(): v for k, v in response.headers.items()}
             if status == 304:
-                return HttpResult(304, current, response_headers, b"", hop)
+                return HttpResult(304, current, response_headers, b"", hop, response_head(response))
             if status >= 400 or status < 200:
                 retry = parse_retry_after(response.headers.get("retry-after"), now) if status in (429, 503) else None
                 raise FetchError("http", f"HTTP {status} {response.reason_phrase}".strip(), status, retry, current)
+            if accept_types is not None:
+                media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media not in accept_types:
+                    raise FetchError("content_type", f"content type {media or 'missing'!r} is not one of "
+                                                     f"{', '.join(accept_types)}", status, final_url=current)
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > settings.max_bytes \
                     and "content-encoding" not in response.headers:
                 raise FetchError("too_large", f"Content-Length {declared} > limit {settings.max_bytes} bytes",
                                  status, final_url=current)
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > settings.max_bytes:
-                    raise FetchError("too_large", f"body larger than the limit of {settings.max_bytes} bytes",
-                                     status, final_url=current)
-                if clock() > deadline:
-                    raise FetchError("timeout", f"total time limit of {settings.timeout_total}s reached",
-                                     status, final_url=current)
-                chunks.append(chunk)
-            return HttpResult(status, current, response_headers, b"".join(chunks), hop)
+            body = read_capped(decoded_stream(response, settings.max_bytes), settings.max_bytes)
+            if clock() > deadline:
+                raise FetchError("timeout", f"total time limit of {settings.timeout_total}s reached",
+                                 status, final_url=current)
+            return HttpResult(status, current, response_headers, body, hop, response_head(response, body))
+        except FetchError as err:
+            if err.status is None:
+                err.status = response.status_code
+            if err.final_url is None:
+                err.final_url = current
+            if err.head is None:
+                err.head = response_head(response, body)
+            raise
         except httpx.TimeoutException as err:
-            raise FetchError("timeout", f"{type(err).__name__} while reading the body", response.status_code,
-                             final_url=current) from err
-        except httpx.DecodingError as err:
-            raise FetchError("decoding", f"cannot decode the body: {err}", response.status_code,
-                             final_url=current) from err
+            raise FetchError("timeout", f"{type(err).__name__}: body not complete within the "
+                                        f"{settings.timeout_total}s total limit", response.status_code,
+                             final_url=current, head=response_head(response)) from err
         except httpx.HTTPError as err:
             raise FetchError("connect", f"{type(err).__name__}: {err}", response.status_code,
-                             final_url=current) from err
+                             final_url=current, head=response_head(response)) from err
         finally:
             response.close()
     raise FetchError("too_many_redirects", f"more than {settings.max_redirects} redirects: {' -> '.join(seen)}",
@@ -360,7 +599,7 @@ def make_client(settings: FetchSettings) -> httpx.Client:
     return httpx.Client(
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_keepalive_connections=0),
+        transport=DeadlineTransport(httpx.Limits(max_keepalive_connections=0)),
         timeout=httpx.Timeout(settings.timeout_total, connect=settings.timeout_connect),
         headers={"User-Agent": settings.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
     )

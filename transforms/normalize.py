@@ -109,6 +109,11 @@ def to_article(
         "cluster_size": 1,
         "run_id": run.run_id,
         "schema_version": SCHEMA_VERSION,
+        # full text of feed items (transforms/page.py); null for files
+        "text_source": item.get("text_source"),
+        "fetch_status": item.get("fetch_status"),
+        "page_canonical_url": item.get("page_canonical_url"),
+        "page_fields": item.get("page_fields"),
     }
     if signer is not None:
         article["minhash"] = signer(key)

@@ -33,7 +33,7 @@ RANKS = {
     "transforms.common": 0, "transforms.text": 0, "transforms.minhash": 0, "transforms.dates": 0,
     "transforms.sources": 0, "transforms.storage": 0, "transforms.lease": 0, "transforms.urls": 0,
     "transforms.fetch": 1,
-    "transforms.read": 2, "transforms.feeds": 2, "transforms.feed_state": 2.5,
+    "transforms.read": 2, "transforms.feeds": 2, "transforms.feed_state": 2.5, "transforms.page": 2.5,
     "transforms.normalize": 3,
     "transforms.dedupe": 4,
     "transforms.language": 5,

@@ -61,11 +61,11 @@ from apache_beam.coders import PickleCoder
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
-from transforms.commit import read_text, write_text_atomically
+from transforms.storage import read_text, write_text_atomically
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_hash
 from transforms.feeds import language_code
 from transforms.fetch import FetchError, FetchSettings, NetworkPolicy, http_get, make_client
-from transforms.write import join
+from transforms.storage import join
 
 CACHE = "page_cache"
 STATE_DIR = ("_state", "pages")

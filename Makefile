@@ -113,7 +113,7 @@ bench-language: $(STAMP) ## language tagging per profile: accuracy (lingua sente
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
-	$(UV) pip compile pyproject.toml --extra dev --extra fast --extra report --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --extra fast --extra report --extra eval --python-version 3.11 \
 		--generate-hashes --quiet -o $(LOCK)
 
 clean: ## remove the output and caches (keeps .venv)

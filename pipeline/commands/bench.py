@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
     if args.language:
-        from bench.bench_language import main as run_language_bench
+        from bench.bench_language import run_language_bench
 
         return run_language_bench(write=args.write)
     from bench.bench import handle as run

@@ -130,8 +130,8 @@ def run_language_bench(write: bool = True) -> int:
 
     missing = [str(p) for p in (LINGUA_DIR, GNAD_CSV) if not p.exists()]
     if missing:
-        print("bench-language: missing corpus: " + ", ".join(missing) + " (lingua's test data and the 10kGNAD "
-              "test split live in ../shared/corpora)", file=sys.stderr)
+        print("bench-language: refusing to run, missing corpus: " + ", ".join(missing) + " (lingua's test data "
+              "and the 10kGNAD test split live in ../shared/corpora)", file=sys.stderr)
         return 2
     sentences = _read_lingua("sentences")
     wordpairs = _read_lingua("wordpairs")

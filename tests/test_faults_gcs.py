@@ -71,9 +71,13 @@ def gcs():
     proc.wait(timeout=10)
 
 
+LEASE_TTL = "4"  # seconds: a killed writer's lease expires this long after its last heartbeat
+
+
 def gcs_run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return newsbeam("run", "--no-summary", *args, python=str(GCP_PYTHON),
-                    env={"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"], **(env or {})})
+                    env={"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"],
+                         "NEWSBEAM_LEASE_TTL_SECONDS": LEASE_TTL, **(env or {})})
 
 
 def gcs_check(root: str) -> dict:
@@ -113,7 +117,8 @@ def test_kill_at_the_first_point_of_each_stage_on_gcs(gcs_scenario):
         faulted = gcs_run("--input", gcs_scenario["inputs"], "--output", root,
                           env={"NEWSBEAM_FAULT_AFTER": f"*:{index}"})
         assert faulted.returncode == KILLED, (name, faulted.returncode, faulted.stderr[-2000:])
-        again = gcs_run("--input", gcs_scenario["inputs"], "--output", root)
+        # The killed writer's lease outlives it until it expires: the next run waits, then takes it over.
+        again = gcs_run("--input", gcs_scenario["inputs"], "--output", root, "--wait-lock", "60")
         assert again.returncode == 0, again.stderr[-2000:]
         result = gcs_check(root)
         assert result["problems"] == [] and result["article_ids"] == gcs_scenario["ids"], (name, result["problems"])
@@ -121,7 +126,7 @@ def test_kill_at_the_first_point_of_each_stage_on_gcs(gcs_scenario):
 
 def test_concurrent_writers_on_gcs(gcs_scenario, tmp_path):
     root = f"{gcs_scenario['gcs']['bucket']}/concurrent"
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "NEWSBEAM_LEASE_TTL_SECONDS": LEASE_TTL}
     procs = [subprocess.Popen([str(GCP_PYTHON), "-m", "pipeline", "run", "--no-summary", "--input",
                                gcs_scenario["inputs"], "--output", root, "--wait-lock", "600"], cwd=PROJECT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

@@ -26,7 +26,9 @@ from typing import Any
 from transforms import storage
 
 LOCK_DIR = "_lock"
-DEFAULT_TTL_SECONDS = 60.0
+# gs:// lease lifetime without a heartbeat; NEWSBEAM_LEASE_TTL_SECONDS overrides it (the gs:// fault
+# tests use a few seconds, so that a killed writer's lease expires quickly).
+DEFAULT_TTL_SECONDS = float(os.environ.get("NEWSBEAM_LEASE_TTL_SECONDS") or 60.0)
 
 
 class LeaseBusy(RuntimeError):

@@ -7,7 +7,8 @@ Core (plain functions):
     tuple (times as integer microseconds), the record exact dedup shuffles.
   * ``pick_canonical``: split the copies of one key into kept and others.
   * ``band_pairs`` / ``candidate_pairs``: candidate (and verified) near-duplicate
-    pairs among the members of one LSH band.
+    pairs among the members of one LSH band; ``shard_pairs`` the same for every band key of a
+    shard (the transform groups band keys by shard, many per element, not one element per band).
   * ``cluster_refs`` / ``assign_clusters``: greedy star clustering of verified
     pairs: in canonical order, each article joins the earliest head it is similar
     to, else heads its own cluster. Every duplicate is therefore similar to the
@@ -23,9 +24,11 @@ full articles are shuffled once, to apply the decisions. Returns ``{'articles',
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas import SCHEMA_VERSION
 from transforms.minhash import MinHasher, similarity
@@ -384,18 +387,63 @@ class _SignFn(_MinHashFn):
         yield beam.pvalue.TaggedOutput(SLIM, slim(article))
 
 
-class _BandFn(_MinHashFn):
-    def process(self, record: tuple):
+# Band keys cross the shuffle in a fixed number of shards (key = shard of the band value), many
+# ``(band key, ref)`` entries per element, instead of one element per band and article: the runner's
+# per-element cost was most of the near-dedup cost (32 bands = 32 elements per article).
+NEAR_SHARDS = 16
+SHARD_BATCH = 2048  # entries per element; bounds the buffer a bundle holds
+
+
+class _BandShardFn(_MinHashFn):
+    """Slim record -> ``(shard, [(band key, near ref), ...])`` elements: the record's band keys,
+    buffered per shard over the bundle and emitted in lists of up to ``batch`` entries."""
+
+    def __init__(self, params: Mapping[str, Any], shards: int | None = None, batch: int | None = None):
+        super().__init__(params)
+        self._shards = shards or NEAR_SHARDS
+        self._batch = batch or SHARD_BATCH
+        self._buffers: dict = {}
+
+    def start_bundle(self):
+        self._buffers = {}
+
+    def process(self, record: tuple, window=beam.DoFn.WindowParam):
         ref = near_ref(record)
+        shards = self._shards
         for key in self._hasher.band_keys(record[_SIG]):
-            yield key, ref
+            slot = (window, zlib.crc32(key) % shards)
+            buffer = self._buffers.get(slot)
+            if buffer is None:
+                buffer = self._buffers[slot] = []
+            buffer.append((key, ref))
+            if len(buffer) >= self._batch:
+                del self._buffers[slot]
+                yield slot[1], buffer
+
+    def finish_bundle(self):
+        for (window, shard), buffer in self._buffers.items():
+            yield WindowedValue((shard, buffer), window.max_timestamp(), [window])
+        self._buffers = {}
 
 
-def _pairs_in_band(keyed, max_members: int):
-    _, refs = keyed
-    refs = list(refs)
-    if len(refs) > 1:
-        yield from band_pairs(refs, max_members)
+def shard_pairs(entries: Iterable[tuple[bytes, tuple]], max_members: int) -> Iterable[tuple]:
+    """Candidate pairs among ``(band key, near ref)`` entries: :func:`band_pairs` of every band key
+    that more than one entry has (the same pairs as grouping by band key)."""
+    members: dict[bytes, list] = {}
+    for key, ref in entries:
+        refs = members.get(key)
+        if refs is None:
+            members[key] = [ref]
+        else:
+            refs.append(ref)
+    for refs in members.values():
+        if len(refs) > 1:
+            yield from band_pairs(refs, max_members)
+
+
+def _pairs_in_shard(keyed, max_members: int):
+    _, batches = keyed
+    yield from shard_pairs((entry for batch in batches for entry in batch), max_members)
 
 
 def _pair_sides(pair):
@@ -427,8 +475,9 @@ class _NearClusters(beam.PTransform):
     """Slim exact winners + prior slim records -> ``(article_id, (head, similarity, size))``
     for every current article in a verified pair.
 
-    Band records carry only a near ref (canonical-order fields, id, size); each
-    signature is shuffled once more, to verify the (few) candidate pairs.
+    Band records carry only a near ref (canonical-order fields, id, size) and travel in lists
+    per shard of band keys (:class:`_BandShardFn`); candidate pairs are found inside each shard.
+    Each signature is shuffled once more, to verify the (few) candidate pairs.
     """
 
     def __init__(self, params: Mapping[str, Any]):
@@ -439,9 +488,9 @@ class _NearClusters(beam.PTransform):
         params = self._params
         candidates = (
             members
-            | "BandKeys" >> beam.ParDo(_BandFn(params))
-            | "GroupByBand" >> beam.GroupByKey()
-            | "PairsInBand" >> beam.FlatMap(_pairs_in_band, params["max_cluster_candidates"])
+            | "BandKeys" >> beam.ParDo(_BandShardFn(params))
+            | "GroupByShard" >> beam.GroupByKey()
+            | "PairsInShard" >> beam.FlatMap(_pairs_in_shard, params["max_cluster_candidates"])
             | "DistinctPairs" >> beam.Distinct()
             | "PairSides" >> beam.FlatMap(_pair_sides)
         )
@@ -537,4 +586,4 @@ class DedupExact(Deduplicate):
 
 __all__ = ["DUPLICATE", "Deduplicate", "DedupExact", "assign_clusters", "band_pairs", "candidate_pairs",
            "canonical_order", "cluster_refs", "duplicate_record", "member", "near_ref", "pick_canonical",
-           "prior_article", "slim"]
+           "prior_article", "shard_pairs", "slim"]

@@ -90,9 +90,12 @@ watch: $(STAMP) ## poll FEEDS every INTERVAL seconds into OUTPUT until Ctrl-C (A
 
 BENCH_ARTICLES ?= 10000
 
-.PHONY: bench bench-language
-bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json, the README
+.PHONY: bench bench-language bench-peers
+bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop (and datatrove when installed), profiles local+fast (BENCH_ARTICLES=10000, ARGS=); writes bench/results.json, docs/bench.md
 	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) $(ARGS)
+
+bench-peers: $(STAMP) ## datatrove's equivalent pipeline next to newsbeam (fast profile; needs the peers extra); prints only
+	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) --profiles fast --variants beam-1,loop,datatrove --no-write $(ARGS)
 
 bench-language: $(STAMP) ## language detectors: accuracy and speed, language.max_chars trade-off; writes bench/language.json, the README
 	$(PY) -m pipeline bench --language $(ARGS)

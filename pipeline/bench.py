@@ -14,7 +14,12 @@ Per variant it records wall time, articles per second (input files / time
 inside the run), peak memory (the largest sum of RSS over the subprocess and
 all its children, sampled from /proc every 50 ms, and the largest single
 process from ``getrusage``), the run's counters and the ratio to the plain
-loop. Results go to ``bench/results.json`` and the README's Benchmark table.
+loop. ``datatrove`` (``make bench-peers``, optional extra ``peers``) runs
+datatrove's equivalent pipeline (:mod:`pipeline.bench_peers`) on the same files,
+profile ``fast`` only (it uses the same fastText model). Results go to
+``bench/results.json`` and the generated table of ``docs/bench.md``; nothing
+else is written. Without the shared corpora (10kGNAD, lingua test sentences)
+the command exits 2: a seeds-only corpus would measure something else.
 """
 
 from __future__ import annotations
@@ -32,13 +37,13 @@ import threading
 import time
 from typing import Any
 
-from pipeline.bench_corpus import PROJECT, CorpusSpec, generate
-from pipeline.readme import replace_block
+from pipeline.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT, CorpusSpec, generate
 
 WORK = PROJECT / "bench" / "work"
 RESULTS = PROJECT / "bench" / "results.json"
-DOC = PROJECT / "README.md"
+DOC = PROJECT / "docs" / "bench.md"
 VARIANTS = ("beam-1", "beam-2", "loop")
+PEER_VARIANTS = ("datatrove",)
 PROFILES = ("local", "fast")
 FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
@@ -114,7 +119,13 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         profiler = cProfile.Profile()
         profiler.enable()
     start = time.perf_counter()
-    if job["variant"] == "loop":
+    if job["variant"] == "datatrove":
+        from pipeline.bench_peers import run_datatrove
+
+        result = run_datatrove(job["pattern"], job["output"])
+        counters = result["counters"]
+        extra = {"files": result["files"]}
+    elif job["variant"] == "loop":
         from pipeline.bench_loop import run_plain_loop
 
         result = run_plain_loop(settings, settings.run_info(FIXED_NOW))
@@ -216,16 +227,16 @@ def markdown(results: dict[str, Any]) -> str:
         f"{corpus['made_up_of']['dead_letters']} bad files), machine: {results['machine']['cpus']} CPUs, "
         f"Python {results['machine']['python']}, run {results['started_at'][:16]} UTC.",
         "",
-        "| profile | variant | articles/s | run time (s) | time vs plain loop | CPU µs per article | "
-        "peak RSS, process tree (MiB) | articles | duplicates | dead letters |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| profile | variant | articles/s | run time (s) | CPU µs per article | CPU vs plain loop | "
+        "peak RSS, process tree (MiB) | files written | articles | duplicates | dead letters |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["runs"]:
         c = r["counters"]
         lines.append(
             f"| {r['profile']} | {r['variant']} | {r['articles_per_second']:,.0f} | {r['seconds']:.1f} | "
-            f"{r.get('ratio_to_loop', 1.0):.2f}x | {r['cpu_us_per_article']:,.0f} | {r['peak_rss_tree_mb']:,.0f} | "
-            f"{c['articles']:,} | "
+            f"{r['cpu_us_per_article']:,.0f} | {r.get('cpu_ratio_to_loop', 1.0):.2f}x | {r['peak_rss_tree_mb']:,.0f} | "
+            f"{r.get('files', 0):,} | {c['articles']:,} | "
             f"{c['duplicates']:,} | {c['dead_letters']:,} |")
     for profile, costs in results["step_costs"].items():
         lines += ["", f"Cost per input article of each step (plain loop, profile `{profile}`):", "",
@@ -247,8 +258,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 def print_run(r: dict[str, Any]) -> None:
     c = r["counters"]
-    print(f"  {r['profile']:<6} {r['variant']:<7} {r['articles_per_second']:>8,.0f} articles/s  "
-          f"{r['seconds']:>7.1f} s  cpu {r['cpu_seconds']:>7.1f} s  x{r.get('ratio_to_loop', 1.0):.2f} vs loop  peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
+    print(f"  {r['profile']:<6} {r['variant']:<9} {r['articles_per_second']:>8,.0f} articles/s  "
+          f"{r['seconds']:>7.1f} s  cpu {r['cpu_seconds']:>7.1f} s = {r['cpu_us_per_article']:>6,.0f} µs/article "
+          f"(x{r.get('cpu_ratio_to_loop', 1.0):.2f} loop)  peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
+          f"files={r.get('files', 0)}  "
           f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']}"
           + (f" chunks={r['chunks']}" if r.get("chunks", 1) > 1 else ""), flush=True)
 
@@ -266,11 +279,14 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
     for profile in profiles:
         by_variant = {}
         for variant in variants:
+            if variant in PEER_VARIANTS and profile != "fast":
+                continue  # datatrove's pipeline uses fastText: it compares with the fast profile
             job = {"variant": variant, "profile": profile, "pattern": corpus["pattern"],
                    "output": str(WORK / f"out-{profile}-{variant}"), "cprofile": cprofile,
                    "max_files_per_run": max_files_per_run}
             result = run_variant(job)
-            problems += [f"{profile}/{variant}: {p}" for p in check(result, corpus)]
+            if variant not in PEER_VARIANTS:
+                problems += [f"{profile}/{variant}: {p}" for p in check(result, corpus)]
             by_variant[variant] = result
             runs.append(result)
         loop = by_variant.get("loop")
@@ -278,7 +294,8 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
             costs[profile] = step_costs(loop)
             for r in by_variant.values():
                 r["ratio_to_loop"] = round(r["seconds"] / loop["seconds"], 3)
-                if r is not loop and r["counters"] != loop["counters"]:
+                r["cpu_ratio_to_loop"] = round(r["cpu_seconds"] / loop["cpu_seconds"], 3)
+                if r is not loop and r["variant"] not in PEER_VARIANTS and r["counters"] != loop["counters"]:
                     problems.append(f"{profile}/{r['variant']}: counters {r['counters']} differ from the plain "
                                     f"loop's {loop['counters']}")
         for r in by_variant.values():
@@ -307,7 +324,7 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
     if write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-        replace_block(TABLE_START, TABLE_END, markdown(results), DOC)
+        replace_block(TABLE_START, TABLE_END, markdown(results), DOC)  # docs/bench.md only
         print(f"wrote {RESULTS.relative_to(PROJECT)} and the table in {DOC.relative_to(PROJECT)} "
               f"({results['total_seconds']:.0f} s in all)")
     return results
@@ -321,13 +338,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--articles", type=int, default=int(os.environ.get("BENCH_ARTICLES", 100_000)),
                         help="corpus size in files (default: %(default)s)")
     parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated run profiles (%(default)s)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants (%(default)s)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated variants (%(default)s; also: datatrove, needs the peers extra)")
     parser.add_argument("--scaling", type=_int_list, default=[],
                         help="comma-separated corpus sizes for a peak-memory-vs-size run (fast profile, beam-1)")
     parser.add_argument("--cprofile", action="store_true",
                         help="run every variant under cProfile and keep the top entries (slower; for diagnosis)")
     parser.add_argument("--no-write", dest="write", action="store_false",
-                        help="print only; do not update bench/results.json and the README's Benchmark table")
+                        help="print only; do not update bench/results.json and the table in docs/bench.md")
     parser.add_argument("--regenerate", action="store_true", help="regenerate the corpus even if it exists")
     parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
                         help="beam variants: chunk size as `run --max-files-per-run` (default: the profile's "
@@ -345,9 +363,39 @@ def main(argv: list[str] | None = None) -> int:
     return handle(args)
 
 
+def missing_corpora() -> list[str]:
+    """The shared corpora the benchmark corpus is built from that are not there."""
+    return [str(p) for p, ok in ((GNAD_CSV, GNAD_CSV.is_file()), (LINGUA_DIR, LINGUA_DIR.is_dir())) if not ok]
+
+
+def replace_block(start: str, end: str, content: str, path=DOC) -> None:
+    """Replace the generated block between ``start`` and ``end`` in ``path`` (docs/bench.md)."""
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{content}\n{end}{tail}", encoding="utf-8")
+
+
 def handle(args: argparse.Namespace) -> int:
-    results = run_bench(args.articles, [p for p in args.profiles.split(",") if p],
-                        [v for v in args.variants.split(",") if v], args.scaling, args.write, args.cprofile,
+    missing = missing_corpora()
+    if missing:
+        print("bench: the benchmark corpus is built from the shared corpora, missing here: "
+              + ", ".join(missing) + " (see pipeline/bench_corpus.py)", file=sys.stderr)
+        return 2
+    variants = [v for v in args.variants.split(",") if v]
+    if args.variants == ",".join(VARIANTS):
+        from pipeline.bench_peers import available
+
+        variants += list(PEER_VARIANTS) if available() else []  # make bench runs the peers when installed
+    if any(v in PEER_VARIANTS for v in variants):
+        from pipeline.bench_peers import available
+
+        if not available():
+            print("bench: datatrove is not installed (pip install -e '.[peers]')", file=sys.stderr)
+            return 2
+    results = run_bench(args.articles, [p for p in args.profiles.split(",") if p], variants, args.scaling, args.write, args.cprofile,
                         args.regenerate, getattr(args, "max_files_per_run", None))
     return 1 if results["problems"] else 0
 

@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default: 1 2)")
     parser.add_argument("--profile", default="local")
     args = parser.parse_args(argv)
+    import glob
+
+    if "://" not in args.input and not glob.glob(args.input):
+        print(f"bench-workers: no input files match {args.input!r}", file=sys.stderr)
+        return 2
     work = tempfile.mkdtemp(prefix="newsbeam-bench-workers-")
     results = []
     try:

@@ -94,3 +94,46 @@ def test_falls_back_to_the_seeds_without_shared_corpora(tmp_path, monkeypatch):
     assert set(meta["languages_of_articles"]) == {"de"}
     assert meta["sources"]["german_texts"] == 5
     assert len(os.listdir(os.path.join(meta["folder"], "articles"))) == 60
+
+
+def test_bench_refuses_without_the_shared_corpora(tmp_path, monkeypatch, capsys):
+    import pipeline.bench as bench
+
+    monkeypatch.setattr(bench, "GNAD_CSV", tmp_path / "missing.csv")
+    doc_before = bench.DOC.read_text() if bench.DOC.is_file() else None
+    results_before = bench.RESULTS.read_text() if bench.RESULTS.is_file() else None
+    assert bench.main(["--articles", "10"]) == 2
+    assert "missing.csv" in capsys.readouterr().err
+    assert (bench.DOC.read_text() if bench.DOC.is_file() else None) == doc_before
+    assert (bench.RESULTS.read_text() if bench.RESULTS.is_file() else None) == results_before
+
+
+def test_bench_writes_its_table_into_docs_bench_md_only(tmp_path):
+    from pipeline.bench import DOC, TABLE_END, TABLE_START, replace_block
+
+    assert DOC.name == "bench.md" and DOC.parent.name == "docs"
+    doc = tmp_path / "bench.md"
+    doc.write_text(f"# intro\n{TABLE_START}\nold\n{TABLE_END}\ntail\n")
+    replace_block(TABLE_START, TABLE_END, "| new |", doc)
+    assert doc.read_text() == f"# intro\n{TABLE_START}\n| new |\n{TABLE_END}\ntail\n"
+    with pytest.raises(ValueError):
+        replace_block("<!-- nope -->", TABLE_END, "x", doc)
+
+
+def test_bench_workers_refuses_without_input(tmp_path):
+    from pipeline.bench_workers import main
+
+    assert main(["--input", str(tmp_path / "none-*.txt")]) == 2
+
+
+def test_datatrove_peer_pipeline_runs_on_the_corpus(corpus, tmp_path):
+    from pipeline.bench_peers import available, run_datatrove
+
+    if not available():
+        pytest.skip("datatrove not installed (optional extra `peers`)")
+    result = run_datatrove(corpus["pattern"], str(tmp_path / "dt"))
+    counters = result["counters"]
+    assert counters["inputs"] == SPEC.articles and result["files"] >= 1
+    # Its MinHash dedup removes at least the exact copies, and keeps every unique article.
+    assert counters["duplicates"] >= corpus["expected"]["exact_duplicates"]
+    assert counters["articles"] >= corpus["made_up_of"]["unique"] - corpus["made_up_of"]["dead_letters"]

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         description="Generate a seeded corpus under bench/work/ (reused when it exists), run the Beam pipeline "
                     "with 1 and 2 workers and a plain single-process loop over the same core functions, each "
                     "in its own process, and write articles/s, peak RSS and per-step costs to "
-                    "bench/results.json and the README. --language measures the language detectors instead.")
+                    "bench/results.json and docs/bench.md. --language measures the language detectors instead.")
     add_arguments(parser)
     parser.add_argument("--language", action="store_true",
                         help="measure detector accuracy/speed and language.max_chars instead "

@@ -13,6 +13,8 @@ import duckdb
 import pytest
 
 from conftest import FIXED_NOW, PROJECT, SEEDS, make_settings
+
+RERUN_AFTER = dt.timedelta(days=10)
 from pipeline.batch import run_batch
 
 EXPECTED_TOPICS = {
@@ -39,8 +41,9 @@ def seeds_run(tmp_path_factory):
     settings = make_settings(output, [str(SEEDS / "*.txt")])
     first = run_batch(settings, now=FIXED_NOW)
     first_files = sorted(p.relative_to(output) for p in output.glob("articles/**/*.parquet"))
-    # Re-run the next day: undated articles move to the new ingestion partition, nothing is duplicated.
-    second = run_batch(settings, now=FIXED_NOW + dt.timedelta(days=1))
+    # Re-run ten days later, in the next month: undated articles move to the new ingestion date and
+    # month partition, nothing is duplicated.
+    second = run_batch(settings, now=FIXED_NOW + RERUN_AFTER)
     return output, first, second, first_files
 
 
@@ -92,10 +95,11 @@ def test_dates(rows):
 
 
 def test_undated_articles_are_in_the_latest_ingestion_partition(rows):
-    next_day = FIXED_NOW.date() + dt.timedelta(days=1)
+    rerun = FIXED_NOW + RERUN_AFTER
     for seed in ("000", "001", "004"):
-        assert rows[seed]["published_date"] == next_day
-        assert rows[seed]["ingested_at"] == FIXED_NOW + dt.timedelta(days=1)
+        assert rows[seed]["published_date"] == rerun.date()
+        assert rows[seed]["published_month"] == rerun.date().isoformat()[:7]
+        assert rows[seed]["ingested_at"] == rerun
 
 
 def test_titles_and_bodies(rows):
@@ -116,8 +120,8 @@ def test_running_twice_keeps_five_rows(seeds_run):
     assert query(output, "SELECT count(*), count(DISTINCT article_id) FROM {articles}") == [(5, 5)]
     files = sorted(p.relative_to(output) for p in output.glob("articles/**/*.parquet"))
     assert len(files) == len(first_files) == 3  # one per partition
-    old_day = f"published_date={FIXED_NOW.date().isoformat()}"
-    assert any(old_day in str(f) for f in first_files) and not any(old_day in str(f) for f in files)
+    old_month = f"published_month={FIXED_NOW.date().isoformat()[:7]}"
+    assert any(old_month in str(f) for f in first_files) and not any(old_month in str(f) for f in files)
     assert second["stale_files_removed"] == 1
     assert len(list((output / "_runs").glob("*.json"))) == 1
 

@@ -17,7 +17,7 @@ from schemas import ARTICLES, DEAD_LETTERS, SCHEMA_VERSION
 from transforms.commit import CommitRun, build_counters, manifest_path, stale_files
 from transforms.common import RunInfo, dead_letter
 from transforms.normalize import to_article
-from transforms.write import TEMP_SUFFIX, WriteTable, file_name, partition_path, write_parquet_file
+from transforms.write import TEMP_SUFFIX, WriteTable, file_name, partition_path, partition_value, write_parquet_file
 
 RUN_ID = "test-write"
 RUN = RunInfo(run_id=RUN_ID, ingested_at=FIXED_NOW)
@@ -79,10 +79,10 @@ def written(tmp_path_factory):
 # -- core -------------------------------------------------------------------------
 
 def test_partition_path_and_file_name():
-    record = {"published_date": dt.date(2026, 1, 6), "language": "de"}
-    assert partition_path(ARTICLES, record) == "published_date=2026-01-06/language=de"
-    assert partition_path(ARTICLES, {"published_date": dt.date(2026, 1, 6), "language": "a/b=c"}) \
-        == "published_date=2026-01-06/language=a_b_c"
+    record = {"published_date": dt.date(2026, 1, 6), "published_month": "2026-01", "language": "de"}
+    assert partition_path(ARTICLES, record) == "published_month=2026-01"
+    assert partition_path(DEAD_LETTERS, {"ingested_date": dt.date(2026, 1, 6)}) == "ingested_date=2026-01-06"
+    assert partition_value("a/b=c") == "a_b_c"  # Hive partition values never hold separators
     assert file_name("files-abc", 3, 1) == "part-files-abc-00003-001.parquet"
 
 
@@ -100,13 +100,7 @@ def test_write_parquet_file_replaces_in_place(tmp_path):
 def test_hive_layout(written):
     output, _ = written
     partitions = sorted(str(p.parent.relative_to(output / "articles")) for p in output.glob("articles/**/*.parquet"))
-    assert sorted(set(partitions)) == [
-        "published_date=2025-04-01/language=de",
-        "published_date=2026-01-06/language=de",
-        "published_date=2026-01-06/language=en",
-        "published_date=2026-11-21/language=en",
-        "published_date=2026-11-21/language=und",
-    ]
+    assert sorted(set(partitions)) == ["published_month=2025-04", "published_month=2026-01", "published_month=2026-11"]
     for path in output.glob("articles/**/*.parquet"):
         assert path.name.startswith(f"part-{RUN_ID}-") and path.name.endswith(".parquet")
 
@@ -184,7 +178,7 @@ def test_commit_removes_stale_files_of_an_earlier_attempt(tmp_path):
                         run=RUN, payload_cap=4)]
     run_write(tmp_path, articles, dead)
     # An earlier attempt of the same run wrote more shards and partitions, and one writer died mid-write.
-    old_partition = tmp_path / "articles" / "published_date=1999-01-01" / "language=de"
+    old_partition = tmp_path / "articles" / "published_month=1999-01"
     old_partition.mkdir(parents=True)
     stale_shard = old_partition / file_name(RUN_ID, 7, 0)
     write_parquet_file(ARTICLES, articles[:1], str(stale_shard))
@@ -240,7 +234,7 @@ def test_batch_run_id_is_exact_and_ignores_streaming_files():
 def test_stale_files_never_touch_a_run_whose_id_extends_this_one(tmp_path):
     from transforms.commit import stale_files
 
-    folder = tmp_path / "articles" / "published_date=2026-01-01" / "language=de"
+    folder = tmp_path / "articles" / "published_month=2026-01"
     folder.mkdir(parents=True)
     mine, other = folder / "part-run-00000-000.parquet", folder / "part-run-c0001-00000-000.parquet"
     mine.write_bytes(b"x")

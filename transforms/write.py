@@ -1,6 +1,6 @@
 """Step 6: write records as Hive-partitioned Parquet through Beam's FileSystems.
 
-Core: ``partition_path`` (``published_date=2026-01-06/language=de``),
+Core: ``partition_path`` (``published_month=2026-01``),
 ``file_name`` (``part-<run_id>-<shard>-<chunk>.parquet``, stable per run) and
 ``write_parquet_file`` (temp file, then rename into place, so a reader never
 sees a partial file and a re-run of the same run id replaces its files).
@@ -112,13 +112,18 @@ def replace_file(temp_path: str, path: str) -> None:
         FileSystems.rename([temp_path], [path])
 
 
+# Row groups of sorted tables: small enough that a month file's groups span few languages and dates.
+SORTED_ROW_GROUP_ROWS = 16_384
+
+
 def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str) -> None:
     """Write ``records`` to ``path`` atomically: temp file, then rename into place."""
     arrow_table = table.to_table(records)
     temp_path = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
     with FileSystems.create(temp_path, mime_type="application/octet-stream",
                             compression_type=CompressionTypes.UNCOMPRESSED) as sink:
-        pq.write_table(arrow_table, sink, compression="zstd")
+        pq.write_table(arrow_table, sink, compression="zstd",
+                       row_group_size=SORTED_ROW_GROUP_ROWS if table.sort_by else None)
     replace_file(temp_path, path)
 
 
@@ -166,9 +171,14 @@ def encode_row(record: Mapping[str, Any], names: list[str], converters: list[tup
 
 
 def sort_key(table: Table):
-    """Row order inside a file: by the table's first column, for reproducible files."""
+    """Row order inside a file: the table's ``sort_by`` columns (nulls last), else its first column;
+    for reproducible files and, with ``sort_by``, tight row-group statistics."""
+    if table.sort_by:
+        columns = (*table.sort_by, "origin")
+        return lambda record: tuple((v is None, "" if v is None else v) for v in map(record.get, columns))
     first = table.columns[0].name
     return lambda record: (str(record.get(first)), str(record.get("origin", "")))
+
 
 
 class _WriteGroupFn(beam.DoFn):

@@ -78,7 +78,7 @@ def test_results_file_is_well_formed_when_present():
     if not RESULTS.is_file():
         pytest.skip("no bench/results.json yet (run make bench)")
     results = json.loads(RESULTS.read_text())
-    assert {r["variant"] for r in results["runs"]} <= {"beam-1", "beam-2", "loop"}
+    assert {r["variant"] for r in results["runs"]} <= {"beam-1", "beam-2", "loop", "datatrove"}
     for run in results["runs"]:
         assert run["counters"]["balanced"]
         assert run["articles_per_second"] > 0 and run["peak_rss_tree_mb"] > 0

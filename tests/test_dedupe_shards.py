@@ -96,7 +96,7 @@ def test_deduplicate_decisions_do_not_depend_on_bundles_or_shards(monkeypatch):
             assert_that(dups, equal_to(expected_dups), label="dups")
 
     # Expected decisions from the plain-loop cores (band by band, no shards).
-    from pipeline.bench_loop import _dedup_near
+    from bench.bench_loop import _dedup_near
 
     kept, dups = _dedup_near([dict(a) for a in articles], [], PARAMS)
     by_id = {a["article_id"]: a["origin"] for a in articles}

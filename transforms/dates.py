@@ -18,7 +18,7 @@ or none) and ``warning`` (None when nothing is doubtful): ``no time zone, UTC as
 
 Why not feedparser's ``*_parsed``: it reads an unknown abbreviation such as ``MEZ`` as UTC without a
 word, and gives up on localized month names. Why not dateparser: measured slower and less exact on
-the same table (docs/feeds.md, ``pipeline.bench_dates``-style figures there).
+the same table (docs/feeds.md, ``bench/evaluate_dates.py`` figures there).
 """
 
 from __future__ import annotations

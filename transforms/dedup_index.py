@@ -74,9 +74,9 @@ def index_row(article: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_segment(path: str) -> pa.Table:
+def read_segment(path: str, columns: list[str] | None = None) -> pa.Table:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return pq.read_table(io.BytesIO(handle.read()), schema=DEDUP_INDEX.file_schema)
+        return pq.read_table(io.BytesIO(handle.read()), schema=DEDUP_INDEX.file_schema, columns=columns)
 
 
 def keep_rows(table: pa.Table, exclude_run: str | Iterable[str] | None, cutoff: dt.datetime | None) -> pa.Table:
@@ -306,10 +306,12 @@ def rollback_files(output_root: str, committed: set[str]) -> list[str]:
         if name.startswith("segment-") and match["run"] not in committed:
             doomed.append(path)
         elif name.startswith("compacted-"):
-            table = read_segment(path)
-            uncommitted = sorted(set(table["run_id"].to_pylist()) - committed)
+            # Only versions before the commit protocol could compact rows of runs that never
+            # committed: decode just the run ids, and the whole segment only when it must be rewritten.
+            run_ids = set(pc.unique(read_segment(path, columns=["run_id"])["run_id"]).to_pylist())
+            uncommitted = sorted(run_ids - committed)
             if uncommitted:
-                write_parquet_file(DEDUP_INDEX, keep_rows(table, uncommitted, None).to_pylist(), path)
+                write_parquet_file(DEDUP_INDEX, keep_rows(read_segment(path), uncommitted, None).to_pylist(), path)
     if doomed:
         storage.delete(doomed)
     return doomed

@@ -63,6 +63,7 @@ class WriterLease:
         self._generation: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._since = _now()
         self.lost = False
 
     # -- paths ---------------------------------------------------------------------------------
@@ -77,7 +78,7 @@ class WriterLease:
     def _info(self) -> dict[str, Any]:
         now = _now()
         return {"run_id": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
-                "since": getattr(self, "_since", now).isoformat(), "heartbeat_at": now.isoformat(),
+                "since": self._since.isoformat(), "heartbeat_at": now.isoformat(),
                 "expires_at": (now + dt.timedelta(seconds=self.ttl)).isoformat()}
 
     # -- acquire / release ---------------------------------------------------------------------

@@ -201,11 +201,8 @@ def _fsync_dir(path: str) -> None:
 
 
 def _gcs_blob(path: str) -> Any:
-    from google.cloud import storage  # apache-beam[gcp] brings it
-
     bucket, _, name = path[len("gs://"):].partition("/")
-    client = _gcs_client()
-    return client.bucket(bucket).blob(name)
+    return _gcs_client().bucket(bucket).blob(name)
 
 
 _CLIENT = None
@@ -259,21 +256,15 @@ def create_if_absent(path: str, data: bytes) -> bool:
 
 
 def read_with_generation(path: str) -> tuple[bytes, int] | None:
-    """Content and generation of a gs:// object (local: mtime_ns stands in), or None if absent."""
-    if path.startswith("gs://"):
-        from google.api_core.exceptions import NotFound
+    """gs:// only: content and generation of an object, or None if absent."""
+    from google.api_core.exceptions import NotFound
 
-        blob = _gcs_blob(path)
-        try:
-            data = blob.download_as_bytes()
-        except NotFound:
-            return None
-        return data, int(blob.generation or 0)
+    blob = _gcs_blob(path)
     try:
-        with open(path, "rb") as handle:
-            return handle.read(), os.fstat(handle.fileno()).st_mtime_ns
-    except FileNotFoundError:
+        data = blob.download_as_bytes()
+    except NotFound:
         return None
+    return data, int(blob.generation or 0)
 
 
 def replace_if_generation(path: str, data: bytes, generation: int) -> int | None:

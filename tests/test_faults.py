@@ -9,6 +9,7 @@ The quick subset runs in `make test`; the exhaustive variants are marked ``fault
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -269,3 +270,25 @@ def test_unknown_options_exit_2_before_anything_is_written(tmp_path, argv, messa
     done = newsbeam(*(a.format(out=out) for a in argv))
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not out.exists() and not pathlib.Path(f"{out}2").exists()
+
+
+def test_a_committed_run_is_finished_after_the_archive_moved(scenario, tmp_path):
+    """Commit records and manifests hold paths relative to the output root: a run killed after its
+    commit point, its archive then moved (copied, remounted), is finished at the new place."""
+    commit_at = scenario["points"].index("commit_record") + 1
+    first_publish = scenario["points"].index("publish", commit_at - 1) + 1
+    written = scenario["base"] / "moved-from"
+    shutil.copytree(scenario["template"], written)
+    faulted = newsbeam("run", "--no-summary", "--input", scenario["inputs"], "--output", str(written),
+                       env={"NEWSBEAM_FAULT_AFTER": f"*:{first_publish}"})
+    assert faulted.returncode == KILLED, faulted.stderr[-2000:]
+    moved = tmp_path / "moved-to"
+    shutil.move(str(written), moved)
+    records = [json.loads(r.read_text()) for r in (moved / "_commits").glob("*.json")]
+    paths = [p for r in records for f in r["files"] for p in (f["path"], f["staged"])]
+    assert paths and not [p for p in paths if p.startswith("/")], paths[:3]
+    run_ok("--input", scenario["inputs"], "--output", str(moved))
+    result = check(str(moved))
+    assert result["problems"] == [] and result["article_ids"] == scenario["ids"]
+    manifests = [json.loads(p.read_text()) for p in (moved / "_runs").glob("*.json")]
+    assert [f["path"] for m in manifests for f in m["files"] if f["path"].startswith("/")] == []

@@ -68,6 +68,21 @@ def final_path(output_root: str, run_id: str, staged: str) -> str:
     return join(output_root, staged[len(prefix):])
 
 
+def relative_path(output_root: str, path: str) -> str:
+    """``path`` relative to the output root, as commit records and manifests store it (an archive
+    copied or mounted elsewhere keeps valid file lists); paths outside the root stay as they are."""
+    prefix = output_root.rstrip("/") + "/"
+    return path[len(prefix):] if path.startswith(prefix) else path
+
+
+def resolve_path(output_root: str, path: str) -> str:
+    """A path of a commit record or manifest under ``output_root`` (records of versions before
+    relative paths hold absolute paths and URLs: those are returned as they are)."""
+    if storage.is_remote(path) or os.path.isabs(path):
+        return path
+    return join(output_root, path)
+
+
 def read_manifest(output_root: str, run_id: str) -> dict[str, Any] | None:
     text = read_text(manifest_path(output_root, run_id))
     return json.loads(text) if text else None
@@ -171,7 +186,7 @@ def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
     moved = 0
     for entry in record["files"]:
         storage.fault_point("publish")
-        moved += storage.move(entry["staged"], entry["path"])
+        moved += storage.move(resolve_path(output_root, entry["staged"]), resolve_path(output_root, entry["path"]))
     replaced = list(record.get("replaces") or [])
     if replaced:
         purge_runs(output_root, replaced, commit_dir=join(output_root, COMMIT_DIR), manifest_dir=join(output_root, MANIFEST_DIR))
@@ -304,6 +319,9 @@ class _CommitFn(beam.DoFn):
         extras: dict[str, Any] = {}
         for summary in self._summaries:
             extras.update(summary(files=entries, counts=dict(counts)) or {})
+        # Stored relative to the output root: the archive stays valid when copied or mounted elsewhere.
+        entries = [{**e, "staged": relative_path(root, e["staged"]), "path": relative_path(root, e["path"])}
+                   for e in entries]
         manifest = dict(self._base)
         manifest.update({
             "run_id": run_id,

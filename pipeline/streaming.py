@@ -5,7 +5,8 @@
       -> dedup with keyed state (article_id, then content_hash; TTL timer)
       -> event time (published_at) -> fixed windows, allowed lateness, late panes
       -> language -> topics
-      -> Parquet per window and pane (articles, duplicates, errors)
+      -> Parquet per window and pane (articles, duplicates, errors, feed_status), staged
+      -> one commit per window firing (transforms/streaming.py CommitFirings)
 
 The source is pluggable: any PTransform from the pipeline root to
 ``{'items': ..., 'dead_letter': ...}`` (optionally ``'status'``: feed_status
@@ -37,8 +38,10 @@ from transforms.dedupe import DUPLICATE
 from transforms.feed_poll import PollFeedsOnTicks
 from transforms.feeds import STATUS
 from transforms.language import DetectLanguage
-from transforms.streaming import (AssignEventTime, DedupStream, NormalizeAtIngestion, WriteWindowedTable,
-                                  event_time_windows)
+from transforms.commit import recover, stream_staging_root
+from transforms.dedup_index import published_segments, window_cutoff
+from transforms.streaming import (AssignEventTime, CommitFirings, DedupStream, NormalizeAtIngestion,
+                                  WriteWindowedIndex, WriteWindowedTable, attempt_id, event_time_windows)
 from transforms.topics import LabelTopics, load_taxonomy
 
 LOG = logging.getLogger(__name__)
@@ -59,8 +62,13 @@ def stream_run_id(settings: RunSettings) -> str:
     return settings.run_id or f"stream-{stable_hash(str(settings.feeds_file))[:12]}"
 
 
-def build_stream_pipeline(p: beam.Pipeline, settings: RunSettings, run_id: str, source: beam.PTransform):
-    """Add the streaming graph to ``p``; returns the PCollection of written-file descriptors."""
+def build_stream_pipeline(p: beam.Pipeline, settings: RunSettings, run_id: str, source: beam.PTransform,
+                          manifest_base: dict[str, Any] | None = None, started: dt.datetime | None = None):
+    """Add the streaming graph to ``p``; returns the PCollection of the firings' manifests (each
+    lists the files it committed). ``started``: when this attempt of the stream was launched (its
+    file names and firing ids carry it; default now)."""
+    started = started or dt.datetime.now(dt.timezone.utc)
+    writer_id = attempt_id(run_id, started)
     params = stream_params(settings)
     taxonomy = load_taxonomy(settings.topics)
     lateness = params["allowed_lateness_seconds"]
@@ -69,8 +77,11 @@ def build_stream_pipeline(p: beam.Pipeline, settings: RunSettings, run_id: str, 
     polled = p | "Source" >> source
     normalized = polled["items"] | "Normalize" >> NormalizeAtIngestion(
         run_id, settings.read["min_body_chars"], settings.read["dead_letter_payload_bytes"],
-        settings.feeds.get("allow_future_minutes", 0))
-    deduped = normalized["articles"] | "Dedupe" >> DedupStream(params["dedup_ttl_seconds"])
+        settings.feeds.get("allow_future_minutes", 0), minhash=settings.dedup)
+    # First against the archive's index as published now (earlier attempts, batch runs), then keyed state.
+    window_days = settings.dedup.get("window_days")
+    deduped = normalized["articles"] | "Dedupe" >> DedupStream(
+        params["dedup_ttl_seconds"], published_segments(settings.output), window_cutoff(started, window_days))
     articles = (
         deduped["articles"]
         | "ArticleEventTime" >> AssignEventTime(lateness)
@@ -90,21 +101,31 @@ def build_stream_pipeline(p: beam.Pipeline, settings: RunSettings, run_id: str, 
         | "DeadLetterWindows" >> windows()
     )
     write = settings.write
+    staged = stream_staging_root(settings.output, run_id)  # published by each firing's commit
     files = (
         articles | "WriteArticles" >> WriteWindowedTable(
-            ARTICLES, settings.output, run_id, shards=write["shards"], rows_per_file=write["rows_per_file"]),
+            ARTICLES, staged, writer_id, shards=write["shards"], rows_per_file=write["rows_per_file"]),
         duplicates | "WriteDuplicates" >> WriteWindowedTable(
-            DUPLICATES, settings.output, run_id, rows_per_file=write["rows_per_file"]),
+            DUPLICATES, staged, writer_id, rows_per_file=write["rows_per_file"]),
         dead | "WriteDeadLetters" >> WriteWindowedTable(
-            DEAD_LETTERS, settings.output, run_id, rows_per_file=write["rows_per_file"], shard_key="origin"),
+            DEAD_LETTERS, staged, writer_id, rows_per_file=write["rows_per_file"], shard_key="origin"),
+        articles | "WriteIndexRows" >> WriteWindowedIndex(staged, writer_id),
     )
     if STATUS in polled:  # feed_status rows of each poll, windowed by poll time
         statuses = polled[STATUS] | "StatusWindows" >> windows()
         files += (statuses | "WriteFeedStatus" >> WriteWindowedTable(
-            FEED_STATUS, settings.output, run_id, rows_per_file=write["rows_per_file"]),)
+            FEED_STATUS, staged, writer_id, rows_per_file=write["rows_per_file"]),)
     files = files | "AllFiles" >> beam.Flatten()
-    files | "LogFiles" >> beam.Map(lambda f: LOG.info("wrote %(rows)s rows to %(path)s (%(pane_timing)s)", f))
-    return files
+    base = {"runner_requested": settings.runner, "profile": settings.profile, "inputs": [],
+            "feeds_file": settings.feeds_file, "output": settings.output,
+            "language_detector": settings.language.get("detector"), **(manifest_base or {})}
+    compaction = {"now": started.isoformat(), "window_days": window_days,
+                  "after_segments": settings.dedup["compact_after_segments"]}
+    committed = files | "CommitFirings" >> CommitFirings(settings.output, run_id, writer_id, base, compaction)
+    committed | "LogFirings" >> beam.Map(lambda m: LOG.info(
+        "committed %s: %s rows in %s files (%s)", m["run_id"], m["counters"]["inputs"], len(m["files"]),
+        m["firing_timing"]))
+    return committed
 
 
 class PollFeeds(beam.PTransform):
@@ -183,10 +204,15 @@ def run_stream(settings: RunSettings, extra_args: list[str] | None = None, durat
     lease = (WriterLease(settings.output, run_id, wait_seconds=settings.wait_lock_seconds) if wait
              else contextlib.nullcontext())
     with lease:
+        if wait:  # finish committed firings of an earlier attempt, drop its uncommitted window files
+            recover(settings.output, active=(run_id,), streams=(run_id,))
         pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
-        build_stream_pipeline(pipeline, settings, run_id, source)
+        started = dt.datetime.fromtimestamp(start, dt.timezone.utc)
+        build_stream_pipeline(pipeline, settings, run_id, source,
+                              {"runner": runner_name, "started_at": started.isoformat()}, started)
         result = pipeline.run()
         if wait:
             result.wait_until_finish()
+            recover(settings.output, active=(run_id,), streams=(run_id,))  # empty staging folders
     return {"run_id": run_id, "runner": runner_name, "state": str(result.state), "output": settings.output,
             "stream": params, "feeds_file": settings.feeds_file}

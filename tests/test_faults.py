@@ -9,6 +9,9 @@ The quick subset runs in `make test`; the exhaustive variants are marked ``fault
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import http.server
 import json
 import os
 import pathlib
@@ -16,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -292,3 +296,76 @@ def test_a_committed_run_is_finished_after_the_archive_moved(scenario, tmp_path)
     assert result["problems"] == [] and result["article_ids"] == scenario["ids"]
     manifests = [json.loads(p.read_text()) for p in (moved / "_runs").glob("*.json")]
     assert [f["path"] for m in manifests for f in m["files"] if f["path"].startswith("/")] == []
+
+
+class _StaticFeed(http.server.BaseHTTPRequestHandler):
+    """Six entries, the same on every request (a restarted stream finds what the killed one found)."""
+
+    def do_GET(self):  # noqa: N802
+        published = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+        items = "".join(
+            f"<item><title>Story {i}</title><link>http://news.test/story/{i}</link><guid>story-{i}</guid>"
+            f"<pubDate>{email.utils.format_datetime(published - dt.timedelta(minutes=i))}</pubDate>"
+            f"<description>Entry number {i} of a static feed, long enough to be an article body.</description>"
+            f"</item>" for i in range(1, 7))
+        body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Static</title>'
+                f"<link>http://news.test/</link><description>t</description>{items}</channel></rss>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def static_feeds(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StaticFeed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"allow_private_networks: true\nfeeds:\n  - name: static\n"
+                     f"    url: http://127.0.0.1:{server.server_address[1]}/feed.xml\n    language: en\n")
+    yield feeds
+    server.shutdown()
+    server.server_close()
+
+
+def stream_args(feeds, output) -> tuple[str, ...]:
+    return ("stream", "--feeds", str(feeds), "--output", str(output), "--duration", "0.5", "--poll-interval", "5")
+
+
+def kill_stream_then_restart(feeds, output, fault: str) -> None:
+    """Kill a bounded stream at ``fault`` (``point:n``), restart it, check the archive."""
+    killed = newsbeam(*stream_args(feeds, output), env={"NEWSBEAM_FAULT_AFTER": fault})
+    assert killed.returncode == KILLED, killed.stderr[-2000:]
+    if fault.startswith(("parquet", "commit_record")) and fault.endswith(":1"):
+        # killed before the first commit point: staged only, no reader sees a file
+        assert not (output / "articles").exists() or not list((output / "articles").rglob("*.parquet"))
+    restarted = newsbeam(*stream_args(feeds, output))
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    result = check(str(output))
+    assert result["problems"] == [], (fault, result["problems"])
+    assert result["articles"] == 6 and len(set(result["article_ids"])) == 6, fault
+    assert [p for p in (output / "_staging").rglob("*") if p.is_file()] == [], fault
+
+
+@pytest.mark.parametrize("point", ["commit_record", "publish"])
+def test_killed_stream_firing_is_rolled_back_or_finished_by_the_restart(static_feeds, tmp_path, point):
+    """A stream killed before a window firing's commit record leaves nothing visible; killed after
+    it, the restarted stream (same id, a new attempt) finishes that firing and finds its articles in
+    the index. Either way: every file listed once, counters equal to rows, each entry an article once."""
+    kill_stream_then_restart(static_feeds, tmp_path / "out", f"{point}:1")
+
+
+@pytest.mark.faults
+def test_kill_a_stream_at_the_first_point_of_each_stage(static_feeds, tmp_path):
+    trace = tmp_path / "trace.txt"
+    clean = newsbeam(*stream_args(static_feeds, tmp_path / "clean"), env={"NEWSBEAM_FAULT_TRACE": str(trace)})
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    points = trace.read_text().split()
+    assert {"parquet", "commit_record", "publish", "manifest", "cleanup"} <= set(points), points
+    for index in first_of_each_kind(points):
+        name = points[index - 1]
+        kill_stream_then_restart(static_feeds, tmp_path / f"kill-{index}", f"{name}:{points[:index].count(name)}")

@@ -11,8 +11,10 @@ letters, one file per window and pane, and idempotent re-runs.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
+import time
 
 import apache_beam as beam
 import duckdb
@@ -107,7 +109,7 @@ def run_stream_graph(output) -> None:
         build_stream_pipeline(p, settings, "stream-test", EventsSource())
 
 
-_NAME = re.compile(r"part-stream-test-(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)-p(?P<pane>\d{4})-\d{5}-\d{3}\.parquet$")
+_NAME = re.compile(r"part-stream-test-a\d{8}T\d{6}-(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)-p(?P<pane>\d{4})-\d{5}-\d{3}\.parquet$")
 
 
 def rows(output, table: str, columns: str) -> list[tuple]:
@@ -185,14 +187,52 @@ def test_every_input_is_accounted_for(stream_output):
     assert len(articles) + len(duplicates) + len(errors) == 3 + 5 + 1  # items of the three polls
 
 
-def test_rerun_rewrites_the_same_files(stream_output, tmp_path):
-    """Same run id, same events: the same file names and rows; nothing doubles."""
-    before = sorted(str(p.relative_to(stream_output)) for p in stream_output.rglob("*.parquet"))
+def test_each_window_firing_commits_the_files_of_every_table_together(stream_output):
+    """Window files are staged; one commit record per firing (create-if-absent) makes them visible:
+    every file on disk is listed by exactly one committed firing, whose counters match its rows."""
+    manifests = [json.loads(p.read_text()) for p in sorted((stream_output / "_runs").glob("*.json"))]
+    records = sorted(p.stem for p in (stream_output / "_commits").glob("*.json"))
+    assert records == sorted(m["run_id"] for m in manifests) and len(records) >= 4
+    listed = [f["path"] for m in manifests for f in m["files"]]
+    on_disk = sorted(str(p.relative_to(stream_output)) for p in stream_output.glob("*/**/*.parquet")
+                     if not str(p.relative_to(stream_output)).startswith("_"))
+    assert sorted(listed) == on_disk and len(set(listed)) == len(listed)
+    staged = [p for p in (stream_output / "_staging").rglob("*") if p.is_file()]
+    assert staged == []
+    for m in manifests:
+        assert m["status"] == "committed" and m["stream_run_id"] == "stream-test" and m["counters"]["balanced"]
+        rows_in = {t: sum(f["rows"] for f in m["files"] if f["table"] == t) for t in ("articles", "duplicates", "errors")}
+        assert (rows_in["articles"], rows_in["duplicates"], rows_in["errors"]) == (
+            m["counters"]["articles"], m["counters"]["duplicates"], m["counters"]["dead_letters"])
+    # The on-time firing of 10:00-11:00 commits its articles and its dead letter in one record.
+    on_time = next(m for m in manifests if re.fullmatch(r"stream-test-a\d{8}T\d{6}-w20261121T100000-p0", m["run_id"]))
+    assert on_time["firing_timing"] == "on_time"
+    assert sorted({f["table"] for f in on_time["files"]}) == ["articles", "errors"]
+    assert sum(m["counters"]["inputs"] for m in manifests) == 3 + 5 + 1
+
+
+def test_restarted_stream_adds_only_what_is_new(stream_output):
+    """A stream restarted with the same id (a new attempt) commits new firings and new file names,
+    never an earlier attempt's; what the earlier attempt committed is found in the archive's dedup
+    index and becomes duplicates: nothing doubles, nothing is overwritten."""
+    before = {str(p.relative_to(stream_output)): p.stat().st_mtime_ns for p in stream_output.rglob("*.parquet")}
+    index_before = list((stream_output / "_state" / "dedup_index").glob("*.parquet"))
+    assert index_before  # every firing with articles published an index segment
+    time.sleep(1.1)  # the attempt id has one-second resolution
     run_stream_graph(stream_output)
-    after = sorted(str(p.relative_to(stream_output)) for p in stream_output.rglob("*.parquet"))
-    assert before == after
+    after = {str(p.relative_to(stream_output)): p.stat().st_mtime_ns for p in stream_output.rglob("*.parquet")}
+    assert {k: after[k] for k in before if k in after and "dedup_index" not in k} == {
+        k: v for k, v in before.items() if "dedup_index" not in k}  # earlier files untouched
     assert not list(stream_output.rglob("*.inprogress"))
     assert len(rows(stream_output, "articles", "title")) == 5
+    con = duckdb.connect()
+    dups = con.sql(f"SELECT count(*), count(DISTINCT duplicate_of) FROM read_parquet("
+                   f"'{stream_output}/duplicates/**/*.parquet')").fetchone()
+    assert dups == (3 + 8, 5)  # the first attempt's 3, then all 8 article items again (of the 5 articles)
+    check = con.sql(f"SELECT count(*) FROM read_parquet('{stream_output}/duplicates/**/*.parquet') d "
+                    f"ANTI JOIN read_parquet('{stream_output}/articles/**/*.parquet') a "
+                    f"ON d.duplicate_of = a.article_id").fetchone()[0]
+    assert check == 0
 
 
 def test_event_time_core():

@@ -60,6 +60,16 @@ def staging_root(output_root: str, run_id: str) -> str:
     return join(output_root, STAGING_DIR, run_id)
 
 
+# A stream stages its window files here and commits them per window firing; its staging folder is
+# left alone by every recovery but the stream's own at its (re)start: a stream on Dataflow writes
+# while it does not hold the lease, and its firings in flight must not be rolled back by a batch run.
+STREAMS_DIR = "_streams"
+
+
+def stream_staging_root(output_root: str, stream_id: str) -> str:
+    return join(output_root, STAGING_DIR, STREAMS_DIR, stream_id)
+
+
 def final_path(output_root: str, run_id: str, staged: str) -> str:
     """The final name of a file staged under :func:`staging_root`."""
     prefix = staging_root(output_root, run_id).rstrip("/") + "/"
@@ -223,20 +233,21 @@ def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
 def _staging_runs(output_root: str) -> list[str]:
     folder = join(output_root, STAGING_DIR)
     if not storage.is_remote(output_root):
-        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        return sorted(set(os.listdir(folder)) - {STREAMS_DIR}) if os.path.isdir(folder) else []
     runs = set()
     for meta in FileSystems.match([folder + "/**"])[0].metadata_list:
         rest = meta.path[len(folder) + 1:]
         if rest:
             runs.add(rest.split("/", 1)[0])
-    return sorted(runs)
+    return sorted(runs - {STREAMS_DIR})
 
 
-def recover(output_root: str, active: Iterable[str | None] = ()) -> dict[str, Any]:
+def recover(output_root: str, active: Iterable[str | None] = (), streams: Iterable[str] = ()) -> dict[str, Any]:
     """Finish or undo every run that did not complete; call it holding the writer lease.
 
     ``active``: run ids of the caller's own run (a chunked run's parent manifest is ``running``
-    while its chunks run; it is left alone).
+    while its chunks run; it is left alone). ``streams``: ids of streams (re)starting now, whose
+    staged but uncommitted window files are rolled back too (other streams' are left alone).
 
     Returns ``{'rolled_forward': [run ids], 'rolled_back': [run ids], 'removed_files': n}``.
     """
@@ -259,6 +270,8 @@ def recover(output_root: str, active: Iterable[str | None] = ()) -> dict[str, An
         if run_id not in committed:
             report["rolled_back"].append(run_id)
         storage.delete_tree(staging_root(output_root, run_id))
+    for stream_id in streams:  # after the roll-forward: what is left was never committed
+        storage.delete_tree(stream_staging_root(output_root, stream_id))
     removed = rollback_files(output_root, committed)
     report["removed_files"] = len(removed)
     # A parent manifest still "running" belongs to a launcher that died (we hold the lease): its
@@ -335,21 +348,29 @@ class _CommitFn(beam.DoFn):
         record = {"run_id": run_id, "created_at": manifest["finished_at"], "files": entries,
                   "replaces": self._replaces, "compact": self._compaction, "manifest": manifest,
                   **self._record_extras}
-        own_lease = None
-        if not (self._lease_owner and held_by(root, self._lease_owner)):
-            # Nobody holds the lease for this run (a job submitted with --no-wait): take it to commit.
-            own_lease = WriterLease(root, run_id, wait_seconds=600).acquire()
-        try:
-            storage.sync_local(root)
-            storage.fault_point("commit_record")
-            created = storage.create_if_absent(commit_record_path(root, run_id),
-                                               json.dumps(record, indent=1, default=str).encode("utf-8"))
-            if not created:  # a retried bundle: the first attempt committed; finish that commit
-                record = read_commit_record(root, run_id) or record
-            yield publish(root, record)
-        finally:
-            if own_lease is not None:
-                own_lease.release()
+        yield commit_and_publish(root, record, self._lease_owner)
+
+
+def commit_and_publish(root: str, record: Mapping[str, Any], lease_owner: str | None) -> dict[str, Any]:
+    """Create ``record`` as its run's commit record (the commit point), then publish it; returns the
+    manifest. A record that exists already (a retried bundle, a replayed stream firing) is not
+    replaced: that first commit is finished instead. Takes the writer lease for the commit when
+    ``lease_owner`` does not hold it (a job submitted with --no-wait, a stream on Dataflow)."""
+    run_id = record["run_id"]
+    own_lease = None
+    if not (lease_owner and held_by(root, lease_owner)):
+        own_lease = WriterLease(root, run_id, wait_seconds=600).acquire()
+    try:
+        storage.sync_local(root)
+        storage.fault_point("commit_record")
+        created = storage.create_if_absent(commit_record_path(root, run_id),
+                                           json.dumps(record, indent=1, default=str).encode("utf-8"))
+        if not created:  # a retried bundle: the first attempt committed; finish that commit
+            record = read_commit_record(root, run_id) or record
+        return publish(root, record)
+    finally:
+        if own_lease is not None:
+            own_lease.release()
 
 
 class CommitRun(beam.PTransform):

@@ -155,18 +155,15 @@ class LanguageTagger:
         return values[0].language.iso_code_639_1.name.lower(), float(values[0].value)
 
     def _distribution(self, text: str) -> dict[str, float]:
-        """The profile's detector's probabilities of every language it considers (for ``_resolve_pair``)."""
-        if self.detector == "langdetect":
-            from langdetect.lang_detect_exception import LangDetectException
+        """langdetect's probabilities of every language it considers (``_resolve_pair``, step 2)."""
+        from langdetect.lang_detect_exception import LangDetectException
 
-            detector = self._factory.create()
-            detector.append(text)
-            try:
-                return {p.lang.split("-")[0]: float(p.prob) for p in detector.get_probabilities()}
-            except LangDetectException:
-                return {}
-        result = self._fasttext.detect(text.replace("\n", " "), model="lite", k=10)
-        return {str(r["lang"]).split("-")[0]: float(r["score"]) for r in result}
+        detector = self._factory.create()
+        detector.append(text)
+        try:
+            return {p.lang.split("-")[0]: float(p.prob) for p in detector.get_probabilities()}
+        except LangDetectException:
+            return {}
 
     def _resolve_pair(self, text: str, language: str, confidence: float, sure: bool) -> tuple[str, float, bool]:
         """Decide again between ``language`` and its confusable partners (``CONFUSABLE``) the archive expects.

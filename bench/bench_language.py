@@ -23,6 +23,7 @@ from typing import Any
 from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
 
 RESULTS = PROJECT / "bench" / "language.json"
+CS_SK_DEV = PROJECT / "tests" / "data" / "lang_cs_sk_dev.jsonl"
 DOC = PROJECT / "docs" / "language.md"
 PROFILES = ("local", "fast")
 TABLE_START, TABLE_END = "<!-- bench:language:start -->", "<!-- bench:language:end -->"
@@ -53,6 +54,30 @@ def _measure(tagger, texts: list[str], expected: list[str]) -> dict[str, Any]:
     return {"texts": len(texts), "accuracy": round(sum(t == e for t, e in zip(tags, expected)) / len(texts), 4),
             "und": round(sum(t == "und" for t in tags) / len(texts), 4),
             "us_per_text": round(seconds / len(texts) * 1e6, 1), "per_language": per_lang}
+
+
+def _strip_diacritics(text: str) -> str:
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+def _pair_dev(tagger) -> dict[str, Any]:
+    """Czech/Slovak dev sentences (tests/data/lang_cs_sk_dev.jsonl, not lingua's test data): right answers per
+    language, as written, without diacritics and as two-word beginnings; without and with the pair rule."""
+    rows = [json.loads(line) for line in CS_SK_DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+    variants = {"as written": lambda t: t, "without diacritics": _strip_diacritics,
+                "two words": lambda t: " ".join(t.split()[:2])}
+    out: dict[str, Any] = {}
+    for name, make in variants.items():
+        cell: dict[str, Any] = {}
+        for lang in ("cs", "sk"):
+            texts = [tagger.sample(None, make(r["text"])) for r in rows if r["lang"] == lang]
+            cell[lang] = {"texts": len(texts),
+                          "without_rule": sum(tagger._cascade(t)[0] == lang for t in texts),
+                          "with_rule": sum(tagger.detect(t)[0] == lang for t in texts)}
+        out[name] = cell
+    return out
 
 
 def _rss_mb() -> float:
@@ -148,6 +173,10 @@ def run_language_bench(write: bool = True) -> int:
             row[name] = m
             print(f"{profile:6} {name:10} accuracy {m['accuracy']:.2%}  und {m['und']:.2%}  "
                   f"{m['us_per_text']:,.0f} µs per text", flush=True)
+        row["cs_sk_dev"] = _pair_dev(tagger)
+        print(f"{profile:6} cs/sk dev (right without / with the pair rule): " + "; ".join(
+            f"{name} " + ", ".join(f"{lang} {c['without_rule']}/{c['with_rule']} of {c['texts']}" for lang, c in cell.items())
+            for name, cell in row["cs_sk_dev"].items()), flush=True)
         results["profiles"][profile] = row
     sample_s = _read_lingua("sentences", RELIABILITY_LINES)
     sample_w = _read_lingua("wordpairs", RELIABILITY_LINES)
@@ -184,6 +213,15 @@ def markdown(results: dict[str, Any]) -> str:
     for profile, row in results["profiles"].items():
         lines.append(f"| {profile} | " + " | ".join(
             f"{row['sentences']['per_language'][l]:.1%} / {row['wordpairs']['per_language'][l]:.1%}" for l in langs) + " |")
+    lines += ["", "Czech/Slovak dev sentences (`tests/data/lang_cs_sk_dev.jsonl`, not lingua's test data): right "
+                  "answers without / with the confusable-pair rule:", "",
+              "| profile | " + " | ".join(f"{name}: cs / sk" for name in
+                                           next(iter(results["profiles"].values()))["cs_sk_dev"]) + " |",
+              "|---|" + "---:|" * len(next(iter(results["profiles"].values()))["cs_sk_dev"])]
+    for profile, row in results["profiles"].items():
+        lines.append(f"| {profile} | " + " | ".join(
+            " / ".join(f"{c['without_rule']} → {c['with_rule']} of {c['texts']}" for c in cell.values())
+            for cell in row["cs_sk_dev"].values()) + " |")
     lines += ["", f"Reliability of each detector alone on lingua's sentences ({RELIABILITY_LINES} per language): "
                   "share of right top answers per probability bin (texts in the bin):", "",
               "| probability | " + " | ".join(results["reliability_sentences"]) + " |",

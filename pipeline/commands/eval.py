@@ -17,6 +17,7 @@ DEFAULT_SETS = (
     ("shared dev", SHARED_DEV),
     ("real-news dev", os.path.join(DATA, "realnews_dev.jsonl")),
     ("real-news held-out", os.path.join(DATA, "realnews_heldout.jsonl")),
+    ("real-news held-out 2", os.path.join(DATA, "realnews_heldout2.jsonl")),
     ("written dev", os.path.join(DATA, "topics_dev.jsonl")),
     ("written held-out", os.path.join(DATA, "topics_heldout.jsonl")),
 )

@@ -51,6 +51,18 @@ def replaced_runs(settings: RunSettings) -> tuple[str, ...]:
     return tuple(sorted(set(runs)))
 
 
+def check_layout(output_root: str) -> None:
+    """Under the writer lease: refuse (exit 2) to write into an archive of the old layout
+    (``newsbeam migrate`` first); record the layout of a new root."""
+    from transforms.layout import LayoutError
+    from transforms.rewrite import ensure_current_layout
+
+    try:
+        ensure_current_layout(output_root)
+    except LayoutError as err:
+        raise ConfigError(str(err)) from err
+
+
 def run_once(settings: RunSettings, extra_args: list[str] | None = None,
              now: dt.datetime | None = None, wait: bool = True) -> dict[str, Any]:
     """One batch run over the settings' files, feeds, or both in one pipeline.
@@ -80,6 +92,7 @@ def run_once(settings: RunSettings, extra_args: list[str] | None = None,
     else:
         lease = WriterLease(settings.output, run_id, wait_seconds=settings.wait_lock_seconds)
     with lease:
+        check_layout(settings.output)
         if given and run_id_taken(settings.output, run_id):
             raise ConfigError(f"run id {run_id!r} is already used under {settings.output}; every run needs a "
                               f"new id (leave --run-id out), and --replace-run {run_id} replaces that run's rows")

@@ -183,6 +183,10 @@ def run_stream(settings: RunSettings, extra_args: list[str] | None = None, durat
     lease = (WriterLease(settings.output, run_id, wait_seconds=settings.wait_lock_seconds) if wait
              else contextlib.nullcontext())
     with lease:
+        if wait:
+            from pipeline.launch import check_layout
+
+            check_layout(settings.output)
         pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
         build_stream_pipeline(pipeline, settings, run_id, source)
         result = pipeline.run()

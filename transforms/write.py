@@ -157,7 +157,12 @@ def compact_files(table: Table, inputs: list[str], targets: list[str]) -> list[d
         raise ValueError(f"compaction inputs span several partitions: {sorted(folders)}")
     folder = folders.pop()
     partition = folder.split(f"/{table.name}/", 1)[1] if f"/{table.name}/" in folder else ""
-    merged = _aligned(table, [_read_file(p) for p in inputs])
+    return write_sorted(table, _aligned(table, [_read_file(p) for p in inputs]), targets, partition)
+
+
+def write_sorted(table: Table, merged: pa.Table, targets: list[str], partition: str) -> list[dict[str, Any]]:
+    """Sort ``merged`` as the writer sorts rows (``sort_key``) and write it to ``targets`` in
+    nearly equal, ordered slices, each file atomically; one descriptor per target."""
     keys = [c for c in (*table.sort_by, "origin") if c in merged.column_names] if table.sort_by \
         else [table.file_schema[0].name]
     merged = merged.take(pc.sort_indices(merged, sort_keys=[(c, "ascending", "at_end") for c in keys]))

@@ -47,6 +47,9 @@ def replaced_runs(settings: RunSettings) -> tuple[str, ...]:
         chunks = list(manifest.get("chunks") or [])
         if run_id not in committed and not chunks:
             raise ConfigError(f"--replace-run {run_id}: no committed run with that id under {settings.output}")
+        if manifest.get("rewrite"):  # its files hold the rows of many runs (transforms/rewrite.py)
+            raise ConfigError(f"--replace-run {run_id}: that is a {manifest.get('kind')} of earlier runs' rows, "
+                              f"not a run of inputs; replace the runs whose rows it holds")
         runs += [run_id, *chunks]
     return tuple(sorted(set(runs)))
 

@@ -200,6 +200,9 @@ def test_replacing_a_run_whose_rows_were_compacted(scheduled, tmp_path):
     shutil.copytree(scheduled["reference"], root)
     manifests = [json.loads(p.read_text()) for p in (root / "_runs").glob("*.json")]
     first = min((m for m in manifests if m["run_id"].startswith("files-")), key=lambda m: m["started_at"])
+    [compaction] = [m["run_id"] for m in manifests if m.get("rewrite")]
+    refused = run(root, scheduled["inputs"], "--replace-run", compaction)
+    assert refused.returncode == 2 and "replace the runs whose rows it holds" in refused.stderr
     done = run(root, scheduled["inputs"], "--replace-run", first["run_id"])
     assert done.returncode == 0, done.stderr[-3000:]
     checked = check(str(root))

@@ -60,6 +60,7 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "versions": "JSON",
     "parent_run_id": "VARCHAR",
     "chunks": "VARCHAR[]",
+    "kind": "VARCHAR",
 }
 
 # Every view views.sql creates, in creation order (tests and `shell` list them).

@@ -91,7 +91,8 @@ def test_a_run_refuses_an_old_archive_until_it_is_migrated(world, tmp_path):
 
     con = connect(str(root))
     assert con.execute("SELECT count(*), count(DISTINCT article_id) FROM articles").fetchone() == (15, 15)
-    assert con.execute("SELECT count(*) FROM runs WHERE status = 'committed'").fetchone()[0] == 4
+    assert con.execute("SELECT kind, count(*) FROM runs WHERE status = 'committed' GROUP BY ALL ORDER BY ALL"
+                       ).fetchall() == [("migrate", 1), ("run", 3)]
 
 
 def test_a_new_root_records_the_layout(world, tmp_path):
@@ -225,3 +226,25 @@ def test_kill_before_at_and_after_the_commit_point_of_a_compaction(scheduled):
         assert run(root, scheduled["inputs"]).returncode == 0
         checked = check(str(root))
         assert checked["problems"] == [] and checked["article_ids"] == scheduled["ids"], (name, checked["problems"])
+
+
+# -- the publish step itself -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_the_folder_exchange_is_idempotent_with_and_without_renameat2(tmp_path, monkeypatch, atomic):
+    from transforms import layout
+
+    if not atomic:
+        monkeypatch.setattr(layout, "exchange", lambda a, b: False)
+    live, staged = tmp_path / "articles", tmp_path / "_staging" / "r" / "articles"
+    (live / "published_date=2026-01-06").mkdir(parents=True)
+    (live / "published_date=2026-01-06" / "old.parquet").write_bytes(b"old")
+    (staged / "published_month=2026-01").mkdir(parents=True)
+    (staged / "published_month=2026-01" / "new.parquet").write_bytes(b"new")
+    (staged / layout.MARKER).write_text("staged\n")
+    for _ in range(3):  # a crash after the exchange repeats the step: nothing changes any more
+        layout._swap_local(str(live), str(staged))
+        assert sorted(p.name for p in live.iterdir()) == ["published_month=2026-01"]
+        assert not (live / layout.MARKER).exists()
+    replaced = staged if atomic else tmp_path / "_staging" / "r" / "articles-replaced"
+    assert (replaced / "published_date=2026-01-06" / "old.parquet").read_bytes() == b"old"

@@ -212,20 +212,28 @@ def test_replacing_a_run_whose_rows_were_compacted(scheduled, tmp_path):
     assert (first["run_id"],) not in runs
 
 
+def kill_compaction(scheduled, index: int, tag: str) -> None:
+    name = scheduled["points"][index - 1]
+    root = scheduled["base"] / f"{tag}-{index}"
+    shutil.copytree(scheduled["root"], root)
+    killed = newsbeam("compact", "--output", str(root), "--min-files", "3", env={"NEWSBEAM_FAULT_AFTER": f"*:{index}"})
+    assert killed.returncode == KILLED, (name, killed.stderr[-2000:])
+    assert glob_ids(root) == scheduled["ids"], name  # a reader at the crash: no row twice, none lost
+    assert run(root, scheduled["inputs"]).returncode == 0
+    checked = check(str(root))
+    assert checked["problems"] == [] and checked["article_ids"] == scheduled["ids"], (name, checked["problems"])
+
+
 def test_kill_before_at_and_after_the_commit_point_of_a_compaction(scheduled):
-    points = scheduled["points"]
-    first = {name: number for number, name in reversed(list(enumerate(points, start=1)))}
+    first = {name: number for number, name in reversed(list(enumerate(scheduled["points"], start=1)))}
     for name in ("rewrite_marker", "commit_record", "rewrite_swap", "rewrite_swapped", "manifest"):
-        index = first[name]
-        root = scheduled["base"] / f"kill-{index}"
-        shutil.copytree(scheduled["root"], root)
-        killed = newsbeam("compact", "--output", str(root), "--min-files", "3",
-                          env={"NEWSBEAM_FAULT_AFTER": f"*:{index}"})
-        assert killed.returncode == KILLED, (name, killed.stderr[-2000:])
-        assert glob_ids(root) == scheduled["ids"], name  # a reader at the crash: no row twice, none lost
-        assert run(root, scheduled["inputs"]).returncode == 0
-        checked = check(str(root))
-        assert checked["problems"] == [] and checked["article_ids"] == scheduled["ids"], (name, checked["problems"])
+        kill_compaction(scheduled, first[name], "kill")
+
+
+@pytest.mark.faults
+def test_kill_after_every_step_of_a_compaction(scheduled):
+    for index in range(1, len(scheduled["points"]) + 1):
+        kill_compaction(scheduled, index, "every")
 
 
 # -- the publish step itself -----------------------------------------------------------------------

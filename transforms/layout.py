@@ -46,7 +46,6 @@ LAYOUT_FILE = "_layout.json"
 LAYOUT_VERSION = 2
 PARTITIONS = {1: ("published_date", "language"), 2: ("published_month",)}
 MARKER = ".newsbeam-rewrite"  # not *.parquet: no reader glob of the table matches it
-REWRITE_KINDS = ("migrate", "compact")
 
 
 class LayoutError(RuntimeError):
@@ -132,10 +131,23 @@ def _swap_local(live: str, staged: str) -> None:
                 os.rename(live, staged.rstrip("/") + "-replaced")
             os.makedirs(os.path.dirname(live), exist_ok=True)
             os.rename(staged, live)
+        for folder in {os.path.dirname(live), os.path.dirname(staged)}:  # the renames survive a power cut
+            _fsync_dir(folder)
         storage.fault_point("rewrite_swapped")
     marker_live = os.path.join(live, MARKER)
     if os.path.exists(marker_live):
         os.unlink(marker_live)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def publish_rewrite(output_root: str, record: Mapping[str, Any]) -> None:
@@ -159,11 +171,6 @@ def publish_rewrite(output_root: str, record: Mapping[str, Any]) -> None:
 
 
 # -- rows of replaced runs inside rewritten files --------------------------------------------------
-
-def rewrite_runs(manifests: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """Ids of the committed rewrite runs (their files hold rows of many runs)."""
-    return {run_id for run_id, m in manifests.items() if m.get("rewrite")}
-
 
 def purge_rows(output_root: str, run_ids: Iterable[str], manifest_dir: str) -> list[str]:
     """Remove the rows of ``run_ids`` from the articles files that rewrite runs (migrate, compact)

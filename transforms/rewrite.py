@@ -30,8 +30,8 @@ import pyarrow as pa
 
 from schemas import ARTICLES
 from transforms import storage
-from transforms.commit import (build_counters, commit_record_path, commit_records, manifests, publish, recover,
-                               staging_root, versions)
+from transforms.commit import (build_counters, commit_record_path, commit_records, publish, recover, staging_root,
+                               versions)
 from transforms.layout import (LAYOUT_VERSION, MARKER, LayoutError, detect_layout, old_layout_message,
                                read_layout, write_layout)
 from transforms.lease import WriterLease
@@ -246,8 +246,3 @@ def _open(path: str):
         return path
     return pa.BufferReader(storage.read_bytes(path))
 
-
-def pending_rewrites(output_root: str) -> list[str]:
-    """Rewrite runs committed but not yet published (for status messages)."""
-    done = manifests(output_root)
-    return [r for r in commit_records(output_root) if r not in done and r.startswith(("migrate-", "compact-"))]

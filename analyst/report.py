@@ -178,7 +178,7 @@ def collect(con, output: str) -> ReportData:
         SELECT (SELECT count(*) FROM articles) AS articles,
                (SELECT count(*) FROM duplicates) AS duplicates,
                (SELECT count(*) FROM dead_letters) AS dead_letters,
-               (SELECT count(*) FROM runs) AS runs,
+               (SELECT count(*) FROM runs WHERE kind = 'run') AS runs,
                (SELECT count(DISTINCT source) FROM articles) AS sources,
                (SELECT count(DISTINCT language) FROM articles) AS languages,
                (SELECT count(*) FROM articles WHERE len(topics) > 0) AS labeled,
@@ -218,7 +218,7 @@ def collect(con, output: str) -> ReportData:
         languages=_rows(con, "SELECT language, count(*) AS n FROM articles GROUP BY language ORDER BY n DESC, language"),
         runs=list(reversed(_dicts(con, f"""
             SELECT run_id, started_at, inputs_read, articles, duplicates, dead_letters, balanced
-            FROM runs ORDER BY started_at DESC, run_id DESC LIMIT {RECENT_RUNS}"""))),
+            FROM runs WHERE kind = 'run' ORDER BY started_at DESC, run_id DESC LIMIT {RECENT_RUNS}"""))),
         dead_letter_reasons=_rows(con, """
             SELECT stage, error, count(*) AS n FROM dead_letters GROUP BY stage, error ORDER BY n DESC, stage, error"""),
         topics=_rows(con, """

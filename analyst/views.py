@@ -60,6 +60,7 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "versions": "JSON",
     "parent_run_id": "VARCHAR",
     "chunks": "VARCHAR[]",
+    "kind": "VARCHAR",
 }
 
 # Every view views.sql creates, in creation order (tests and `shell` list them).
@@ -158,6 +159,11 @@ def table_relation(con: duckdb.DuckDBPyConnection, root: str, table: Table) -> s
     pattern = table_glob(root, table)
     if not has_files(con, pattern):
         return empty_relation(expected)
+    if table is ARTICLES and has_files(con, join(root, table.name, "published_date=*", "*", "*.parquet")):
+        raise AnalystError(
+            f"{root} holds articles in layout 1 (published_date=.../language=... folders); this version reads "
+            f"layout 2 (published_month=YYYY-MM): run `python -m pipeline migrate --output {root}` once "
+            f"(docs/querying.md)")
     hive_types = ", ".join(f"{literal(p)}: {literal(expected[p])}" for p in table.partitions)
     source = (f"read_parquet({literal(pattern)}, hive_partitioning = true, union_by_name = true, "
               f"hive_types = {{{hive_types}}})")

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "pipeline.commands.report",
     "pipeline.commands.stream",
     "pipeline.commands.watch",
+    "pipeline.commands.layout",
     "pipeline.commands.eval",
     "pipeline.commands.bench",
 )

@@ -47,8 +47,23 @@ def replaced_runs(settings: RunSettings) -> tuple[str, ...]:
         chunks = list(manifest.get("chunks") or [])
         if run_id not in committed and not chunks:
             raise ConfigError(f"--replace-run {run_id}: no committed run with that id under {settings.output}")
+        if manifest.get("rewrite"):  # its files hold the rows of many runs (transforms/rewrite.py)
+            raise ConfigError(f"--replace-run {run_id}: that is a {manifest.get('kind')} of earlier runs' rows, "
+                              f"not a run of inputs; replace the runs whose rows it holds")
         runs += [run_id, *chunks]
     return tuple(sorted(set(runs)))
+
+
+def check_layout(output_root: str) -> None:
+    """Under the writer lease: refuse (exit 2) to write into an archive of the old layout
+    (``newsbeam migrate`` first); record the layout of a new root."""
+    from transforms.layout import LayoutError
+    from transforms.rewrite import ensure_current_layout
+
+    try:
+        ensure_current_layout(output_root)
+    except LayoutError as err:
+        raise ConfigError(str(err)) from err
 
 
 def run_once(settings: RunSettings, extra_args: list[str] | None = None,
@@ -80,6 +95,7 @@ def run_once(settings: RunSettings, extra_args: list[str] | None = None,
     else:
         lease = WriterLease(settings.output, run_id, wait_seconds=settings.wait_lock_seconds)
     with lease:
+        check_layout(settings.output)
         if given and run_id_taken(settings.output, run_id):
             raise ConfigError(f"run id {run_id!r} is already used under {settings.output}; every run needs a "
                               f"new id (leave --run-id out), and --replace-run {run_id} replaces that run's rows")

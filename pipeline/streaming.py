@@ -204,7 +204,11 @@ def run_stream(settings: RunSettings, extra_args: list[str] | None = None, durat
     lease = (WriterLease(settings.output, run_id, wait_seconds=settings.wait_lock_seconds) if wait
              else contextlib.nullcontext())
     with lease:
-        if wait:  # finish committed firings of an earlier attempt, drop its uncommitted window files
+        if wait:
+            from pipeline.launch import check_layout
+
+            check_layout(settings.output)
+            # finish committed firings of an earlier attempt, drop its uncommitted window files
             recover(settings.output, active=(run_id,), streams=(run_id,))
         pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
         started = dt.datetime.fromtimestamp(start, dt.timezone.utc)

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.3.0"
+SCHEMA_VERSION = "2.0.0"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -52,12 +52,16 @@ class Column:
 
 @dataclasses.dataclass(frozen=True)
 class Table:
-    """A named output table: its folder under the output root, columns and partitions."""
+    """A named output table: its folder under the output root, columns and partitions.
+
+    ``sort_by``: row order inside each file (Parquet row-group min/max statistics of these
+    columns then let readers skip row groups); empty = by the first column."""
 
     name: str
     columns: tuple[Column, ...]
     partitions: tuple[str, ...]
     doc: str
+    sort_by: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -96,7 +100,10 @@ def _c(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> Column
 
 ARTICLES = Table(
     name="articles",
-    partitions=("published_date", "language"),
+    # One folder per publication month; date and language are sorted columns inside the files (row-group
+    # statistics prune them): a few big files instead of one per day and language (docs/bench.md).
+    partitions=("published_month",),
+    sort_by=("language", "published_date", "article_id"),
     doc="One row per story kept after deduplication.",
     columns=(
         _c("article_id", pa.string(), "Stable id: hash of the canonical URL, else the feed GUID, else the normalized content.", False),
@@ -111,13 +118,14 @@ ARTICLES = Table(
         _c("author", pa.string(), "Author as given by the feed."),
         _c("categories", pa.list_(pa.string()), "Categories/tags given by the feed."),
         _c("published_at", TIMESTAMP, "Publication time in UTC; null when the source gives none."),
-        _c("published_date", pa.date32(), "Partition: publication date (UTC), or the ingestion date when there is none.", False),
+        _c("published_date", pa.date32(), "Publication date (UTC), or the ingestion date when there is none; files are sorted by language, then this.", False),
+        _c("published_month", pa.string(), "Partition: month of published_date, YYYY-MM.", False),
         _c("date_source", pa.string(), "Where published_date came from: text, entry:<field> or feed:<field> (published, updated, created), page (the article page, htmldate), or ingested.", False),
         _c("date_precision", pa.string(), "Precision of published_at: second, day, month, year, or none.", False),
         _c("date_in_future", pa.bool_(), "True when the source's date lies after ingestion (kept, flagged)."),
         _c("date_warning", pa.string(), "What is doubtful about the date: unparsed string, time zone assumed, feed's date used, in the future, no date; null when nothing is."),
         _c("ingested_at", TIMESTAMP, "Start time of the run that ingested the article.", False),
-        _c("language", pa.string(), "Partition: ISO 639-1 code from language detection, or 'und'.", False),
+        _c("language", pa.string(), "ISO 639-1 code from language detection, or 'und'; files are sorted by it.", False),
         _c("language_confidence", pa.float64(), "Probability of the detected language (0-1)."),
         _c("declared_language", pa.string(), "Language the item or feed declares (dc:language, xml:lang, <language>), ISO 639-1."),
         _c("body_source", pa.string(), "Feed element the body came from: content:encoded, atom:content, yandex:full-text, description, atom:summary, dc:description, itunes:summary."),

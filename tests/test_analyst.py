@@ -139,11 +139,17 @@ def test_partition_filter_reads_only_matching_files(seed_run):
     root, _ = seed_run
     con = connect(str(root))
     plan = "\n".join(r[1] for r in con.execute(
-        "EXPLAIN ANALYZE SELECT count(*) FROM articles WHERE published_date = DATE '2026-01-06'").fetchall())
+        "EXPLAIN ANALYZE SELECT count(*) FROM articles "
+        "WHERE published_month = '2026-01' AND published_date = DATE '2026-01-06'").fetchall())
     total_files = len(list((root / "articles").rglob("*.parquet")))
     assert total_files > 1
     assert con.execute("SELECT count(*) FROM articles WHERE published_date = DATE '2026-01-06'").fetchone()[0] == 1
     assert "Total Files Read: 1" in plan
+    # Date and language filters reach the Parquet scan (row-group statistics), not a filter above it.
+    plan = "\n".join(r[1] for r in con.execute(
+        "EXPLAIN SELECT count(*) FROM articles WHERE published_date = DATE '2026-01-06' AND language = 'de'").fetchall())
+    scan = plan[plan.index("READ_PARQUET"):]
+    assert "Filters:" in scan and "language='de'" in scan and "published_date=" in scan
 
 
 def test_article_topics_one_row_per_article_and_label(rich_run):
@@ -269,13 +275,13 @@ def test_columns_older_files_lack_read_as_null(seed_run, tmp_path):
     root = tmp_path / "output"
     shutil.copytree(seed_run[0], root)
     old = pq.read_table(min((root / "articles").rglob("*.parquet"))).drop_columns(["cluster_id", "cluster_size"])
-    folder = root / "articles" / "published_date=2020-01-01" / "language=de"
+    folder = root / "articles" / "published_month=2020-01"
     folder.mkdir(parents=True)
     pq.write_table(old, folder / "part-old-00000-000.parquet")
     con = connect(str(root))
     assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == 5 + old.num_rows
     old_rows = con.execute("SELECT cluster_id, cluster_size FROM articles "
-                           "WHERE published_date = DATE '2020-01-01'").fetchall()
+                           "WHERE published_month = '2020-01'").fetchall()
     assert old_rows == [(None, None)] * old.num_rows
     described = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE articles)").fetchall())
     assert described == duckdb_columns(ARTICLES)

@@ -39,9 +39,11 @@ RANKS = {
     "transforms.language": 5,
     "transforms.topics": 6,
     "transforms.write": 7,
+    "transforms.layout": 7.2,
     # The cross-run index belongs to dedupe but stores its segments with write's Parquet writer.
     "transforms.dedup_index": 7.5,
     "transforms.commit": 8,
+    "transforms.rewrite": 9,
     "transforms.streaming": 10,
     "transforms.feed_poll": 11,
 }

@@ -17,7 +17,7 @@ from schemas import ARTICLES, DEAD_LETTERS, SCHEMA_VERSION
 from transforms.commit import CommitRun, build_counters, commit_record_path, manifest_path, recover, staging_root
 from transforms.common import RunInfo, dead_letter
 from transforms.normalize import to_article
-from transforms.write import TEMP_SUFFIX, WriteTable, file_name, partition_path, write_parquet_file
+from transforms.write import TEMP_SUFFIX, WriteTable, file_name, partition_path, partition_value, write_parquet_file
 
 RUN_ID = "test-write"
 RUN = RunInfo(run_id=RUN_ID, ingested_at=FIXED_NOW)
@@ -81,10 +81,10 @@ def written(tmp_path_factory):
 # -- core -------------------------------------------------------------------------
 
 def test_partition_path_and_file_name():
-    record = {"published_date": dt.date(2026, 1, 6), "language": "de"}
-    assert partition_path(ARTICLES, record) == "published_date=2026-01-06/language=de"
-    assert partition_path(ARTICLES, {"published_date": dt.date(2026, 1, 6), "language": "a/b=c"}) \
-        == "published_date=2026-01-06/language=a_b_c"
+    record = {"published_date": dt.date(2026, 1, 6), "published_month": "2026-01", "language": "de"}
+    assert partition_path(ARTICLES, record) == "published_month=2026-01"
+    assert partition_path(DEAD_LETTERS, {"ingested_date": dt.date(2026, 1, 6)}) == "ingested_date=2026-01-06"
+    assert partition_value("a/b=c") == "a_b_c"  # Hive partition values never hold separators
     assert file_name("files-abc", 3, 1) == "part-files-abc-00003-001.parquet"
 
 
@@ -102,13 +102,7 @@ def test_write_parquet_file_replaces_in_place(tmp_path):
 def test_hive_layout(written):
     output, _ = written
     partitions = sorted(str(p.parent.relative_to(output / "articles")) for p in output.glob("articles/**/*.parquet"))
-    assert sorted(set(partitions)) == [
-        "published_date=2025-04-01/language=de",
-        "published_date=2026-01-06/language=de",
-        "published_date=2026-01-06/language=en",
-        "published_date=2026-11-21/language=en",
-        "published_date=2026-11-21/language=und",
-    ]
+    assert sorted(set(partitions)) == ["published_month=2025-04", "published_month=2026-01", "published_month=2026-11"]
     for path in output.glob("articles/**/*.parquet"):
         assert path.name.startswith(f"part-{RUN_ID}-") and path.name.endswith(".parquet")
 
@@ -182,7 +176,8 @@ def test_a_second_commit_of_the_same_run_id_keeps_the_first(tmp_path):
     articles = make_articles()
     run_write(tmp_path, articles)
     names_first = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("articles/**/*.parquet"))
-    run_write(tmp_path, articles[:2])
+    # The retry stages a subset (a retried bundle writes the same files: here the whole 2026-01 partition).
+    run_write(tmp_path, [a for a in articles if a["published_month"] == "2026-01"])
     names_second = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("articles/**/*.parquet"))
     assert names_first == names_second
     assert duck(f"SELECT count(*), count(DISTINCT article_id) FROM {articles_source(tmp_path)}")[0] == (6, 6)
@@ -193,10 +188,10 @@ def test_recovery_removes_what_an_uncommitted_run_staged_and_left(tmp_path):
     articles = make_articles()
     run_write(tmp_path, articles)
     # A run that died before its commit point: staged files, and (an older version) a file in place.
-    dead_staging = pathlib.Path(staging_root(str(tmp_path), "dead-run")) / "articles" / "published_date=1999-01-01"
+    dead_staging = pathlib.Path(staging_root(str(tmp_path), "dead-run")) / "articles" / "published_month=1999-01"
     dead_staging.mkdir(parents=True)
     write_parquet_file(ARTICLES, articles[:1], str(dead_staging / file_name("dead-run", 0, 0)))
-    old_partition = tmp_path / "articles" / "published_date=1999-01-01" / "language=de"
+    old_partition = tmp_path / "articles" / "published_month=1999-01"
     old_partition.mkdir(parents=True)
     legacy = old_partition / file_name("legacy-crash", 0, 0)
     write_parquet_file(ARTICLES, [{**articles[0], "run_id": "legacy-crash"}], str(legacy))

@@ -16,7 +16,7 @@ from transforms.write import ROW_CODER, encode_row, row_codec, write_parquet_fil
 
 RUN = RunInfo(run_id="test-rows", ingested_at=FIXED_NOW)
 CET = dt.timezone(dt.timedelta(hours=1))
-# No output table has a date column inside its files today (dates are partitions); this one does.
+# A table with a date column inside its files and a string partition.
 DATED = Table(name="dated", partitions=("part",), doc="test", columns=(
     Column("id", pa.string(), False, ""), Column("day", pa.date32(), True, ""), Column("at", TIMESTAMP, True, ""),
     Column("part", pa.string(), False, "")))
@@ -28,6 +28,7 @@ def article(i: int, published_at):
         "origin": f"/in/{i}.txt", "title": f"Titel {i}", "summary": None, "body": f"Text {i}", "author": None,
         "categories": ["x"], "published_at": published_at,
         "published_date": published_at.date() if published_at else FIXED_NOW.date(),
+        "published_month": (published_at.date() if published_at else FIXED_NOW.date()).isoformat()[:7],
         "date_source": "text", "date_precision": "second", "date_in_future": False, "ingested_at": FIXED_NOW,
         "language": "de", "language_confidence": 0.9, "declared_language": None, "topics": ["t"],
         "topic_evidence": [{"label": "t", "score": 1.5, "terms": ["nato"],
@@ -45,7 +46,8 @@ def decode(table, rows):
 def test_row_holds_file_columns_with_ints_for_times():
     names, _ = row_codec(ARTICLES)
     assert names == [f.name for f in ARTICLES.file_schema]
-    assert "language" not in names and "published_date" not in names and "minhash" not in names
+    assert "published_month" not in names and "minhash" not in names
+    assert "language" in names and "published_date" in names  # sorted columns inside the files
     row = encode_row(article(1, dt.datetime(1970, 1, 1, 1, 0, 0, 5, tzinfo=CET)), *row_codec(ARTICLES))
     assert row[names.index("published_at")] == 5  # 01:00 at UTC+1 is the epoch, plus 5 µs
     assert row[names.index("ingested_at")] == int(FIXED_NOW.timestamp()) * 1_000_000

@@ -193,6 +193,10 @@ def _staged_state(output_root: str, run_id: str) -> list[str]:
 def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
     """Roll a committed run forward: every step may be repeated after a crash with the same result."""
     run_id = record["run_id"]
+    if record.get("rewrite"):  # migrate/compact: staged folders replace live ones (transforms/layout.py)
+        from transforms.layout import publish_rewrite
+
+        publish_rewrite(output_root, record)
     moved = 0
     for entry in record["files"]:
         storage.fault_point("publish")

@@ -346,6 +346,9 @@ def purge_runs(output_root: str, run_ids: Iterable[str], commit_dir: str, manife
     if files:
         storage.delete(files)
     doomed += files
+    from transforms.layout import purge_rows  # their rows inside files that migrate/compact wrote
+
+    doomed += purge_rows(output_root, doomed_runs, manifest_dir)
     manifests = [p for p in (join(manifest_dir, f"{r}.json") for r in sorted(doomed_runs)) if FileSystems.exists(p)]
     if manifests:
         storage.delete(manifests)

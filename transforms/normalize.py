@@ -90,6 +90,7 @@ def to_article(
         "categories": list(item.get("categories") or []),
         "published_at": published_at,
         "published_date": published_date,
+        "published_month": published_date.isoformat()[:7],
         "date_source": date_source,
         "date_precision": date_precision,
         "date_in_future": date_in_future,

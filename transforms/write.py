@@ -1,6 +1,6 @@
 """Step 6: write records as Hive-partitioned Parquet through Beam's FileSystems.
 
-Core: ``partition_path`` (``published_date=2026-01-06/language=de``),
+Core: ``partition_path`` (``published_month=2026-01``),
 ``file_name`` (``part-<run_id>-<shard>-<chunk>.parquet``, stable per run) and
 ``write_parquet_file`` (temp file, then rename into place, so a reader never
 sees a partial file and a re-run of the same run id replaces its files).
@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -87,16 +88,91 @@ def run_temp_pattern(output_root: str, table: Table, run_id: str) -> str:
     return join(output_root, table.name, "**", f"part-{run_id}-*{TEMP_SUFFIX}")
 
 
+# Row groups of sorted tables: small enough that a month file's groups span few languages and dates.
+SORTED_ROW_GROUP_ROWS = 16_384
+
+
 def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str) -> None:
     """Write ``records`` to ``path`` atomically: temp file, then rename into place."""
-    arrow_table = table.to_table(records)
+    write_arrow_file(table, table.to_table(records), path)
+
+
+def write_arrow_file(table: Table, arrow_table: pa.Table, path: str) -> None:
+    """Write an Arrow table of ``table``'s file schema to ``path`` atomically (temp file, then rename)."""
     temp_path = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
     with FileSystems.create(temp_path, mime_type="application/octet-stream",
                             compression_type=CompressionTypes.UNCOMPRESSED) as sink:
-        pq.write_table(arrow_table, sink, compression="zstd")
+        pq.write_table(arrow_table, sink, compression="zstd",
+                       row_group_size=SORTED_ROW_GROUP_ROWS if table.sort_by else None)
     fault_point("parquet_temp")
     replace_file(temp_path, path)
     fault_point("parquet")
+
+
+# -- compaction ---------------------------------------------------------------------
+#
+# Scheduled runs each add a few small files per partition. ``compact_files`` merges them; it is a
+# pure step for the commit protocol to call: it reads its inputs and writes its targets (each
+# atomically), and neither deletes nor changes an input. Publishing the targets and removing the
+# inputs is one commit of the single writer (staging + commit record), so a crash at any point
+# leaves either the inputs or the committed targets, never both or neither.
+
+def _read_file(path: str) -> pa.Table:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return pq.read_table(pa.BufferReader(handle.read()))
+
+
+def _aligned(table: Table, data: list[pa.Table]) -> pa.Table:
+    """The files' rows as ``table``'s file schema; a column some older file lacks reads as null
+    there (and is written nullable)."""
+    schema = table.file_schema
+    for i, field in enumerate(schema):
+        if not field.nullable and any(field.name not in d.column_names for d in data):
+            schema = schema.set(i, field.with_nullable(True))
+    return pa.concat_tables([
+        pa.Table.from_arrays([d.column(f.name).cast(f.type) if f.name in d.column_names
+                              else pa.nulls(d.num_rows, f.type) for f in schema], schema=schema)
+        for d in data])
+
+
+def _parent(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[0]
+
+
+def compact_files(table: Table, inputs: list[str], targets: list[str]) -> list[dict[str, Any]]:
+    """Merge the Parquet files ``inputs`` (all in one partition folder of ``table``) into ``targets``.
+
+    Rows keep their values; they are sorted as the writer sorts them (``sort_key``: the table's
+    ``sort_by`` columns, nulls last, then origin) and split into ``len(targets)`` files of nearly
+    equal size, in order. Each target is written atomically; inputs are only read. A target that
+    is also an input, or inputs from several folders, are refused (ValueError). Returns one
+    descriptor ``{table, partition, path, rows}`` per target, as ``WriteTable`` does.
+    """
+    if not inputs or not targets:
+        raise ValueError("compact_files needs at least one input and one target")
+    if set(inputs) & set(targets):
+        raise ValueError(f"compaction targets must be new files, not inputs: {sorted(set(inputs) & set(targets))}")
+    folders = {_parent(p) for p in inputs}
+    if len(folders) != 1:
+        raise ValueError(f"compaction inputs span several partitions: {sorted(folders)}")
+    folder = folders.pop()
+    partition = folder.split(f"/{table.name}/", 1)[1] if f"/{table.name}/" in folder else ""
+    return write_sorted(table, _aligned(table, [_read_file(p) for p in inputs]), targets, partition)
+
+
+def write_sorted(table: Table, merged: pa.Table, targets: list[str], partition: str) -> list[dict[str, Any]]:
+    """Sort ``merged`` as the writer sorts rows (``sort_key``) and write it to ``targets`` in
+    nearly equal, ordered slices, each file atomically; one descriptor per target."""
+    keys = [c for c in (*table.sort_by, "origin") if c in merged.column_names] if table.sort_by \
+        else [table.file_schema[0].name]
+    merged = merged.take(pc.sort_indices(merged, sort_keys=[(c, "ascending", "at_end") for c in keys]))
+    n, parts = merged.num_rows, len(targets)
+    bounds = [round(i * n / parts) for i in range(parts + 1)]
+    descriptors = []
+    for target, start, end in zip(targets, bounds, bounds[1:]):
+        write_arrow_file(table, merged.slice(start, end - start), target)
+        descriptors.append({"table": table.name, "partition": partition, "path": target, "rows": end - start})
+    return descriptors
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -143,9 +219,14 @@ def encode_row(record: Mapping[str, Any], names: list[str], converters: list[tup
 
 
 def sort_key(table: Table):
-    """Row order inside a file: by the table's first column, for reproducible files."""
+    """Row order inside a file: the table's ``sort_by`` columns (nulls last), else its first column;
+    for reproducible files and, with ``sort_by``, tight row-group statistics."""
+    if table.sort_by:
+        columns = (*table.sort_by, "origin")
+        return lambda record: tuple((v is None, "" if v is None else v) for v in map(record.get, columns))
     first = table.columns[0].name
     return lambda record: (str(record.get(first)), str(record.get("origin", "")))
+
 
 
 class _WriteGroupFn(beam.DoFn):

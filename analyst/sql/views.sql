@@ -37,7 +37,9 @@ SELECT
     versions ->> 'schema' AS schema_version,
     versions ->> 'newsbeam' AS newsbeam_version,
     counters,
-    coalesce(chunks, []) AS chunks
+    coalesce(chunks, []) AS chunks,
+    -- 'run' (inputs read), or 'migrate' / 'compact': a rewrite of committed rows that adds none.
+    coalesce(kind, 'run') AS kind
 FROM {{ manifests }}
 WHERE parent_run_id IS NULL;
 

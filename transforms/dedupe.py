@@ -400,24 +400,27 @@ class _BandShardFn(_MinHashFn):
         self._buffers: dict = {}
 
     def start_bundle(self):
-        self._buffers = {}
+        self._buffers = {}  # window -> one list per shard
 
     def process(self, record: tuple, window=beam.DoFn.WindowParam):
         ref = near_ref(record)
-        shards = self._shards
+        shards, batch = self._shards, self._batch
+        buffers = self._buffers.get(window)
+        if buffers is None:
+            buffers = self._buffers[window] = [[] for _ in range(shards)]
         for key in self._hasher.band_keys(record[_SIG]):
-            slot = (window, zlib.crc32(key) % shards)
-            buffer = self._buffers.get(slot)
-            if buffer is None:
-                buffer = self._buffers[slot] = []
+            shard = zlib.crc32(key) % shards
+            buffer = buffers[shard]
             buffer.append((key, ref))
-            if len(buffer) >= self._batch:
-                del self._buffers[slot]
-                yield slot[1], buffer
+            if len(buffer) >= batch:
+                buffers[shard] = []
+                yield shard, buffer
 
     def finish_bundle(self):
-        for (window, shard), buffer in self._buffers.items():
-            yield WindowedValue((shard, buffer), window.max_timestamp(), [window])
+        for window, buffers in self._buffers.items():
+            for shard, buffer in enumerate(buffers):
+                if buffer:
+                    yield WindowedValue((shard, buffer), window.max_timestamp(), [window])
         self._buffers = {}
 
 

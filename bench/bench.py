@@ -215,8 +215,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Python {results['machine']['python']}, run {results['started_at'][:16]} UTC.",
         "",
         "| profile | variant | articles/s | run time (s) | time vs plain loop | CPU µs per article | "
-        "peak RSS, process tree (MiB) | articles | duplicates | dead letters |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "peak RSS, process tree (MiB) | articles | duplicates | dead letters | files written |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["runs"]:
         c = r["counters"]
@@ -224,7 +224,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['profile']} | {r['variant']} | {r['articles_per_second']:,.0f} | {r['seconds']:.1f} | "
             f"{r.get('ratio_to_loop', 1.0):.2f}x | {r['cpu_us_per_article']:,.0f} | {r['peak_rss_tree_mb']:,.0f} | "
             f"{c['articles']:,} | "
-            f"{c['duplicates']:,} | {c['dead_letters']:,} |")
+            f"{c['duplicates']:,} | {c['dead_letters']:,} | {r.get('files', 0):,} |")
     for profile, costs in results["step_costs"].items():
         lines += ["", f"Cost per input article of each step (plain loop, profile `{profile}`):", "",
                   "| step | CPU µs per article | wall µs per article | share of CPU |", "|---|---:|---:|---:|"]
@@ -247,7 +247,7 @@ def print_run(r: dict[str, Any]) -> None:
     c = r["counters"]
     print(f"  {r['profile']:<6} {r['variant']:<7} {r['articles_per_second']:>8,.0f} articles/s  "
           f"{r['seconds']:>7.1f} s  cpu {r['cpu_seconds']:>7.1f} s  x{r.get('ratio_to_loop', 1.0):.2f} vs loop  peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
-          f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']}"
+          f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']} files={r.get('files')}"
           + (f" chunks={r['chunks']}" if r.get("chunks", 1) > 1 else ""), flush=True)
 
 

@@ -112,3 +112,27 @@ def test_lookup_gives_the_same_result_as_shuffling_the_whole_index(tmp_path):
         # The copies of run-a's and run-b's rows are duplicates; the row outside the window no longer counts.
         assert_that(summary, equal_to([("dup", "id"), ("dup", "content_hash"), ("dup", "minhash"),
                                        ("kept", None), ("kept", None)]), label="Expected")
+
+
+def test_pending_segment_keeps_every_row_and_its_times(tmp_path):
+    """WritePendingIndex ships rows with their datetimes packed as integers (no pickling): the
+    segment must still hold exactly ``index_row`` of every article, times and zones included."""
+    import pyarrow.parquet as pq
+
+    from transforms.dedup_index import WritePendingIndex
+
+    run = RunInfo("run-now", FIXED_NOW)
+    cet = dt.timezone(dt.timedelta(hours=1))
+    texts = seed_texts()[:3]
+    articles = [article(texts[0], "https://a.example/1", run, dt.datetime(2026, 3, 1, 9, 30, tzinfo=cet)),
+                article(texts[1], "https://a.example/2", run, dt.datetime(2026, 3, 2, 23, 59, 59, 999999,
+                                                                           tzinfo=dt.timezone.utc)),
+                article(texts[2], "https://a.example/3", run)]
+    with make_test_pipeline() as p:
+        files = p | beam.Create(articles) | WritePendingIndex(str(tmp_path), run.run_id)
+        assert_that(files | beam.Map(lambda f: f["rows"]), equal_to([3]))
+    table = pq.read_table(segment_path(str(tmp_path), run.run_id))
+    expected = DEDUP_INDEX.to_table(sorted((index_row(a) for a in articles), key=lambda r: r["article_id"]))
+    assert table.column_names == expected.column_names
+    assert table.to_pylist() == expected.to_pylist()
+    assert [r["published_at"] for r in table.to_pylist() if r["published_at"]] != []

@@ -7,7 +7,7 @@ import random
 
 from dateutil import tz
 
-from transforms.dedupe import PRIOR, _pack, _unpack, assign_clusters, canonical_order, cluster_refs, near_ref, slim
+from transforms.dedupe import PRIOR, pack as _pack, unpack as _unpack, assign_clusters, canonical_order, cluster_refs, near_ref, slim
 
 UTC = dt.timezone.utc
 

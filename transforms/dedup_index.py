@@ -32,7 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils import shared
 
 from schemas import DEDUP_INDEX, TABLES
-from transforms.dedupe import prior_article, slim
+from transforms.dedupe import pack, prior_article, slim, unpack
 from transforms import storage
 from transforms.storage import read_text
 from transforms.write import batch_run_id, join, write_parquet_file
@@ -252,9 +252,9 @@ class _WritePendingFn(beam.DoFn):
         self._root = output_root
         self._run_id = run_id
 
-    def process(self, rows: list[dict[str, Any]]):
+    def process(self, packed: list[tuple]):
         path = segment_path(self._root, self._run_id)
-        rows = sorted(rows, key=lambda r: r["article_id"])
+        rows = sorted(map(unpack, packed), key=lambda r: r["article_id"])
         write_parquet_file(DEDUP_INDEX, rows, path)
         yield {"table": "dedup_index_pending", "partition": "", "path": path, "rows": len(rows)}
 
@@ -268,8 +268,10 @@ class WritePendingIndex(beam.PTransform):
         self._fn = _WritePendingFn(output_root, run_id)
 
     def expand(self, articles):
+        # Rows cross the combine with their datetimes as integers (dedupe.pack): Beam's coder would
+        # pickle every datetime of every row at each of the combine's stage boundaries otherwise.
         return (articles
-                | "IndexRows" >> beam.Map(index_row)
+                | "IndexRows" >> beam.Map(lambda article: pack(index_row(article)))
                 | "OneSegment" >> beam.combiners.ToList()
                 | "WritePending" >> beam.ParDo(self._fn))
 

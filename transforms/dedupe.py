@@ -136,10 +136,10 @@ def _fixed_offset(when: dt.datetime) -> bool:
                                               and tz.tzname(None) == dt.timezone(tz.utcoffset(None)).tzname(None)))
 
 
-def _pack(article: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+def pack(article: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     """An article for a shuffle, with its datetimes and dates as integers: Beam's coder pickles
     those otherwise (~3x the cost of the rest of the article). Only naive and fixed-offset
-    datetimes are converted; :func:`_unpack` restores equal values with the same time zones."""
+    datetimes are converted; :func:`unpack` restores equal values with the same time zones."""
     plain, times, dates = {}, {}, {}
     for key, value in article.items():
         kind = type(value)
@@ -153,7 +153,7 @@ def _pack(article: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     return plain, times, dates
 
 
-def _unpack(packed: tuple[dict, dict, dict]) -> dict[str, Any]:
+def unpack(packed: tuple[dict, dict, dict]) -> dict[str, Any]:
     plain, times, dates = packed
     article = dict(plain)
     for key, (micros, offset) in times.items():
@@ -243,7 +243,7 @@ class _ApplyDecisionFn(beam.DoFn):
 
     def process(self, joined):
         article_id, groups = joined
-        copies = sorted(map(_unpack, groups["articles"]), key=_order_key)
+        copies = sorted(map(unpack, groups["articles"]), key=_order_key)
         decision = next(iter(groups[DECISION]), None)
         if decision is None or not copies:
             raise RuntimeError(f"dedup: article {article_id} has {len(copies)} copies and no decision"
@@ -378,7 +378,7 @@ class _SignFn(_MinHashFn):
         if self._hasher is not None and article.get("minhash") is None:
             article = {**article, "minhash": self._hasher.signature(content_key(article.get("title"),
                                                                                 article.get("body")))}
-        yield article["article_id"], _pack(article)
+        yield article["article_id"], pack(article)
         yield beam.pvalue.TaggedOutput(SLIM, slim(article))
 
 
@@ -400,24 +400,27 @@ class _BandShardFn(_MinHashFn):
         self._buffers: dict = {}
 
     def start_bundle(self):
-        self._buffers = {}
+        self._buffers = {}  # window -> one list per shard
 
     def process(self, record: tuple, window=beam.DoFn.WindowParam):
         ref = near_ref(record)
-        shards = self._shards
+        shards, batch = self._shards, self._batch
+        buffers = self._buffers.get(window)
+        if buffers is None:
+            buffers = self._buffers[window] = [[] for _ in range(shards)]
         for key in self._hasher.band_keys(record[_SIG]):
-            slot = (window, zlib.crc32(key) % shards)
-            buffer = self._buffers.get(slot)
-            if buffer is None:
-                buffer = self._buffers[slot] = []
+            shard = zlib.crc32(key) % shards
+            buffer = buffers[shard]
             buffer.append((key, ref))
-            if len(buffer) >= self._batch:
-                del self._buffers[slot]
-                yield slot[1], buffer
+            if len(buffer) >= batch:
+                buffers[shard] = []
+                yield shard, buffer
 
     def finish_bundle(self):
-        for (window, shard), buffer in self._buffers.items():
-            yield WindowedValue((shard, buffer), window.max_timestamp(), [window])
+        for window, buffers in self._buffers.items():
+            for shard, buffer in enumerate(buffers):
+                if buffer:
+                    yield WindowedValue((shard, buffer), window.max_timestamp(), [window])
         self._buffers = {}
 
 
@@ -580,5 +583,5 @@ class DedupExact(Deduplicate):
 
 
 __all__ = ["DUPLICATE", "Deduplicate", "DedupExact", "assign_clusters", "band_pairs", "candidate_pairs",
-           "canonical_order", "cluster_refs", "duplicate_record", "member", "near_ref", "pick_canonical",
-           "prior_article", "shard_pairs", "slim"]
+           "canonical_order", "cluster_refs", "duplicate_record", "member", "near_ref", "pack", "pick_canonical",
+           "prior_article", "shard_pairs", "slim", "unpack"]

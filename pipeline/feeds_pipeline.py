@@ -225,11 +225,10 @@ def build_chunk_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, 
             | "SpoolFile" >> beam.Create([chunk.path])
             | "ReadSpool" >> beam.ParDo(_ReadSpoolFn(run)).with_outputs(DEAD_LETTER, main="items"))
     status_elements = None
-    hooks = [PageCacheSummary()]
     if statuses is not None:
         status_elements = p | "FeedStatuses" >> beam.Create(
             [{"status": restamp(s["status"], run), "state": s["state"]} for s in statuses])
-        hooks.insert(0, FeedStateSummary())
+    hooks = [FeedStateSummary(), PageCacheSummary()]  # no feed state staged: 0 feeds, the articles written
     feeds = feed_outputs(read.items, read[DEAD_LETTER], status_elements, settings, config, run)
     record_extras = {"page_cache": {"cache_days": page_settings(settings.feeds, config).cache_days,
                                     "now": run.ingested_at.isoformat()}}

@@ -104,7 +104,7 @@ def check_archive(root: str) -> dict[str, Any]:
             problems.append(f"{run_id}: counters not balanced")
     ids: list[str] = []
     rows_on_disk = {}
-    for table in ("articles", "duplicates", "errors"):
+    for table in ("articles", "duplicates", "errors", "feed_status"):
         for path in _match(join(root, table, "**", "*.parquet")):
             data = _read_parquet(path)
             rows_on_disk[path] = data.num_rows

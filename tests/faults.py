@@ -91,10 +91,11 @@ def check_archive(root: str) -> dict[str, Any]:
     listed: dict[str, int] = {}
     for run_id, manifest in committed.items():
         per_table: dict[str, int] = {}
-        written_root = str(manifest.get("output") or root).rstrip("/")
+        written_root = str(manifest.get("output") or root).rstrip("/") + "/"
         for entry in manifest.get("files", []):
-            # Paths are absolute as written; an archive copied elsewhere (the tests copy one) moves them.
-            listed[join(root, entry["path"][len(written_root) + 1:])] = entry["rows"]
+            # Paths are relative to the output root (absolute in manifests written before that).
+            path = entry["path"][len(written_root):] if entry["path"].startswith(written_root) else entry["path"]
+            listed[join(root, path)] = entry["rows"]
             per_table[entry["table"]] = per_table.get(entry["table"], 0) + entry["rows"]
         c = manifest["counters"]
         for table, key in (("articles", "articles"), ("duplicates", "duplicates"), ("errors", "dead_letters")):

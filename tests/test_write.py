@@ -14,7 +14,8 @@ import pytest
 
 from conftest import FIXED_NOW, make_test_pipeline
 from schemas import ARTICLES, DEAD_LETTERS, SCHEMA_VERSION
-from transforms.commit import CommitRun, build_counters, commit_record_path, manifest_path, recover, staging_root
+from transforms.commit import (CommitRun, build_counters, commit_record_path, manifest_path, recover, relative_path,
+                               staging_root)
 from transforms.common import RunInfo, dead_letter
 from transforms.normalize import to_article
 from transforms.write import TEMP_SUFFIX, WriteTable, file_name, partition_path, write_parquet_file
@@ -153,7 +154,8 @@ def test_no_temp_files_left(written):
     output, manifest = written
     leftovers = [p for p in output.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
     assert leftovers == []
-    assert sorted(f["path"] for f in manifest["files"]) == sorted(str(p) for p in output.glob("**/*.parquet"))
+    assert sorted(f["path"] for f in manifest["files"]) == \
+        sorted(str(p.relative_to(output)) for p in output.glob("**/*.parquet"))  # relative to the output root
 
 
 def test_manifest_of_the_commit(written):
@@ -171,7 +173,8 @@ def test_commit_publishes_staged_files_and_removes_the_staging_folder(written):
     output, manifest = written
     assert not pathlib.Path(staging_root(str(output), RUN_ID)).exists()
     record = json.loads(pathlib.Path(commit_record_path(str(output), RUN_ID)).read_text())
-    assert sorted(f["path"] for f in record["files"]) == sorted(f["path"] for f in manifest["files"])
+    assert sorted(relative_path(str(output), f["path"]) for f in record["files"]) == \
+        sorted(f["path"] for f in manifest["files"])
     assert all(f["staged"].startswith(staging_root(str(output), RUN_ID)) for f in record["files"])
 
 

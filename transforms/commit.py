@@ -68,6 +68,12 @@ def final_path(output_root: str, run_id: str, staged: str) -> str:
     return join(output_root, staged[len(prefix):])
 
 
+def relative_path(output_root: str, path: str) -> str:
+    """``path`` under ``output_root`` as a '/'-separated path relative to it (as manifests list files)."""
+    prefix = output_root.rstrip("/") + "/"
+    return path[len(prefix):] if path.startswith(prefix) else path
+
+
 def read_manifest(output_root: str, run_id: str) -> dict[str, Any] | None:
     text = read_text(manifest_path(output_root, run_id))
     return json.loads(text) if text else None
@@ -193,8 +199,9 @@ def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
         storage.fault_point("compact")
         compact_page_cache(output_root, run_id, int(page_cache["cache_days"]),
                            dt.datetime.fromisoformat(page_cache["now"]))
-    manifest["files"] = [{k: v for k, v in f.items() if k != "staged"} for f in record["files"]
-                         if f.get("table") in TABLES]
+    # Paths relative to the output root, so an archive copied or moved elsewhere stays right.
+    manifest["files"] = [{**{k: v for k, v in f.items() if k != "staged"}, "path": relative_path(output_root, f["path"])}
+                         for f in record["files"] if f.get("table") in TABLES]
     manifest["status"] = "committed"
     manifest["finished_at"] = manifest.get("finished_at") or dt.datetime.now(dt.timezone.utc).isoformat()
     storage.fault_point("manifest")
@@ -362,4 +369,4 @@ class CommitRun(beam.PTransform):
 
 __all__ = ["BALANCE_KEYS", "COMMIT_DIR", "CommitRun", "MANIFEST_DIR", "STAGING_DIR", "build_counters",
            "commit_record_path", "committed_runs", "final_path", "manifest_path", "publish", "read_manifest",
-           "recover", "recover_if_idle", "run_id_taken", "staging_root", "write_text_atomically"]
+           "recover", "recover_if_idle", "relative_path", "run_id_taken", "staging_root", "write_text_atomically"]

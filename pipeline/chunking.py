@@ -184,6 +184,20 @@ def max_items_per_run(settings: RunSettings, wait: bool = True) -> int:
     return int(settings.feeds.get("max_items_per_run") or 0)
 
 
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``; elsewhere
+    only the collection), so the chunks do not run on top of the parse's high-water mark."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 @contextlib.contextmanager
 def spool_folder(output_root: str, run_id: str):
     """A local folder for a run's spooled feed items: ``<root>/_spool/<run_id>`` on a local output
@@ -240,6 +254,7 @@ def run_feeds(settings: RunSettings, config, extra_args: list[str] | None = None
         spool = FeedSpool(folder, size)
         chunks = fetch_to_spool(settings, config, info, spool)
         spooled = spool.statuses
+        release_memory()  # what parsing a large feed took (feedparser, the XML tree) before the chunks run
         if len(chunks) == 1:
             return run(settings, extra_args, now=now, wait=True,
                        build=lambda p, s, i, base: build_chunk_pipeline(p, s, i, base, config, chunks[0], spooled))

@@ -154,6 +154,7 @@ def test_a_feed_larger_than_the_chunk_size_runs_as_committed_chunks(runs):
         assert m["counters"]["inputs"] >= 1
         # Only the last chunk commits the feeds' state and status rows (and the empty feed's dead letter).
         tables = {f["table"] for f in m["files"]}
+        assert all(not f["path"].startswith(("/", str(base))) for f in m["files"])  # relative to the root
         assert ("feed_status" in tables) == (number == 3), (chunk_id, tables)
         assert m["feeds"]["count"] == (5 if number == 3 else 0)
         feed_items = query(base / "chunked", f"SELECT count(*) FROM (SELECT article_id FROM articles WHERE run_id = "

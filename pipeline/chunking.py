@@ -18,6 +18,12 @@ between chunks keeps the chunks that committed (each is a complete run), its par
 marked ``incomplete`` by the next run's recovery, and re-running the command adds only the files
 whose articles are not in the archive yet. ``--replace-run`` runs are never chunked (the replaced
 run is purged by one commit).
+
+Feeds-only runs (:func:`run_feeds`) are chunked by items: the launcher fetches and parses the
+feeds, spools the items to local files and runs them as committed chunks of
+``feeds.max_items_per_run``; only the last chunk commits the feeds' next state and feed_status
+rows, so a kill between chunks makes the next run fetch the feeds again (the committed items come
+out as duplicates).
 """
 
 from __future__ import annotations

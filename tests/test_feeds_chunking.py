@@ -36,7 +36,8 @@ from transforms.page import load_page_cache
 CHUNK = 9
 KILLED = -signal.SIGKILL
 FETCH = {"timeout_connect": 1, "timeout_total": 3, "max_bytes": 1_000_000, "max_redirects": 3,
-         "backoff_base_seconds": 60, "backoff_max_seconds": 3600, "user_agent": "newsbeam-test/1 (+https://example.org)"}
+         "backoff_base_seconds": 60, "backoff_max_seconds": 3600,
+         "user_agent": "newsbeam-test/1 (+https://example.org)"}
 FULL_TEXT = {"min_delay_seconds": 0.01, "timeout_total": 2, "timeout_connect": 1, "retries": 0, "concurrency": 4,
              "contact": "newsbeam-tests@example.org"}
 WORDS = ("council market river harbour union budget school storm rail court minister energy water festival police "
@@ -212,7 +213,8 @@ def test_a_second_chunked_run_fetches_conditionally_and_adds_nothing(runs, serve
     settings = make_settings(base / "chunked", feeds_file=path, feeds={"full_text": True, "max_items_per_run": CHUNK})
     again = run_once(settings, now=FIXED_NOW)
     assert "chunks" not in again and again["counters"]["inputs"] == 0 and again["counters"]["balanced"]
-    outcomes = dict(query(base / "chunked", f"SELECT feed, outcome FROM feed_status WHERE run_id = '{again['run_id']}'"))
+    outcomes = dict(query(base / "chunked",
+                          f"SELECT feed, outcome FROM feed_status WHERE run_id = '{again['run_id']}'"))
     assert outcomes == {"big": "unchanged", "small": "unchanged", "validators": "not_modified", "empty": "unchanged",
                         "broken": "skipped_backoff"}
     assert not pathlib.Path(base, "chunked", "_spool").exists()
@@ -294,7 +296,8 @@ def test_kill_between_chunks_and_after_the_first_commit_point_loses_and_doubles_
 @pytest.mark.faults
 def test_kill_at_every_point_of_a_chunked_feed_run(fault_scenario):
     trace = fault_scenario["base"] / "trace.txt"
-    clean = run_cli(fault_scenario["feeds"], fault_scenario["base"] / "traced", env={"NEWSBEAM_FAULT_TRACE": str(trace)})
+    clean = run_cli(fault_scenario["feeds"], fault_scenario["base"] / "traced",
+                    env={"NEWSBEAM_FAULT_TRACE": str(trace)})
     assert clean.returncode == 0, clean.stderr[-3000:]
     points = trace.read_text().split()
     assert points.count("chunk") == 3 and points.count("spool") == 3, points

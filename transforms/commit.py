@@ -200,7 +200,8 @@ def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
         compact_page_cache(output_root, run_id, int(page_cache["cache_days"]),
                            dt.datetime.fromisoformat(page_cache["now"]))
     # Paths relative to the output root, so an archive copied or moved elsewhere stays right.
-    manifest["files"] = [{**{k: v for k, v in f.items() if k != "staged"}, "path": relative_path(output_root, f["path"])}
+    manifest["files"] = [{**{k: v for k, v in f.items() if k != "staged"},
+                          "path": relative_path(output_root, f["path"])}
                          for f in record["files"] if f.get("table") in TABLES]
     manifest["status"] = "committed"
     manifest["finished_at"] = manifest.get("finished_at") or dt.datetime.now(dt.timezone.utc).isoformat()

@@ -49,7 +49,7 @@ _SECTION_KEYS: dict[str, set[str]] = {
     "write": {"rows_per_file", "shards"},
     "stream": {"poll_interval_seconds", "window_seconds", "allowed_lateness_seconds", "dedup_ttl_seconds"},
     "feeds": {"timeout_connect", "timeout_total", "max_bytes", "max_redirects", "user_agent", "backoff_base_seconds",
-              "backoff_max_seconds", "allow_future_minutes", "full_text"},
+              "backoff_max_seconds", "allow_future_minutes", "full_text", "max_items_per_run"},
 }
 
 
@@ -123,6 +123,9 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key in ("rows_per_file", "shards"):
         if key in write:
             v.integer(write[key], f"write.{key}", 1)
+    feeds = data.get("feeds", {})
+    if "max_items_per_run" in feeds:
+        v.integer(feeds["max_items_per_run"], "feeds.max_items_per_run", 0)
     stream = data.get("stream", {})
     for key in ("poll_interval_seconds", "window_seconds", "allowed_lateness_seconds", "dedup_ttl_seconds"):
         if key in stream:

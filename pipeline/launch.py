@@ -72,8 +72,9 @@ def run_once(settings: RunSettings, extra_args: list[str] | None = None,
 
     Takes the output root's writer lease first (waiting ``--wait-lock`` seconds for another
     writer), gives the run a fresh id and holds the lease until the run has committed. Files alone
-    on a local runner run in chunks of ``read.max_files_per_run`` files, each a committed sub-run
-    (pipeline/chunking.py), so memory does not grow with the input."""
+    on a local runner run in chunks of ``read.max_files_per_run`` files, feeds alone in chunks of
+    ``feeds.max_items_per_run`` items, each a committed sub-run (pipeline/chunking.py), so memory
+    does not grow with the input."""
     from pipeline.batch import check_output
     from transforms.commit import run_id_taken
     from transforms.lease import WriterLease
@@ -105,6 +106,10 @@ def run_once(settings: RunSettings, extra_args: list[str] | None = None,
             from pipeline.chunking import run_files
 
             return run_files(settings, extra_args, now=now, wait=wait)
+        if not settings.inputs:
+            from pipeline.chunking import run_feeds
+
+            return run_feeds(settings, config, extra_args, now=now, wait=wait)
         from pipeline.feeds_pipeline import build_pipeline
 
         return run_batch(settings, extra_args, now=now, wait=wait,

@@ -222,8 +222,10 @@ def publish(output_root: str, record: Mapping[str, Any]) -> dict[str, Any]:
         storage.fault_point("compact")
         compact_page_cache(output_root, run_id, int(page_cache["cache_days"]),
                            dt.datetime.fromisoformat(page_cache["now"]))
-    manifest["files"] = [{k: v for k, v in f.items() if k != "staged"} for f in record["files"]
-                         if f.get("table") in TABLES]
+    # Paths relative to the output root, so an archive copied or moved elsewhere stays right.
+    manifest["files"] = [{**{k: v for k, v in f.items() if k != "staged"},
+                          "path": relative_path(output_root, f["path"])}
+                         for f in record["files"] if f.get("table") in TABLES]
     manifest["status"] = "committed"
     manifest["finished_at"] = manifest.get("finished_at") or dt.datetime.now(dt.timezone.utc).isoformat()
     storage.fault_point("manifest")
@@ -405,4 +407,4 @@ class CommitRun(beam.PTransform):
 
 __all__ = ["BALANCE_KEYS", "COMMIT_DIR", "CommitRun", "MANIFEST_DIR", "STAGING_DIR", "build_counters",
            "commit_record_path", "committed_runs", "final_path", "manifest_path", "publish", "read_manifest",
-           "recover", "recover_if_idle", "run_id_taken", "staging_root", "write_text_atomically"]
+           "recover", "recover_if_idle", "relative_path", "run_id_taken", "staging_root", "write_text_atomically"]

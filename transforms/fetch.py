@@ -605,6 +605,24 @@ def make_client(settings: FetchSettings) -> httpx.Client:
     )
 
 
+def fetch_or_fail(client: httpx.Client, feed: Mapping[str, Any], state: Mapping[str, Any] | None,
+                  settings: FetchSettings, policy: NetworkPolicy, now: dt.datetime, run_id: str) -> dict[str, Any]:
+    """:func:`fetch_feed`, where a bug or an exotic failure costs one feed (a ``failed`` result with
+    the error and the next backoff), never the run. Used by :class:`FetchFeeds` and by the chunked
+    feed runs' launcher (pipeline/chunking.py), so both fetch alike."""
+    try:
+        return fetch_feed(client, feed, state, settings, policy, now, run_id)
+    except Exception as err:  # noqa: BLE001
+        failed = dict(state or empty_state(feed))
+        failures = int(failed.get("consecutive_failures") or 0) + 1
+        failed.update(consecutive_failures=failures, last_outcome="failed", last_run_id=run_id,
+                      next_attempt_at=_iso(now + dt.timedelta(seconds=backoff_seconds(failures, settings))))
+        return {"feed": feed["name"], "url": feed["url"], "language": feed.get("language"), "final_url": None,
+                "http_status": None, "error": f"internal: {type(err).__name__}: {err}", "body": None,
+                "headers": {}, "bytes": 0, "latency_ms": None, "fetched_at": now, "outcome": "failed",
+                "state": failed}
+
+
 class _FetchFn(beam.DoFn):
     def __init__(self, settings: FetchSettings, policy: NetworkPolicy, run_id: str, now: dt.datetime):
         self._settings = settings
@@ -618,18 +636,7 @@ class _FetchFn(beam.DoFn):
 
     def process(self, feed_and_state: tuple[Mapping[str, Any], Mapping[str, Any] | None]) -> Iterable[dict]:
         feed, state = feed_and_state
-        try:
-            yield fetch_feed(self._client, feed, state, self._settings, self._policy, self._now, self._run_id)
-        except Exception as err:  # noqa: BLE001 - a bug or an exotic failure must cost one feed, not the run
-            failed = dict(state or empty_state(feed))
-            failures = int(failed.get("consecutive_failures") or 0) + 1
-            failed.update(consecutive_failures=failures, last_outcome="failed", last_run_id=self._run_id,
-                          next_attempt_at=_iso(self._now + dt.timedelta(
-                              seconds=backoff_seconds(failures, self._settings))))
-            yield {"feed": feed["name"], "url": feed["url"], "language": feed.get("language"), "final_url": None,
-                   "http_status": None, "error": f"internal: {type(err).__name__}: {err}", "body": None,
-                   "headers": {}, "bytes": 0, "latency_ms": None, "fetched_at": self._now, "outcome": "failed",
-                   "state": failed}
+        yield fetch_or_fail(self._client, feed, state, self._settings, self._policy, self._now, self._run_id)
 
     def teardown(self):
         if self._client is not None:

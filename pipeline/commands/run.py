@@ -29,6 +29,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="language detection backend (profile: language.detector)")
     parser.add_argument("--dedup-window-days", dest="dedup_window_days", type=int, metavar="DAYS",
                         help="cross-run dedup remembers articles this many days (profile: dedup.window_days)")
+    parser.add_argument("--max-items-per-run", dest="max_items_per_run", type=int, metavar="N",
+                        help="feeds on the local runner: run the fetched items as committed chunks of N, one "
+                             "after another, to bound memory; 0 = one pipeline fetches and runs everything "
+                             "(profile: feeds.max_items_per_run)")
     parser.add_argument("--no-full-text", dest="full_text", action="store_false",
                         help="feeds: keep the feed's text, do not fetch article pages (profile: feeds.full_text)")
     parser.set_defaults(accepts_beam_flags=True)
@@ -49,6 +53,8 @@ def overrides_from(args: argparse.Namespace) -> dict:
         overrides["dedup"] = {"window_days": args.dedup_window_days}
     if getattr(args, "full_text", True) is False:
         overrides["feeds"] = {"full_text": False}
+    if getattr(args, "max_items_per_run", None) is not None:
+        overrides.setdefault("feeds", {})["max_items_per_run"] = args.max_items_per_run
     if getattr(args, "max_files_per_run", None) is not None:
         overrides["read"] = {"max_files_per_run": args.max_files_per_run}
     if getattr(args, "inputs", None):

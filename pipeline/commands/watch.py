@@ -2,7 +2,9 @@
 
 Each poll is a complete run with its own run id (``poll-<UTC time>``): its
 files, cross-run dedup index segment and feed state are committed together,
-so a crash or restart loses nothing and repeats nothing. One line per poll.
+so a crash or restart loses nothing and repeats nothing. A poll with more items than
+``feeds.max_items_per_run`` runs them as committed chunks (``poll-...-c0001``, ...; pipeline/chunking.py
+``run_feeds``), the feeds' state committed with the last. One line per poll.
 """
 
 from __future__ import annotations

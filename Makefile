@@ -111,6 +111,10 @@ bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local
 bench-language: $(STAMP) ## language tagging per profile: accuracy (lingua sentences/word pairs, 10kGNAD), µs per text, reliability curves; writes bench/language.json, docs/language.md
 	$(PY) -m pipeline bench --language $(ARGS)
 
+.PHONY: bench-peers
+bench-peers: $(STAMP) ## datatrove's equivalent pipeline next to newsbeam beam-1 + loop, profile fast (needs the extra peers; BENCH_ARTICLES=, ARGS=); prints only, exit 2 without datatrove
+	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) --profiles fast --variants beam-1,loop,datatrove --no-write $(ARGS)
+
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }
 	$(UV) pip compile pyproject.toml --extra dev --extra fast --extra report --extra eval --python-version 3.11 \

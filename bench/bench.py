@@ -14,7 +14,10 @@ Per variant it records wall time, articles per second (input files / time
 inside the run), peak memory (the largest sum of RSS over the subprocess and
 all its children, sampled from /proc every 50 ms, and the largest single
 process from ``getrusage``), the run's counters and the ratio to the plain
-loop. Results go to ``bench/results.json`` and ``bench/results.md`` (only those files).
+loop. ``datatrove`` (``make bench-peers``, optional extra ``peers``) runs datatrove's
+equivalent pipeline (:mod:`bench.bench_peers`) on the same files, profile ``fast`` only
+(it uses the same fastText model); ``make bench`` adds it when datatrove is installed.
+Results go to ``bench/results.json`` and ``bench/results.md`` (only those files).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ WORK = PROJECT / "bench" / "work"
 RESULTS = PROJECT / "bench" / "results.json"
 TABLE = PROJECT / "bench" / "results.md"  # the tables of docs/bench.md, written by this tool only
 VARIANTS = ("beam-1", "beam-2", "loop")
+PEER_VARIANTS = ("datatrove",)  # other projects' equivalent pipelines (bench/bench_peers.py)
 PROFILES = ("local", "fast")
 FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -112,7 +116,13 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         profiler = cProfile.Profile()
         profiler.enable()
     start = time.perf_counter()
-    if job["variant"] == "loop":
+    if job["variant"] == "datatrove":
+        from bench.bench_peers import run_datatrove
+
+        result = run_datatrove(job["pattern"], job["output"])
+        counters = result["counters"]
+        extra = {"files": result["files"]}
+    elif job["variant"] == "loop":
         from bench.bench_loop import run_plain_loop
 
         result = run_plain_loop(settings, settings.run_info(FIXED_NOW))
@@ -194,6 +204,19 @@ def check(result: dict[str, Any], corpus: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_peer(result: dict[str, Any], corpus: dict[str, Any]) -> list[str]:
+    """A peer pipeline (no dead letters of its own) must read every file and account for each as kept or removed."""
+    expected, c = corpus["expected"], result["counters"]
+    problems = []
+    if c["inputs"] != expected["inputs"]:
+        problems.append(f"inputs {c['inputs']} != {expected['inputs']} files")
+    if c["articles"] + c["duplicates"] + c["dead_letters"] != c["inputs"]:
+        problems.append("counters do not balance")
+    if c["duplicates"] < expected["exact_duplicates"]:
+        problems.append(f"duplicates {c['duplicates']} < {expected['exact_duplicates']} exact copies")
+    return problems
+
+
 def step_costs(loop: dict[str, Any]) -> dict[str, dict[str, float]]:
     """CPU and wall µs per input article of each step of the plain loop, and each step's share of the CPU."""
     inputs = loop["counters"]["inputs"]
@@ -245,8 +268,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 def print_run(r: dict[str, Any]) -> None:
     c = r["counters"]
-    print(f"  {r['profile']:<6} {r['variant']:<7} {r['articles_per_second']:>8,.0f} articles/s  "
-          f"{r['seconds']:>7.1f} s  cpu {r['cpu_seconds']:>7.1f} s  x{r.get('ratio_to_loop', 1.0):.2f} vs loop  peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
+    print(f"  {r['profile']:<6} {r['variant']:<9} {r['articles_per_second']:>8,.0f} articles/s  "
+          f"{r['seconds']:>7.1f} s  x{r.get('ratio_to_loop', 1.0):.2f} vs loop  cpu {r['cpu_seconds']:>7.1f} s = "
+          f"{r['cpu_us_per_article']:>6,.0f} µs/article (x{r.get('cpu_ratio_to_loop', 1.0):.2f} loop)  "
+          f"peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
           f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']} files={r.get('files')}"
           + (f" chunks={r['chunks']}" if r.get("chunks", 1) > 1 else ""), flush=True)
 
@@ -264,11 +289,14 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
     for profile in profiles:
         by_variant = {}
         for variant in variants:
+            if variant in PEER_VARIANTS and profile != "fast":
+                continue  # datatrove's pipeline uses fastText: it compares with the fast profile
             job = {"variant": variant, "profile": profile, "pattern": corpus["pattern"],
                    "output": str(WORK / f"out-{profile}-{variant}"), "cprofile": cprofile,
                    "max_files_per_run": max_files_per_run}
             result = run_variant(job)
-            problems += [f"{profile}/{variant}: {p}" for p in check(result, corpus)]
+            problems += [f"{profile}/{variant}: {p}"
+                         for p in (check_peer if variant in PEER_VARIANTS else check)(result, corpus)]
             by_variant[variant] = result
             runs.append(result)
         loop = by_variant.get("loop")
@@ -276,7 +304,8 @@ def run_bench(articles: int, profiles: list[str], variants: list[str], scaling: 
             costs[profile] = step_costs(loop)
             for r in by_variant.values():
                 r["ratio_to_loop"] = round(r["seconds"] / loop["seconds"], 3)
-                if r is not loop and r["counters"] != loop["counters"]:
+                r["cpu_ratio_to_loop"] = round(r["cpu_seconds"] / loop["cpu_seconds"], 3)
+                if r is not loop and r["variant"] not in PEER_VARIANTS and r["counters"] != loop["counters"]:
                     problems.append(f"{profile}/{r['variant']}: counters {r['counters']} differ from the plain "
                                     f"loop's {loop['counters']}")
         for r in by_variant.values():
@@ -319,7 +348,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--articles", type=int, default=int(os.environ.get("BENCH_ARTICLES", 100_000)),
                         help="corpus size in files (default: %(default)s)")
     parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated run profiles (%(default)s)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants (%(default)s)")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated variants (default: " + ",".join(VARIANTS) + ", plus datatrove when "
+                             "it is installed; datatrove needs the optional extra `peers`, profile fast only)")
     parser.add_argument("--scaling", type=_int_list, default=[],
                         help="comma-separated corpus sizes for a peak-memory-vs-size run (fast profile, beam-1)")
     parser.add_argument("--cprofile", action="store_true",
@@ -355,8 +386,27 @@ def handle(args: argparse.Namespace) -> int:
               f"{RESULTS.relative_to(PROJECT)} are made of them. Add --no-write to measure on the "
               "seed-only corpus without writing anything.", file=sys.stderr)
         return 2
-    results = run_bench(args.articles, [p for p in args.profiles.split(",") if p],
-                        [v for v in args.variants.split(",") if v], args.scaling, args.write, args.cprofile,
+    from bench.bench_peers import available
+
+    if args.variants is None:  # make bench runs the peers too when they are installed
+        variants = list(VARIANTS) + (list(PEER_VARIANTS) if available() else [])
+    else:
+        variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS + PEER_VARIANTS]
+    if unknown:
+        print(f"bench: unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS + PEER_VARIANTS)}",
+              file=sys.stderr)
+        return 2
+    if any(v in PEER_VARIANTS for v in variants) and not available():
+        print("bench: variant datatrove requested but datatrove is not installed; install the optional extra "
+              "`peers` (pip install -e '.[peers]')", file=sys.stderr)
+        return 2
+    profiles = [p for p in args.profiles.split(",") if p]
+    if args.variants is not None and any(v in PEER_VARIANTS for v in variants) and "fast" not in profiles:
+        print("bench: variant datatrove compares with the fast profile (fastText); add fast to --profiles",
+              file=sys.stderr)
+        return 2
+    results = run_bench(args.articles, profiles, variants, args.scaling, args.write, args.cprofile,
                         args.regenerate, getattr(args, "max_files_per_run", None))
     return 1 if results["problems"] else 0
 

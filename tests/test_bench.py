@@ -78,7 +78,7 @@ def test_results_file_is_well_formed_when_present():
     if not RESULTS.is_file():
         pytest.skip("no bench/results.json yet (run make bench)")
     results = json.loads(RESULTS.read_text())
-    assert {r["variant"] for r in results["runs"]} <= {"beam-1", "beam-2", "loop"}
+    assert {r["variant"] for r in results["runs"]} <= {"beam-1", "beam-2", "loop", "datatrove"}
     for run in results["runs"]:
         assert run["counters"]["balanced"]
         assert run["articles_per_second"] > 0 and run["peak_rss_tree_mb"] > 0
@@ -94,3 +94,45 @@ def test_falls_back_to_the_seeds_without_shared_corpora(tmp_path, monkeypatch):
     assert set(meta["languages_of_articles"]) == {"de"}
     assert meta["sources"]["german_texts"] == 5
     assert len(os.listdir(os.path.join(meta["folder"], "articles"))) == 60
+
+
+def test_datatrove_variant_writes_one_row_per_file_that_is_not_a_copy(corpus, tmp_path):
+    from bench.bench import check_peer
+    from bench.bench_peers import available, run_datatrove
+
+    if not available():
+        pytest.skip("datatrove not installed (optional extra `peers`: make bench-peers)")
+    result = run_datatrove(corpus["pattern"], str(tmp_path / "dt"))
+    made = corpus["made_up_of"]
+    # datatrove has no dead letters: the empty/binary files pass as documents; MinHash (3-grams,
+    # 32 x 4, seed 1) removes every exact and every near copy of this seeded corpus and nothing else.
+    expected_rows = made["unique"] + made["dead_letters"]
+    assert result["counters"] == {"inputs": SPEC.articles, "articles": expected_rows,
+                                  "duplicates": made["exact_duplicates"] + made["near_duplicates"],
+                                  "dead_letters": 0, "balanced": True}
+    assert check_peer(result, corpus) == []
+
+    import pyarrow.parquet as pq
+
+    written = sorted((tmp_path / "dt" / "output").rglob("*.parquet"))
+    assert len(written) == result["files"] >= 1
+    table = pq.ParquetDataset([str(p) for p in written]).read()
+    assert table.num_rows == expected_rows
+    ids = table.column("id").to_pylist()
+    names = set(os.listdir(os.path.join(corpus["folder"], "articles")))
+    assert len(set(ids)) == expected_rows and set(ids) <= names
+    languages = [m["language"] for m in table.column("metadata").to_pylist()]
+    assert languages.count("de") > expected_rows / 2  # the corpus is mostly German, tagged by fastText
+
+
+def test_bench_exits_2_when_datatrove_is_requested_but_missing(monkeypatch, capsys):
+    import bench.bench as bench
+    import bench.bench_peers as peers
+
+    monkeypatch.setattr(peers, "available", lambda: False)
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: pytest.fail("must not run"))
+    assert bench.main(["--articles", "10", "--profiles", "fast", "--variants", "loop,datatrove", "--no-write"]) == 2
+    assert "datatrove is not installed" in capsys.readouterr().err
+    monkeypatch.setattr(peers, "available", lambda: True)
+    assert bench.main(["--articles", "10", "--profiles", "local", "--variants", "datatrove", "--no-write"]) == 2
+    assert "add fast to --profiles" in capsys.readouterr().err

@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         description="Generate a seeded corpus under bench/work/ (reused when it exists), run the Beam pipeline "
                     "with 1 and 2 workers and a plain single-process loop over the same core functions, each "
                     "in its own process, and write articles/s, peak RSS and per-step costs to "
-                    "bench/results.json and bench/results.md. --language measures the language detectors instead.")
+                    "bench/results.json and bench/results.md; with the extra `peers` installed also datatrove's equivalent "
+                    "pipeline (variant datatrove, profile fast). --language measures the language detectors instead.")
     add_arguments(parser)
     parser.add_argument("--language", action="store_true",
                         help="measure language tagging accuracy/speed per profile instead "

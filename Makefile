@@ -111,9 +111,25 @@ bench: $(STAMP) ## benchmark Beam (1, 2 workers) vs a plain loop, profiles local
 bench-language: $(STAMP) ## language tagging per profile: accuracy (lingua sentences/word pairs, 10kGNAD), µs per text, reliability curves; writes bench/language.json, docs/language.md
 	$(PY) -m pipeline bench --language $(ARGS)
 
-.PHONY: bench-peers
-bench-peers: $(STAMP) ## datatrove's equivalent pipeline next to newsbeam beam-1 + loop, profile fast (needs the extra peers; BENCH_ARTICLES=, ARGS=); prints only, exit 2 without datatrove
-	$(PY) -m pipeline bench --articles $(BENCH_ARTICLES) --profiles fast --variants beam-1,loop,datatrove --no-write $(ARGS)
+# datatrove lives in its own environment (.venv-peers, requirements-peers.lock = the main extras + peers),
+# so `make` keeps .venv exactly as requirements.lock says.
+PEERS_VENV ?= .venv-peers
+PEERS_LOCK := requirements-peers.lock
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP): $(PEERS_LOCK) pyproject.toml $(STAMP)
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(UV) pip sync --quiet --python $(PEERS_VENV)/bin/python $(PEERS_LOCK)
+	$(UV) pip install --quiet --python $(PEERS_VENV)/bin/python --no-deps -e .
+	@touch $@
+
+.PHONY: bench-peers lock-peers
+bench-peers: $(PEERS_STAMP) ## datatrove's equivalent pipeline next to newsbeam beam-1 + loop, profile fast, in .venv-peers (BENCH_ARTICLES=, ARGS=); prints only
+	$(PEERS_VENV)/bin/python -m pipeline bench --articles $(BENCH_ARTICLES) --profiles fast --variants beam-1,loop,datatrove --no-write $(ARGS)
+
+lock-peers: $(STAMP) ## re-resolve pyproject.toml with the peers extra into requirements-peers.lock
+	$(UV) pip compile pyproject.toml --extra dev --extra fast --extra eval --extra peers --python-version 3.11 \
+		--generate-hashes --quiet -o $(PEERS_LOCK)
 
 lock: ## re-resolve pyproject.toml into requirements.lock (needs the package registry)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==$(UV_VERSION)"; }

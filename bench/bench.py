@@ -156,21 +156,28 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_variant(job: dict[str, Any]) -> dict[str, Any]:
-    """Run ``job`` in a fresh Python process; adds wall time and the peak RSS of its process tree."""
+def run_measured(args: list[str], cwd, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``args`` as a process; its exit code, output, wall time, CPU seconds (the process and
+    the children it reaped) and the peak RSS of its process tree (bytes)."""
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen([sys.executable, "-m", "bench.bench", "--child", json.dumps(job)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
     sampler = PeakSampler(proc.pid)
     sampler.start()
     stdout, stderr = proc.communicate()
     sampler.stop()
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench variant {job['variant']}/{job['profile']} failed:\n{stderr[-4000:]}")
+    return {"returncode": proc.returncode, "stdout": stdout, "stderr": stderr, "wall": wall,
+            "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), "peak": sampler.peak}
+
+
+def run_variant(job: dict[str, Any]) -> dict[str, Any]:
+    """Run ``job`` in a fresh Python process; adds wall time and the peak RSS of its process tree."""
+    done = run_measured([sys.executable, "-m", "bench.bench", "--child", json.dumps(job)], PROJECT)
+    stdout, wall, cpu = done["stdout"], done["wall"], done["cpu"]
+    if done["returncode"] != 0:
+        raise RuntimeError(f"bench variant {job['variant']}/{job['profile']} failed:\n{done['stderr'][-4000:]}")
     result = json.loads(stdout.strip().splitlines()[-1])
     inputs = result["counters"]["inputs"]
     result.update({
@@ -178,7 +185,7 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
         "profile": job["profile"],
         "wall_seconds": round(wall, 3),
         "articles_per_second": round(inputs / result["seconds"], 1) if result["seconds"] else None,
-        "peak_rss_tree_mb": round(sampler.peak / 2**20, 1),
+        "peak_rss_tree_mb": round(done["peak"] / 2**20, 1),
         # CPU seconds of the subprocess and the workers it reaped, start-up included: unlike wall
         # time, not inflated by other programs on a shared machine.
         "cpu_seconds": round(cpu, 3),

@@ -18,11 +18,8 @@ import json
 import os
 import pathlib
 import random
-import resource
 import shutil
-import subprocess
 import sys
-import time
 
 PROJECT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "tests"))
@@ -55,7 +52,7 @@ def feed_body(items: int, seed: int = 7) -> bytes:
 
 def measure(items: int, work: pathlib.Path, code: pathlib.Path, profile: str,
             max_items: int | None) -> dict:
-    from bench.bench import PeakSampler
+    from bench.bench import run_measured
     from feeds_server import FeedServer, static
 
     folder = work / f"feed-{items}"
@@ -72,24 +69,14 @@ def measure(items: int, work: pathlib.Path, code: pathlib.Path, profile: str,
                 "--feeds", str(feeds), "--output", str(folder / "out")]
         if max_items is not None:
             args += ["--max-items-per-run", str(max_items)]
-        env = {**os.environ, "PYTHONPATH": str(code)}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=code, env=env)
-        sampler = PeakSampler(proc.pid)
-        sampler.start()
-        stdout, stderr = proc.communicate()
-        sampler.stop()
-        wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"feed run of {items} items failed ({proc.returncode}):\n{stderr[-4000:]}")
-    manifest = json.loads(stdout)
+        done = run_measured(args, code, env={**os.environ, "PYTHONPATH": str(code)})
+    if done["returncode"] != 0:
+        raise RuntimeError(f"feed run of {items} items failed ({done['returncode']}):\n{done['stderr'][-4000:]}")
+    manifest = json.loads(done["stdout"])
     shutil.rmtree(folder, ignore_errors=True)
     return {"items": items, "feed_mb": round(len(body) / 2**20, 1), "code": str(code), "profile": profile,
-            "max_items_per_run": max_items, "peak_rss_tree_mb": round(sampler.peak / 2**20, 1),
-            "wall_seconds": round(wall, 1),
-            "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
+            "max_items_per_run": max_items, "peak_rss_tree_mb": round(done["peak"] / 2**20, 1),
+            "wall_seconds": round(done["wall"], 1), "cpu_seconds": round(done["cpu"], 1),
             "chunks": len(manifest.get("chunks") or []) or 1, "counters": {
                 k: manifest["counters"][k] for k in ("inputs", "articles", "duplicates", "dead_letters", "balanced")}}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import http.server
 import json
 import os
 import pathlib
@@ -19,12 +18,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from faults import PROJECT, check, make_inputs, newsbeam, write_article
+from feeds_server import FeedServer, static
 
 KILLED = -signal.SIGKILL
 
@@ -298,38 +297,27 @@ def test_a_committed_run_is_finished_after_the_archive_moved(scenario, tmp_path)
     assert [f["path"] for m in manifests for f in m["files"] if f["path"].startswith("/")] == []
 
 
-class _StaticFeed(http.server.BaseHTTPRequestHandler):
-    """Six entries, the same on every request (a restarted stream finds what the killed one found)."""
-
-    def do_GET(self):  # noqa: N802
-        published = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-        items = "".join(
-            f"<item><title>Story {i}</title><link>http://news.test/story/{i}</link><guid>story-{i}</guid>"
-            f"<pubDate>{email.utils.format_datetime(published - dt.timedelta(minutes=i))}</pubDate>"
-            f"<description>Entry number {i} of a static feed, long enough to be an article body.</description>"
-            f"</item>" for i in range(1, 7))
-        body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Static</title>'
-                f"<link>http://news.test/</link><description>t</description>{items}</channel></rss>").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/rss+xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+def static_feed_body() -> bytes:
+    """Six entries published in the hour before now; served unchanged on every request (a restarted
+    stream finds what the killed one found)."""
+    published = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    items = "".join(
+        f"<item><title>Story {i}</title><link>http://news.test/story/{i}</link><guid>story-{i}</guid>"
+        f"<pubDate>{email.utils.format_datetime(published - dt.timedelta(minutes=i))}</pubDate>"
+        f"<description>Entry number {i} of a static feed, long enough to be an article body.</description>"
+        f"</item>" for i in range(1, 7))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Static</title>'
+            f"<link>http://news.test/</link><description>t</description>{items}</channel></rss>").encode()
 
 
 @pytest.fixture
 def static_feeds(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StaticFeed)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    feeds = tmp_path / "feeds.yaml"
-    feeds.write_text(f"allow_private_networks: true\nfeeds:\n  - name: static\n"
-                     f"    url: http://127.0.0.1:{server.server_address[1]}/feed.xml\n    language: en\n")
-    yield feeds
-    server.shutdown()
-    server.server_close()
+    with FeedServer() as server:
+        server.routes["/feed.xml"] = static(static_feed_body())
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(f"allow_private_networks: true\nfeeds:\n  - name: static\n"
+                         f"    url: {server.url('/feed.xml')}\n    language: en\n")
+        yield feeds
 
 
 def stream_args(feeds, output) -> tuple[str, ...]:

@@ -132,22 +132,11 @@ def _swap_local(live: str, staged: str) -> None:
             os.makedirs(os.path.dirname(live), exist_ok=True)
             os.rename(staged, live)
         for folder in {os.path.dirname(live), os.path.dirname(staged)}:  # the renames survive a power cut
-            _fsync_dir(folder)
+            storage.fsync_dir(folder)
         storage.fault_point("rewrite_swapped")
     marker_live = os.path.join(live, MARKER)
     if os.path.exists(marker_live):
         os.unlink(marker_live)
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish_rewrite(output_root: str, record: Mapping[str, Any]) -> None:

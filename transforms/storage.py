@@ -189,7 +189,8 @@ def delete_tree(path: str) -> None:
         FileSystems.delete([path])
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """fsync a local folder (its entries' names are durable); absent or unopenable is ignored."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -251,7 +252,7 @@ def create_if_absent(path: str, data: bytes) -> bool:
         return False
     finally:
         os.unlink(temp)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return True
 
 

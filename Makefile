@@ -37,7 +37,7 @@ test: $(STAMP) ## run the test suite (the exhaustive fault-injection variants ru
 	$(PY) -m pytest -q $(ARGS)
 
 test-faults: $(STAMP) $(GCP_STAMP) ## fault injection: kill -9 / disk full at every commit stage, concurrent writers, on local disk and on gs:// (fake-gcs-server)
-	$(PY) -m pytest -q -m faults tests/test_faults.py tests/test_faults_gcs.py tests/test_feeds_chunking.py tests/test_migrate.py $(ARGS)
+	$(PY) -m pytest -q -o timeout=1800 -m faults tests/test_faults.py tests/test_faults_gcs.py tests/test_feeds_chunking.py tests/test_migrate.py $(ARGS)
 
 docs: $(STAMP) ## regenerate the column reference in docs/schema.md from schemas/
 	$(PY) -m schemas.docs

@@ -3,7 +3,11 @@
 Data (read-only, under ``../shared/corpora``; the tool exits 2 without them):
   * ``lingua-testdata/sentences_<lang>.txt`` and ``wordpairs_<lang>.txt``: 1,000 lines in each of
     14 languages (lingua's test set: evaluated on, never fitted on);
-  * ``10kgnad-test.csv``: 1,028 German news articles (every tag should be ``de``).
+  * ``10kgnad-test.csv``: 1,028 German news articles (every tag should be ``de``);
+  * ``bench/data/tatoeba_lang.jsonl`` (bundled): 5,871 Tatoeba sentences in 15 languages, an
+    independent held-out set (origin and licence in ``bench/data/README.md``); measured as single
+    sentences and as texts of consecutive sentences of one language (>= 120 characters, cut at 300:
+    the long-text path).
 
 Every accuracy goes through :class:`transforms.language.LanguageTagger` with the profile's settings
 (the product's cascade), so ``und`` counts as a miss. Also measured: the reliability curve of each
@@ -25,7 +29,11 @@ from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT
 RESULTS = PROJECT / "bench" / "language.json"
 CS_SK_DEV = PROJECT / "tests" / "data" / "lang_cs_sk_dev.jsonl"
 DOC = PROJECT / "docs" / "language.md"
-PROFILES = ("local", "fast")
+# (label, profile, overrides): the default profile with and without its second opinion, and the fast one.
+PROFILES = (("local", "local", {}), ("local, no second opinion", "local", {"second_opinion": None}),
+            ("fast", "fast", {}))
+TATOEBA = PROJECT / "bench" / "data" / "tatoeba_lang.jsonl"
+TATOEBA_TEXT_CHARS = (120, 300)
 TABLE_START, TABLE_END = "<!-- bench:language:start -->", "<!-- bench:language:end -->"
 RELIABILITY_LINES = 300  # per language, for the reliability curves and lingua's modes
 BINS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 0.99), (0.99, 1.01))
@@ -40,6 +48,22 @@ def _read_lingua(kind: str, limit: int | None = None) -> tuple[list[str], list[s
         texts += lines
         expected += [lang] * len(lines)
     return texts, expected
+
+
+def _read_tatoeba() -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """Tatoeba sentences, and texts of consecutive sentences of one language (>= 120 chars, cut at 300)."""
+    rows = [json.loads(line) for line in TATOEBA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sentences = ([r["text"] for r in rows], [r["lang"] for r in rows])
+    texts: tuple[list[str], list[str]] = ([], [])
+    current: dict[str, str] = {}
+    for r in rows:
+        joined = f"{current.get(r['lang'], '')} {r['text']}".strip()
+        if len(joined) >= TATOEBA_TEXT_CHARS[0]:
+            texts[0].append(joined[: TATOEBA_TEXT_CHARS[1]])
+            texts[1].append(r["lang"])
+            joined = ""
+        current[r["lang"]] = joined
+    return sentences, texts
 
 
 def _measure(tagger, texts: list[str], expected: list[str]) -> dict[str, Any]:
@@ -162,16 +186,18 @@ def run_language_bench(write: bool = True) -> int:
     wordpairs = _read_lingua("wordpairs")
     with GNAD_CSV.open(encoding="utf-8", newline="") as handle:
         gnad = [row[1] for row in csv.reader(handle, delimiter=";", quotechar="'") if len(row) >= 2]
+    tatoeba_sentences, tatoeba_texts = _read_tatoeba()
     results: dict[str, Any] = {"profiles": {}}
-    for profile in PROFILES:
-        settings = dict(build_settings(profile, {"inputs": ["unused"]}).language)
+    for profile, name_or_path, overrides in PROFILES:
+        settings = {**dict(build_settings(name_or_path, {"inputs": ["unused"]}).language), **overrides}
         tagger = LanguageTagger(**settings)
         row: dict[str, Any] = {"settings": settings}
         for name, (texts, expected) in (("sentences", sentences), ("wordpairs", wordpairs),
-                                        ("10kgnad", (gnad, ["de"] * len(gnad)))):
+                                        ("10kgnad", (gnad, ["de"] * len(gnad))),
+                                        ("tatoeba_sentences", tatoeba_sentences), ("tatoeba_texts", tatoeba_texts)):
             m = _measure(tagger, texts, expected)
             row[name] = m
-            print(f"{profile:6} {name:10} accuracy {m['accuracy']:.2%}  und {m['und']:.2%}  "
+            print(f"{profile:6} {name:17} accuracy {m['accuracy']:.2%}  und {m['und']:.2%}  "
                   f"{m['us_per_text']:,.0f} µs per text", flush=True)
         row["cs_sk_dev"] = _pair_dev(tagger)
         print(f"{profile:6} cs/sk dev (right without / with the pair rule): " + "; ".join(
@@ -202,11 +228,15 @@ def run_language_bench(write: bool = True) -> int:
 def markdown(results: dict[str, Any]) -> str:
     lines = ["Accuracy through the product (`LanguageTagger` with the profile's settings; `und` is a miss), CPU µs "
              "per text on a shared machine:", "",
-             "| profile | lingua sentences (14 × 1,000) | lingua word pairs (14 × 1,000) | 10kGNAD articles (1,028, de) |",
-             "|---|---:|---:|---:|"]
+             "| profile | lingua sentences (14 × 1,000) | lingua word pairs (14 × 1,000) | 10kGNAD articles (1,028, de) "
+             "| Tatoeba sentences (held out) | Tatoeba texts >= 120 chars (held out) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for profile, row in results["profiles"].items():
-        cells = [f"{row[k]['accuracy']:.2%} ({row[k]['us_per_text']:,.0f} µs)" for k in ("sentences", "wordpairs", "10kgnad")]
-        lines.append(f"| {profile} ({row['settings']['detector']}) | " + " | ".join(cells) + " |")
+        cells = [f"{row[k]['accuracy']:.2%} ({row[k]['us_per_text']:,.0f} µs)"
+                 for k in ("sentences", "wordpairs", "10kgnad", "tatoeba_sentences", "tatoeba_texts")]
+        detectors = row["settings"]["detector"] + (f" + {row['settings']['second_opinion']}"
+                                                   if row["settings"].get("second_opinion") else "")
+        lines.append(f"| {profile} ({detectors}) | " + " | ".join(cells) + " |")
     langs = list(next(iter(results["profiles"].values()))["sentences"]["per_language"])
     lines += ["", "Per language (sentences / word pairs):", "",
               "| profile | " + " | ".join(langs) + " |", "|---|" + "---:|" * len(langs)]

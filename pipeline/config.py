@@ -41,7 +41,7 @@ RUNNERS = (
 # Keys of a profile and the checker for each; nested sections list their own keys.
 _SECTION_KEYS: dict[str, set[str]] = {
     "read": {"max_bytes", "dead_letter_payload_bytes", "max_title_chars", "min_body_chars", "max_files_per_run"},
-    "language": {"detector", "max_chars", "min_chars", "min_confidence", "seed"},
+    "language": {"detector", "second_opinion", "max_chars", "min_chars", "min_confidence", "seed"},
     "dedup": {
         "enabled_near", "shingle_size", "num_perm", "bands", "threshold", "window_days", "seed", "max_cluster_candidates",
         "compact_after_segments",
@@ -102,6 +102,8 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     lang = data.get("language", {})
     if "detector" in lang:
         v.string(lang["detector"], "language.detector", {"langdetect", "fasttext"})
+    if lang.get("second_opinion") is not None:
+        v.string(lang["second_opinion"], "language.second_opinion", {"langdetect", "fasttext"})
     for key in ("max_chars", "min_chars", "seed"):
         if key in lang:
             v.integer(lang[key], f"language.{key}", 0)

@@ -41,6 +41,7 @@ def test_overrides_merge_into_sections(tmp_path):
     ("extends: local\nworkers: 0\n", ["workers", "must be >= 1"]),
     ("extends: local\nlanguage: {min_confidence: 1.5}\n", ["language.min_confidence", "must be <= 1"]),
     ("extends: local\nlanguage: {detector: cld3}\n", ["language.detector", "must be one of", "'cld3'"]),
+    ("extends: local\nlanguage: {second_opinion: cld3}\n", ["language.second_opinion", "must be one of", "'cld3'"]),
     ("extends: local\nrunner: TurboRunner\n", ["runner", "must be one of", "DirectRunner"]),
     ("extends: local\nread: 5\n", ["read", "expected a mapping, got int"]),
     ("extends: local\ndedup: {num_perm: 128, bands: 7}\n", ["dedup.bands", "must divide dedup.num_perm (128)", "7"]),

@@ -30,8 +30,40 @@ def tagger():
 
 @pytest.fixture(scope="module")
 def cascade():
-    """The default profile's tagger: langdetect for long text, lingua for short text (built once)."""
-    return LanguageTagger("langdetect", seed=0, max_chars=300, min_chars=2)
+    """The default profile's tagger (built once): langdetect for long text, checked by fastText;
+    fastText then lingua for short text."""
+    return LanguageTagger("langdetect", seed=0, max_chars=300, min_chars=2, second_opinion="fasttext")
+
+
+# Danish Tatoeba sentences (bench/data/tatoeba_lang.jsonl, CC BY 2.0 FR): langdetect reads them as
+# Norwegian with probability >= 0.99, fastText as Danish with >= 0.96.
+DANISH_READ_AS_NORWEGIAN = ("Jeg er ved at spise en pære. Jeg er ved at spise. Jeg er veganer. Jeg er vegetar. "
+                            "Jeg er vegetar, så jeg spiser ikke kød.")
+
+
+def test_second_opinion_disagreement_is_decided_by_lingua(cascade):
+    alone = LanguageTagger("langdetect", seed=0, max_chars=300, min_chars=2)
+    assert alone.tag_with_source(None, DANISH_READ_AS_NORWEGIAN)[0] == "no"  # the error it exists for
+    language, confidence, source = cascade.tag_with_source(None, DANISH_READ_AS_NORWEGIAN)
+    assert (language, source) == ("da", "detected")
+    assert 0.0 < confidence <= 1.0
+    # An agreement keeps langdetect's own answer and probability.
+    text = SENTENCES["de"] + " " + SENTENCES["de"]
+    assert cascade.tag(None, text) == alone.tag(None, text)
+
+
+def test_second_opinion_settings():
+    with pytest.raises(ValueError, match="second_opinion"):
+        LanguageTagger("langdetect", second_opinion="cld3")
+    assert LanguageTagger("fasttext", second_opinion="fasttext").second_opinion is None  # one opinion
+    assert LanguageTagger("langdetect", short_detector=None, second_opinion="fasttext").second_opinion is None
+
+
+def test_profiles_set_the_second_opinion():
+    from pipeline.settings import build_settings
+
+    assert build_settings("local", {"inputs": ["x"]}).language["second_opinion"] == "fasttext"
+    assert build_settings("fast", {"inputs": ["x"]}).language["second_opinion"] is None
 
 
 @pytest.mark.parametrize("language", sorted(SENTENCES))
@@ -172,7 +204,7 @@ def test_declared_language_normalization():
 def test_cascade_is_deterministic(cascade):
     texts = [t for _, t in SHORT_TITLES] + [SENTENCES["fr"], "Nato und EU: the allies meet in Brüssel."]
     first = [cascade.tag_with_source(t, None) for t in texts]
-    again = LanguageTagger("langdetect", seed=0, max_chars=300, min_chars=2)
+    again = LanguageTagger("langdetect", seed=0, max_chars=300, min_chars=2, second_opinion="fasttext")
     assert [again.tag_with_source(t, None) for t in texts] == first
 
 

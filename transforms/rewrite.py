@@ -24,7 +24,7 @@ import json
 import math
 import os
 from collections import defaultdict
-from typing import Any
+from typing import Any, Collection
 
 import pyarrow as pa
 
@@ -189,10 +189,11 @@ def migrate(output_root: str, *, run_id: str | None = None, rows_per_file: int =
 
 def compact(output_root: str, *, run_id: str | None = None, min_files: int = 8, target_rows: int = TARGET_ROWS,
             target_bytes: int = TARGET_BYTES, wait_seconds: float = 0.0,
-            now: dt.datetime | None = None) -> dict[str, Any]:
+            now: dt.datetime | None = None, partitions: Collection[str] | None = None) -> dict[str, Any]:
     """Merge the small files (< ``target_rows`` rows and < ``target_bytes``) of every month
     partition that has at least ``min_files`` of them into files of up to ``target_rows`` rows, in
-    one commit. Files already big enough stay as they are."""
+    one commit. Files already big enough stay as they are. ``partitions`` (``published_month=YYYY-MM``
+    folder names) limits the work to those partitions: a run compacts only the months it wrote."""
     import pyarrow.parquet as pq
 
     started = now or _now()
@@ -203,7 +204,9 @@ def compact(output_root: str, *, run_id: str | None = None, min_files: int = 8, 
         table_root = join(output_root, ARTICLES.name)
         by_partition: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for path, size in _files(join(table_root, "*", "*.parquet")):
-            by_partition[path.rsplit("/", 2)[-2]].append((path, size))
+            partition = path.rsplit("/", 2)[-2]
+            if partitions is None or partition in partitions:
+                by_partition[partition].append((path, size))
         staged_table = join(staging_root(output_root, run_id), ARTICLES.name)
         entries: list[dict[str, Any]] = []
         swaps, removed = [], []

@@ -96,6 +96,9 @@ def register(subparsers) -> None:
                         help="on the local runner, run more than N input files as committed chunks of N, one "
                              "after another, to bound memory; 0 = never split (profile: read.max_files_per_run)")
     add_run_options(parser)
+    parser.add_argument("--compact", action="store_true",
+                        help="after the run, compact the months it wrote once one holds write.compact_min_files "
+                             "small files (its own commit; for scheduled runs, see `newsbeam compact`)")
     parser.add_argument("--no-summary", dest="summary", action="store_false", help="do not print the summary")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (it is shown only when stderr is a terminal anyway)")
@@ -113,15 +116,28 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.summary import summarize
 
     settings = apply_run_args(build_settings(args.profile, overrides_from(args)), args)
+    if args.compact and not args.wait:
+        from pipeline.config import ConfigError
+
+        raise ConfigError("--compact compacts after the run has committed; with --no-wait schedule "
+                          "`newsbeam compact` after the job instead")
     with for_run(settings, args.quiet, args.wait) as progress:
         manifest = run_once(settings, extra, wait=args.wait)
     if manifest["status"] == "submitted":
         print(f"submitted run {manifest['run_id']} on {manifest['runner']}; its manifest will be "
               f"{settings.output}/_runs/{manifest['run_id']}.json")
         return 0
+    compacted = None
+    if args.compact:
+        from pipeline.autocompact import compact_after, describe
+
+        compacted = compact_after(settings, manifest)
     if args.json:
-        json.dump(manifest, sys.stdout, indent=2, default=str)
+        json.dump({**manifest, "compaction": compacted} if args.compact else manifest, sys.stdout, indent=2,
+                  default=str)
         print()
     elif args.summary:
         print(summarize(settings.output, manifest, elapsed=progress.elapsed))
+        if args.compact and describe(compacted):
+            print(describe(compacted))
     return 0 if manifest["counters"]["balanced"] else 1

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                         help="seconds from the start of one poll to the start of the next (default: %(default)s)")
     parser.add_argument("--max-polls", dest="max_polls", type=int, default=None,
                         help="stop after this many polls (default: never)")
+    parser.add_argument("--no-compact", dest="compact", action="store_false",
+                        help="do not compact the months a poll wrote (profile: write.compact_min_files small files "
+                             "trigger it; schedule `newsbeam compact` instead)")
     add_run_options(parser)
     parser.set_defaults(handler=handle)
 
@@ -46,9 +49,13 @@ def poll_line(number: int, manifest: dict, seconds: float) -> str:
 
 
 def watch(settings, interval: float, max_polls: int | None, extra: list[str] | None = None,
-          out=None, sleep: Callable[[float], None] = time.sleep) -> list[dict]:
-    """Poll until ``max_polls`` (or Ctrl-C); returns the manifests of the finished polls."""
+          out=None, sleep: Callable[[float], None] = time.sleep, compact: bool = True) -> list[dict]:
+    """Poll until ``max_polls`` (or Ctrl-C); returns the manifests of the finished polls. After each
+    poll the months it wrote are compacted once they hold ``write.compact_min_files`` small files
+    (``compact=False``: never)."""
     import dataclasses
+
+    from pipeline.autocompact import compact_after, describe
 
     out = out or sys.stdout
     from pipeline.launch import feeds_run_id, run_once
@@ -63,8 +70,10 @@ def watch(settings, interval: float, max_polls: int | None, extra: list[str] | N
             poll = dataclasses.replace(settings, run_id=feeds_run_id(now, "poll"))
             manifest = run_once(poll, extra, now=now)
             manifests.append(manifest)
+            compacted = describe(compact_after(settings, manifest)) if compact else ""
             elapsed = time.monotonic() - started
-            print(poll_line(number, manifest, elapsed), file=out, flush=True)
+            line = poll_line(number, manifest, elapsed)
+            print(f"{line}; {compacted}" if compacted else line, file=out, flush=True)
             if max_polls is not None and number >= max_polls:
                 break
             sleep(max(0.0, interval - elapsed))
@@ -85,5 +94,5 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     if args.run_id:
         raise ConfigError("watch gives every poll its own run id; --run-id is not accepted")
     settings = apply_run_args(build_settings(args.profile, overrides_from(args)), args)
-    manifests = watch(settings, args.interval, args.max_polls, extra)
+    manifests = watch(settings, args.interval, args.max_polls, extra, compact=args.compact)
     return 0 if all(m["counters"]["balanced"] for m in manifests) else 1

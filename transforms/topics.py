@@ -32,7 +32,9 @@ and the rest of the body:
     ``cancel: label`` one vetoed match cancels the whole label;
   * ``context`` terms add their (usually negative) weight;
   * the label is assigned when the score reaches ``threshold`` and every
-    ``requires`` group matched (anywhere, or within ``window`` of a positive match).
+    ``requires`` group matched (anywhere, or within ``window`` of a positive match);
+    a group with ``satisfied_by`` (combo names) also counts as matched when one of
+    those combos has a match that survived the vetoes.
 Per language the matcher uses that language's lists, the ``any`` lists and the
 lists of ``language_fallbacks``; an unknown or ``und`` language uses all lists.
 Adding a label is a YAML change only.
@@ -155,13 +157,20 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
             "terms": _validate_term_lists(v, rule.get("terms"), f"{rpath}.terms"),
             "unless": _validate_term_lists(v, rule["unless"], f"{rpath}.unless") if rule.get("unless") else {},
         })
+    combo_names = {c["name"] for c in label["combos"]}
     for i, group in enumerate(spec.get("requires") or []):
         gpath = f"{path}.requires[{i}]"
-        group = v.mapping(group, gpath, {"name", "window", "terms"})
+        group = v.mapping(group, gpath, {"name", "window", "terms", "satisfied_by"})
+        satisfied_by = v.string_list(group.get("satisfied_by", []), f"{gpath}.satisfied_by")
+        for combo in satisfied_by:
+            if combo not in combo_names:
+                v.fail(f"{gpath}.satisfied_by", f"{combo!r} is not a combo of this label "
+                                                f"(combos: {', '.join(sorted(combo_names)) or 'none'})")
         label["requires"].append({
             "name": v.string(group.get("name"), f"{gpath}.name"),
             "window": _window(v, group.get("window"), f"{gpath}.window"),
             "terms": _validate_term_lists(v, group.get("terms"), f"{gpath}.terms"),
+            "satisfied_by": satisfied_by,
         })
     return label
 
@@ -684,6 +693,10 @@ class CompiledTaxonomy:
             result["reason"] = "every match vetoed"
             return result
         for group in spec["requires"]:
+            if group.get("satisfied_by") and any(
+                    m["term"][len("combo:"):] in group["satisfied_by"] for m in positive
+                    if m["term"].startswith("combo:")):
+                continue  # a combo that stands for the requirement survived the vetoes
             found = _matches(self._matcher((name, "requires", group["name"]), group["terms"], language), texts)
             if group["window"] is not None:
                 # A title match relates to the whole article: it is "near" everything.

@@ -837,3 +837,18 @@ def test_every_defence_word_of_the_budget_share_combo_has_a_positive_and_a_hard_
 def test_defence_target_as_percentage_without_gdp(tax, lang, positive, negative):
     assert NATO in labels(tax, None, positive, lang), positive
     assert labels(tax, None, negative, lang) == [], negative
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    ("pt", "As sanções contra a Rússia aumentaram o défice orçamental russo, diz Bruxelas.",
+     "Portugal escapa a sanções de Bruxelas, com défice a recuar para 2%."),
+    ("es", "Las sanciones de la UE disparan el déficit de Rusia.",
+     "España evita las sanciones de Bruselas por el déficit excesivo."),
+    ("en", "EU sanctions have widened Russia's budget deficit.",
+     "The EU could impose sanctions on Italy over its budget deficit."),
+    ("ro", "Sancțiunile UE au adâncit deficitul bugetar al Rusiei.",
+     "Comisia Europeană poate aplica sancțiuni României pentru deficitul excesiv."),
+])
+def test_eu_fiscal_penalties_are_not_sanctions(tax, lang, positive, negative):
+    assert SANCTIONS in labels(tax, None, positive, lang), positive
+    assert SANCTIONS not in labels(tax, None, negative, lang), negative

@@ -358,7 +358,9 @@ def _reference_find(terms, text):
 
 TRICKY_TERMS = ["nato", "nato ziel*", "nato staaten", "sanktion*", "*sanktion*", "*ausgaben", "außenminister*",
                 "# prozent ziel*", "zwei prozent ziel*", "u.s.", "eu's", "eu", "g 7", "g7", "us sanktion*", "ıraq",
-                "straße", "sıla", "ſtaat", "σίγμα", "арм*", "оон", "é*", "prozent", "prozent ziel"]
+                "straße", "sıla", "ſtaat", "σίγμα", "арм*", "оон", "é*", "prozent", "prozent ziel",
+                # session 4: ș/ț keys in both spellings, a number before the key, a key that is the whole term
+                "# %", "# procent", "ținta", "țintei", "alianț*", "gel", "zwei prozent", "hrubý domácí produkt"]
 TRICKY_WORDS = ["Nato-Staaten", "Senatoren", "NATO", "nato", "Nato-Ziel", "Natoziel", "Nato–Ziel", "Nato--Ziel",
                 "Sanktionen", "EU-Sanktionen", "Wirtschaftssanktionen", "SANKTIONSPAKET", "Verteidigungsausgaben",
                 "Ausgaben", "Aussenminister", "Außenministerin", "AUSSENMINISTER", "Außen-Minister", "3,5-Prozent-Ziel",
@@ -366,7 +368,10 @@ TRICKY_WORDS = ["Nato-Staaten", "Senatoren", "NATO", "nato", "Nato-Ziel", "Natoz
                 "zwei\u00a0prozent\u202fziel", "U.S.", "u.s.a.", "EU's", "EU’s", "EU", "G7", "G 7", "G-7", "g77",
                 "US-Sanktionen", "İstanbul", "Irak", "IRAQ", "ıraq", "Straße", "STRASSE", "Strasse", "Sıla", "ſtaat",
                 "Staat", "ΣΊΓΜΑ", "σίγμα", "Σίγμας", "АРМИЯ", "армія", "ООН", "Ünïcødé", "École", "e\u0301cole",
-                "ǅ", "x", "_nato", "nato_", "2nato", "Prozent", "prozentual", "Senatoren-Ziel"]
+                "ǅ", "x", "_nato", "nato_", "2nato", "Prozent", "prozentual", "Senatoren-Ziel",
+                "1.5 Prozent", "1,5%", "3 Prozentprozent", "12 - %", "2.5.3 %", "1.2.3 procent", "٣ %", "x3 %", "3x %",
+                "%", "5", ".5 %", "Țintei", "ţinta", "TINTA", "ținte", "alianţei", "ALIANȚA", "Regel", "gelten",
+                "Gel", "zweiprozent", "Zwei-Prozent", "hrubý domácí produkt", "HRUBÝ-DOMÁCÍ-PRODUKT", "produkt"]
 
 
 def _generated_texts(words, count, seed):
@@ -405,6 +410,7 @@ def _words_from_terms(patterns, rng):
         word = word.replace("*", rng.choice(["", "en", "spaket", "s"]))
         word = word.replace(" ", rng.choice([" ", "-", "", "\u00a0", " - "]))
         word = word.replace("ß", rng.choice(["ß", "ss", "SS"]))
+        word = word.replace("ț", rng.choice(["ț", "ţ", "Ț", "Ţ"])).replace("ș", rng.choice(["ș", "ş", "Ș", "Ş"]))
         out.append(rng.choice(["", "Wirtschafts", "EU-", "(", "Nicht"]) + word if p.startswith("*") else word)
     return out
 

@@ -650,6 +650,8 @@ class CompiledTaxonomy:
                    [[frozenset(ids[p] for p in _patterns(group)) for group in combo["groups"]]
                     for combo in spec["combos"]])
             for name, spec in self.labels.items()}
+        self._any_start = {name: terms.union(*(g for groups in combos for g in groups))
+                           for name, (terms, combos) in self._can_start.items()}
 
     def text(self, text: str) -> _Text:
         """``text`` analysed once for every matcher (see :class:`_Text`)."""
@@ -802,6 +804,8 @@ class CompiledTaxonomy:
         texts = {"title": self.text(title), "body": self.text(body)}
         present = set(texts["title"].hits(self._primary)) | set(texts["body"].hits(self._primary))
         for name in self.labels:
+            if present.isdisjoint(self._any_start[name]):
+                continue  # not one term of this label occurs
             terms, combos = self._can_start[name]
             if present.isdisjoint(terms) and all(
                     any(present.isdisjoint(group) for group in groups) for groups in combos):

@@ -6,8 +6,9 @@ identical (topics, scores, evidence with offsets)::
     python bench/topics_equivalence.py record /tmp/topics_before.jsonl   # before the change
     python bench/topics_equivalence.py compare /tmp/topics_before.jsonl  # after: every line identical
     python bench/topics_equivalence.py time                               # CPU us per article
-    python bench/topics_equivalence.py time-vs /tmp/topics_before.py     # a saved copy of the old module and
-                                                                          # this one, side by side in one process
+    python bench/topics_equivalence.py time-vs /tmp/topics_before.py [ROUNDS [OLD_TAXONOMY.yaml]]
+        # a saved copy of the old module and this one, side by side in one process (the old one with the
+        # current taxonomy, or with OLD_TAXONOMY.yaml: a whole session's before/after)
 
 Texts: data/seeds, tests/data/topics_{dev,heldout}.jsonl, tests/data/realnews_*.jsonl, ../shared/eval/topics_dev.jsonl,
 ../shared/corpora/10kgnad-test.csv (all 1,028 rows; timing cycles them to 2,000) and ../shared/corpora/lingua-testdata/sentences_*.txt
@@ -126,12 +127,12 @@ def main(argv: list[str]) -> int:
             print(f"language={language!s:5} {len(articles)} articles: {cpu / len(articles) * 1e6:8.1f} us CPU per article")
         return 0
     if command == "time-vs":
-        return time_versus(argv[1], int(argv[2]) if len(argv) > 2 else 3)
+        return time_versus(argv[1], int(argv[2]) if len(argv) > 2 else 3, argv[3] if len(argv) > 3 else None)
     print(__doc__)
     return 2
 
 
-def time_versus(old_module_path: str, rounds: int = 3) -> int:
+def time_versus(old_module_path: str, rounds: int = 3, old_taxonomy: str | None = None) -> int:
     """CPU us per article of an older ``transforms/topics.py`` (a saved copy) and the current one, same
     taxonomy data, alternating in one process; best of ``rounds`` per side (the machine is shared)."""
     import importlib.util
@@ -140,7 +141,9 @@ def time_versus(old_module_path: str, rounds: int = 3) -> int:
     old = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(old)
     data = load_taxonomy(os.path.join(ROOT, "configs", "topics.yaml"))
-    engines = {"old": old.CompiledTaxonomy(data), "new": CompiledTaxonomy(data)}
+    old_data = old.load_taxonomy(old_taxonomy) if old_taxonomy else data
+    engines = {"old": old.CompiledTaxonomy(old_data), "new": CompiledTaxonomy(data)}
+    print(f"old: {old_module_path} with taxonomy {old_data['version']}; new: transforms/topics.py with {data['version']}")
     sets = {"10kGNAD, tagged de": ([_split(text) for _c, text in gnad_rows()], "de"),
             "10kGNAD, language und": ([_split(text) for _c, text in gnad_rows()], None)}
     realnews = []

@@ -858,3 +858,34 @@ def test_defence_target_as_percentage_without_gdp(tax, lang, positive, negative)
 def test_eu_fiscal_penalties_are_not_sanctions(tax, lang, positive, negative):
     assert SANCTIONS in labels(tax, None, positive, lang), positive
     assert SANCTIONS not in labels(tax, None, negative, lang), negative
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    # held-out 4 lexical gaps: the ministry's / the army's budget in each language's own phrasing ...
+    ("pt", "O Governo reforça o orçamento da Defesa em 772 milhões, como pede a NATO.",
+     "A Rússia reforça o orçamento da Defesa em 20 %."),
+    ("pt", "O aumento da despesa em Defesa advém dos compromissos com a NATO.",
+     "O aumento da despesa em Defesa da Rússia preocupa a NATO."),
+    ("ro", "Bugetul Ministerului Apărării pentru 2026 respectă angajamentele față de NATO.",
+     "Bugetul Ministerului Apărării al Rusiei crește din nou."),
+    ("ro", "Bugetul de înzestrare a armatei este agreat cu aliații NATO.",
+     "Bugetul de înzestrare a armatei ruse crește, avertizează Kremlinul."),
+    ("sv", "Försvarets budget går från 148 till 175 miljarder, i linje med Natos mål.",
+     "Rysslands försvarets budget växer."),
+    ("sv", "Anslaget för det militära försvaret ökar, enligt Natos mål.",
+     "Anslaget för det militära försvaret i Ryssland ökar."),
+    ("sk", "Rozpočet pre obranu je nižší, hoci NATO žiada viac.", "Rusko zvyšuje rozpočet pre obranu."),
+    ("cs", "Rozpočet na obranu ve výši dvou procent nestačí, řekla ministryně; NATO chce víc.",
+     "Rusko zvyšuje rozpočet na obranu."),
+    ("fr", "Le budget 2026 des Armées sera en hausse, conformément aux engagements pris à l'OTAN.",
+     "La Russie augmente le budget 2026 des armées russes."),
+    ("ru", "Бюджет бундесвера доведут до уровня 1,5% ВВП.", "Россия выделит на оборону 13 триллионов рублей."),
+    # ... and world totals are no member's budget
+    ("es", "España alcanza el 2 % del PIB en gasto militar.",
+     "El gasto militar aumenta en 2016 hasta situarse en el 2,2% del PIB mundial."),
+    ("en", "The UK will raise defence spending to 2.5% of GDP.",
+     "World military spending reached 2.5% of global GDP last year."),
+])
+def test_budget_phrases_of_held_out_4_and_world_totals(tax, lang, positive, negative):
+    assert NATO in labels(tax, None, positive, lang), positive
+    assert NATO not in labels(tax, None, negative, lang), negative

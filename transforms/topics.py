@@ -634,8 +634,10 @@ class CompiledTaxonomy:
         self._cache: dict[tuple, _Matcher] = {}
         self._by_language: dict[tuple, _Matcher] = {}
         self._exceptions = case_exceptions(_alphabet(_patterns(self.labels)))
+        # A few exception characters are found faster by one C substring scan each (``ch in text``,
+        # ~0.2 us per 2,600 characters) than by one regex class scan (~13 us); many, by the class.
         self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
-                                  if self._exceptions else None)
+                                  if len(self._exceptions) > 16 else None)
         # Two automata: the terms that can make a label (terms, combos) are scanned in every field;
         # the context terms (vetoes, requires, context) only when a label has a positive match.
         primary = [[spec["terms"], spec["combos"]] for spec in self.labels.values()]

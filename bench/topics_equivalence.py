@@ -6,8 +6,11 @@ identical (topics, scores, evidence with offsets)::
     python bench/topics_equivalence.py record /tmp/topics_before.jsonl   # before the change
     python bench/topics_equivalence.py compare /tmp/topics_before.jsonl  # after: every line identical
     python bench/topics_equivalence.py time                               # CPU us per article
+    python bench/topics_equivalence.py time-vs /tmp/topics_before.py [ROUNDS [OLD_TAXONOMY.yaml]]
+        # a saved copy of the old module and this one, side by side in one process (the old one with the
+        # current taxonomy, or with OLD_TAXONOMY.yaml: a whole session's before/after)
 
-Texts: data/seeds, tests/data/topics_{dev,heldout}.jsonl, ../shared/eval/topics_dev.jsonl,
+Texts: data/seeds, tests/data/topics_{dev,heldout}.jsonl, tests/data/realnews_*.jsonl, ../shared/eval/topics_dev.jsonl,
 ../shared/corpora/10kgnad-test.csv (all 1,028 rows; timing cycles them to 2,000) and ../shared/corpora/lingua-testdata/sentences_*.txt
 (first 200 lines each); each with its language tag and with language None.
 """
@@ -57,6 +60,7 @@ def texts():
         yield f"seed:{os.path.basename(path)}", title, body, "de"
     for path in (os.path.join(ROOT, "tests", "data", "topics_dev.jsonl"),
                  os.path.join(ROOT, "tests", "data", "topics_heldout.jsonl"),
+                 *sorted(glob.glob(os.path.join(ROOT, "tests", "data", "realnews_*.jsonl"))),
                  os.path.join(SHARED, "eval", "topics_dev.jsonl")):
         if not os.path.exists(path):
             continue
@@ -122,8 +126,68 @@ def main(argv: list[str]) -> int:
             cpu = time.process_time() - start
             print(f"language={language!s:5} {len(articles)} articles: {cpu / len(articles) * 1e6:8.1f} us CPU per article")
         return 0
+    if command == "time-vs":
+        return time_versus(argv[1], int(argv[2]) if len(argv) > 2 else 3, argv[3] if len(argv) > 3 else None)
     print(__doc__)
     return 2
+
+
+def time_versus(old_module_path: str, rounds: int = 3, old_taxonomy: str | None = None) -> int:
+    """CPU us per article of an older ``transforms/topics.py`` (a saved copy) and the current one, same
+    taxonomy data, alternating in one process; best of ``rounds`` per side (the machine is shared)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("topics_old", old_module_path)
+    old = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old)
+    data = load_taxonomy(os.path.join(ROOT, "configs", "topics.yaml"))
+    old_data = old.load_taxonomy(old_taxonomy) if old_taxonomy else data
+    engines = {"old": old.CompiledTaxonomy(old_data), "new": CompiledTaxonomy(data)}
+    print(f"old: {old_module_path} with taxonomy {old_data['version']}; new: transforms/topics.py with {data['version']}")
+    sets = {"10kGNAD, tagged de": ([_split(text) for _c, text in gnad_rows()], "de"),
+            "10kGNAD, language und": ([_split(text) for _c, text in gnad_rows()], None)}
+    realnews = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "data", "realnews_*.jsonl"))):
+        with open(path, encoding="utf-8") as fh:
+            realnews += [json.loads(line) for line in fh if line.strip()]
+    print(f"{len(realnews)} real-news excerpts, each with its own language tag")
+    best = {}
+    for name, (articles, language) in sets.items():
+        for engine in engines.values():
+            engine.label("x", "x", language)
+        for _ in range(rounds):
+            for label, engine in engines.items():
+                start = time.process_time()
+                for title, body in articles:
+                    engine.label(title, body, language)
+                cpu = (time.process_time() - start) / len(articles) * 1e6
+                best[(name, label)] = min(cpu, best.get((name, label), cpu))
+    for _ in range(rounds):
+        for label, engine in engines.items():
+            start = time.process_time()
+            for ex in realnews:
+                engine.label(ex.get("title"), ex.get("body"), ex.get("lang"))
+            cpu = (time.process_time() - start) / max(1, len(realnews)) * 1e6
+            best[("real-news excerpts", label)] = min(cpu, best.get(("real-news excerpts", label), cpu))
+    for name in [*sets, "real-news excerpts"]:
+        o, n = best[(name, "old")], best[(name, "new")]
+        print(f"{name:24} old {o:7.1f} us  new {n:7.1f} us  ratio {o / n:4.2f}x (CPU, best of {rounds})")
+    # The floor of this design on the same articles: analysing both fields (lower-casing) and one pass of the
+    # automaton of the label-making terms over each, without looking at a single hit.
+    new = engines["new"]
+    articles = sets["10kGNAD, tagged de"][0]
+    automaton = new._primary._folded
+    floor = None
+    for _ in range(rounds):
+        start = time.process_time()
+        for title, body in articles:
+            for field in (new.text(title), new.text(body)):
+                for _hit in automaton.iter(field.folded):
+                    pass
+        cpu = (time.process_time() - start) / len(articles) * 1e6
+        floor = cpu if floor is None else min(floor, cpu)
+    print(f"{'floor (10kGNAD)':24} text analysis + one automaton pass per field: {floor:7.1f} us")
+    return 0
 
 
 if __name__ == "__main__":

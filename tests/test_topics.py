@@ -249,6 +249,10 @@ def _raw():
     (lambda d: d["labels"]["nato_spending"]["veto"][0].update(cancel="all"), "cancel"),
     (lambda d: d["labels"]["nato_spending"]["combos"][0].update(groups=[{"any": ["x"]}]), "at least two"),
     (lambda d: d.update(field_weights={"title": 2, "footer": 1}), "unknown key"),
+    (lambda d: d["labels"]["nato_spending"]["requires"][0].update(satisfied_by=["no_such_combo"]),
+     "'no_such_combo' is not a combo of this label"),
+    (lambda d: d["labels"]["nato_spending"]["requires"][0].update(satisfied_by="defence_budget_share_of_gdp"),
+     "expected a list of strings"),
 ])
 def test_taxonomy_validation_errors(mutate, message):
     data = _raw()
@@ -354,7 +358,9 @@ def _reference_find(terms, text):
 
 TRICKY_TERMS = ["nato", "nato ziel*", "nato staaten", "sanktion*", "*sanktion*", "*ausgaben", "außenminister*",
                 "# prozent ziel*", "zwei prozent ziel*", "u.s.", "eu's", "eu", "g 7", "g7", "us sanktion*", "ıraq",
-                "straße", "sıla", "ſtaat", "σίγμα", "арм*", "оон", "é*", "prozent", "prozent ziel"]
+                "straße", "sıla", "ſtaat", "σίγμα", "арм*", "оон", "é*", "prozent", "prozent ziel",
+                # session 4: ș/ț keys in both spellings, a number before the key, a key that is the whole term
+                "# %", "# procent", "ținta", "țintei", "alianț*", "gel", "zwei prozent", "hrubý domácí produkt"]
 TRICKY_WORDS = ["Nato-Staaten", "Senatoren", "NATO", "nato", "Nato-Ziel", "Natoziel", "Nato–Ziel", "Nato--Ziel",
                 "Sanktionen", "EU-Sanktionen", "Wirtschaftssanktionen", "SANKTIONSPAKET", "Verteidigungsausgaben",
                 "Ausgaben", "Aussenminister", "Außenministerin", "AUSSENMINISTER", "Außen-Minister", "3,5-Prozent-Ziel",
@@ -362,7 +368,10 @@ TRICKY_WORDS = ["Nato-Staaten", "Senatoren", "NATO", "nato", "Nato-Ziel", "Natoz
                 "zwei\u00a0prozent\u202fziel", "U.S.", "u.s.a.", "EU's", "EU’s", "EU", "G7", "G 7", "G-7", "g77",
                 "US-Sanktionen", "İstanbul", "Irak", "IRAQ", "ıraq", "Straße", "STRASSE", "Strasse", "Sıla", "ſtaat",
                 "Staat", "ΣΊΓΜΑ", "σίγμα", "Σίγμας", "АРМИЯ", "армія", "ООН", "Ünïcødé", "École", "e\u0301cole",
-                "ǅ", "x", "_nato", "nato_", "2nato", "Prozent", "prozentual", "Senatoren-Ziel"]
+                "ǅ", "x", "_nato", "nato_", "2nato", "Prozent", "prozentual", "Senatoren-Ziel",
+                "1.5 Prozent", "1,5%", "3 Prozentprozent", "12 - %", "2.5.3 %", "1.2.3 procent", "٣ %", "x3 %", "3x %",
+                "%", "5", ".5 %", "Țintei", "ţinta", "TINTA", "ținte", "alianţei", "ALIANȚA", "Regel", "gelten",
+                "Gel", "zweiprozent", "Zwei-Prozent", "hrubý domácí produkt", "HRUBÝ-DOMÁCÍ-PRODUKT", "produkt"]
 
 
 def _generated_texts(words, count, seed):
@@ -401,6 +410,7 @@ def _words_from_terms(patterns, rng):
         word = word.replace("*", rng.choice(["", "en", "spaket", "s"]))
         word = word.replace(" ", rng.choice([" ", "-", "", "\u00a0", " - "]))
         word = word.replace("ß", rng.choice(["ß", "ss", "SS"]))
+        word = word.replace("ț", rng.choice(["ț", "ţ", "Ț", "Ţ"])).replace("ș", rng.choice(["ș", "ş", "Ș", "Ş"]))
         out.append(rng.choice(["", "Wirtschafts", "EU-", "(", "Nicht"]) + word if p.startswith("*") else word)
     return out
 
@@ -718,11 +728,164 @@ def test_gdp_figures_without_target_or_alliance_are_not_spending(tax):
     # The Dutch word for the alliance and its target word, Romanian alliance words without diacritics.
     ("nl", "De militaire alliantie heeft een doelstelling van 2 procent van het bbp.",
      "De alliantie van luchtvaartmaatschappijen heeft een doelstelling: 2 procent meer passagiers."),
+    # (session 4: Romania's own 2 % of GDP for military spending is a member's budget and now counts without
+    # the alliance word; the hard negative is a non-member's budget)
     ("ro", "Romania a alocat 2% din PIB pentru cheltuieli militare, ca restul aliantei.",
-     "Romania a alocat 2% din PIB pentru cheltuieli militare, dupa ce Rusia a atacat Ucraina."),
+     "Rusia a alocat 6% din PIB pentru cheltuieli militare, dupa ce a atacat Ucraina."),
     ("ro", "Aliatii vor aloca 2% din PIB pentru cheltuieli de aparare.",
      "Aliatii vor aloca 2% din PIB pentru educatie."),
 ])
 def test_dutch_target_compounds_and_alliance_words(tax, lang, positive, negative):
+    assert NATO in labels(tax, None, positive, lang), positive
+    assert NATO not in labels(tax, None, negative, lang), negative
+
+
+# -- session 4: a member's budget as a share of GDP, the target as a percentage (held-out 2/3 misses) ---------
+
+# (language, positive: a member's defence budget as a share of GDP without the alliance's name,
+#  hard negatives: the same share of GDP for debt/deficit, for health or education, and a non-member's budget)
+BUDGET_SHARE_CASES = [
+    ("cs", "Česká republika do roku 2024 zvýší výdaje na obranu na 2 procenta HDP, řekl premiér.",
+     ["Veřejný dluh by měl stoupnout na 43 procent HDP, schodek rozpočtu na 5 procent HDP.",
+      "Česko dává na vzdělávání asi 4 % HDP, méně než průměr OECD.",
+      "Rusko letos vydá na obranu 6 procent HDP, uvedl Kreml."]),
+    ("sk", "Výdavky na obranu by tak mohli dosiahnuť dve percentá HDP, povedal minister.",
+     ["Schodok rozpočtu dosiahne 5 percent HDP a verejný dlh 58 percent HDP.",
+      "Na zdravotníctvo pôjde 6 percent HDP.",
+      "Ukrajina vydáva na obranu viac ako 30 percent HDP."]),
+    ("pl", "Tegoroczny budżet MON zakłada, że na cele obronne zostanie przeznaczonych 2,1 proc. PKB.",
+     ["Deficyt budżetowy wyniesie 5,7 proc. PKB, a dług publiczny 55 proc. PKB.",
+      "Rada Ministrów przyjęła projekt ustawy podnoszący nakłady na ochronę zdrowia do 7 proc. PKB.",
+      "Rosja przeznaczy na wojsko 6 proc. PKB, podał Kreml."]),
+    ("nl", "Nederland geeft volgend jaar 2 procent van het bruto binnenlands product (bbp) uit aan Defensie.",
+     ["Het begrotingstekort komt uit op 3 procent van het bbp.",
+      "Nederland besteedt 10 procent van het bbp aan zorg.",
+      "Israël besteedt 8 procent van het bbp aan defensie."]),
+    ("sv", "Försvarsanslaget ska öka till 2 procent av BNP, vill regeringen.",
+     ["Statsskulden ligger på 33 procent av BNP.", "Sjukvården kostar 11 procent av BNP.",
+      "Ryssland lägger 6 procent av BNP på försvaret."]),
+    ("ro", "Ministrul a afirmat că România alocă minimum 2% din PIB pentru apărare.",
+     ["Deficitul bugetar a ajuns la 8,6% din PIB.", "Guvernul alocă 6% din PIB pentru educație.",
+      "Rusia alocă peste 6% din PIB pentru armată."]),
+    ("pt", "Portugal investe 1,6% do PIB em Defesa, abaixo do que fazem os vizinhos.",
+     ["O défice orçamental foi de 2,1% do PIB.", "Portugal gasta 10% do PIB em saúde.",
+      "Israel gasta 8,8% do seu PIB em defesa."]),
+    ("it", "L'Italia deve arrivare a spendere il 2% del Pil per la difesa.",
+     ["Il deficit pubblico scende al 3% del Pil.", "La spesa sanitaria vale il 6,3% del Pil.",
+      "La Russia spende il 6% del Pil per la difesa."]),
+    ("es", "El Gobierno destinará el 2,1 % del PIB a defensa, ni más ni menos.",
+     ["La deuda pública, en el 99,4% del PIB, supera su objetivo.", "El gasto en educación es el 4,6 % del PIB.",
+      "Rusia dedica el 6 % del PIB a defensa, según el Kremlin."]),
+    ("fr", "Le gouvernement veut porter les dépenses militaires à 3,5 % du produit intérieur brut.",
+     ["Le déficit public atteint 5,8 % du PIB.", "Les dépenses de santé représentent 11 % du PIB.",
+      "La Russie consacre 6 % de son PIB à la défense."]),
+    ("de", "Der Wehretat soll künftig 1,5 Prozent des Bruttoinlandsprodukts betragen.",
+     ["Die Schuldenquote sank auf 62,5 Prozent des BIP.", "Für Bildung werden 4,5 Prozent des BIP ausgegeben.",
+      "Russland gibt sechs Prozent des BIP für das Militär aus."]),
+    ("en", "The prime minister will increase defence spending to 2.5 per cent of GDP by 2027.",
+     ["The UK spends around 10% of its gross domestic product (GDP) on health.",
+      "The budget deficit reached 4.4 percent of GDP.", "Israel spends 8.8% of its GDP on defence."]),
+    ("uk", "Уряд планує збільшити витрати на оборону до 3% ВВП.",
+     ["Дефіцит бюджету становитиме 18% ВВП.", "На освіту спрямують 5% ВВП.",
+      "Україна витрачає 31% свого ВВП на оборону."]),
+    ("ru", "Правительство увеличит расходы на оборону до 3% ВВП.",
+     ["Дефицит бюджета составит 2% ВВП.", "На здравоохранение направят 4% ВВП.",
+      "Россия тратит на оборону более 6% ВВП."]),
+]
+
+
+@pytest.mark.parametrize("lang,positive,negatives", BUDGET_SHARE_CASES, ids=[c[0] for c in BUDGET_SHARE_CASES])
+def test_member_budget_as_share_of_gdp_without_the_alliance_name(tax, lang, positive, negatives):
+    topics, evidence = tax.label(None, positive, lang)
+    assert topics == [NATO], (lang, positive)
+    assert "combo:defence_budget_share_of_gdp" in evidence[0]["terms"]
+    for negative in negatives:
+        assert labels(tax, None, negative, lang) == [], (lang, negative)
+
+
+def test_every_defence_word_of_the_budget_share_combo_has_a_positive_and_a_hard_negative(tax, taxonomy_data):
+    """Each defence word makes the label next to "N % of GDP" without the alliance's name, and not when a
+    public-finance word stands next to it or a non-member's budget is meant."""
+    combo = _combo(taxonomy_data, "defence_budget_share_of_gdp")
+    non_member = {"en": "Israel", "de": "Russland", "fr": "Israël", "it": "Israele", "es": "Israel", "pt": "Israel",
+                  "nl": "Israël", "pl": "Rosja", "cs": "Rusko", "sk": "Rusko", "ro": "Rusia", "sv": "Ryssland",
+                  "uk": "Україна", "ru": "Украина"}
+    checked = 0
+    for lang, terms in combo["groups"][2].items():
+        for term in terms:
+            core = f"{_example(term['pattern'])} {PERCENT_WORD[lang]} {GDP_WORD[lang]}"
+            assert labels(tax, None, f"{core}.", lang) == [NATO], (lang, term["pattern"], core)
+            assert labels(tax, None, f"{DEFICIT_WORD[lang]} {core}.", lang) == [], (lang, term["pattern"])
+            assert labels(tax, None, f"{non_member[lang]}: {core}.", lang) == [], (lang, term["pattern"])
+            assert labels(tax, None, f"{core} ({non_member[lang]}).", lang) == [], (lang, term["pattern"])
+            # ... and the alliance named anywhere lifts the non_member_budget veto (the budget is then a
+            # member's next to a non-member named in passing)
+            assert labels(tax, None, f"{core} ({non_member[lang]}). {ALLY_WORD[lang]}.", lang) == [NATO], lang
+            checked += 1
+    assert checked > 50
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    # the target as a percentage with a target word but no GDP word (held-out 2 nl-08bd9872 class)
+    ("nl", "De 29 NAVO-landen hebben een doelstelling van 2 procent in 2024.",
+     "De centrale bank wil dat de inflatie terugkeert naar ons doel van twee procent."),
+    ("nl", "De twee procent is een norm die binnen het militaire bondgenootschap is afgesproken.",
+     "De twee procent is een norm die de ECB voor de inflatie hanteert."),
+    ("pt", "O Governo quer atingir a meta dos 2% na Defesa já este ano.",
+     "O Banco Central Europeu mantém a meta dos 2% para a inflação."),
+    ("de", "Die Bundeswehr soll die Zielmarke von 2 Prozent dauerhaft erreichen.",
+     "Die EZB hält an ihrer Zielmarke von 2 Prozent Inflation fest."),
+    ("en", "Defence will reach the target of 2.5 percent next year, the minister said.",
+     "The central bank kept its target of 2 percent inflation."),
+    ("cs", "Armáda konečně dosáhne hranice dvou procent, řekla ministryně.",
+     "Inflace se vrátí pod hranici dvou procent, uvedla ČNB."),
+])
+def test_defence_target_as_percentage_without_gdp(tax, lang, positive, negative):
+    assert NATO in labels(tax, None, positive, lang), positive
+    assert labels(tax, None, negative, lang) == [], negative
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    ("pt", "As sanções contra a Rússia aumentaram o défice orçamental russo, diz Bruxelas.",
+     "Portugal escapa a sanções de Bruxelas, com défice a recuar para 2%."),
+    ("es", "Las sanciones de la UE disparan el déficit de Rusia.",
+     "España evita las sanciones de Bruselas por el déficit excesivo."),
+    ("en", "EU sanctions have widened Russia's budget deficit.",
+     "The EU could impose sanctions on Italy over its budget deficit."),
+    ("ro", "Sancțiunile UE au adâncit deficitul bugetar al Rusiei.",
+     "Comisia Europeană poate aplica sancțiuni României pentru deficitul excesiv."),
+])
+def test_eu_fiscal_penalties_are_not_sanctions(tax, lang, positive, negative):
+    assert SANCTIONS in labels(tax, None, positive, lang), positive
+    assert SANCTIONS not in labels(tax, None, negative, lang), negative
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    # held-out 4 lexical gaps: the ministry's / the army's budget in each language's own phrasing ...
+    ("pt", "O Governo reforça o orçamento da Defesa em 772 milhões, como pede a NATO.",
+     "A Rússia reforça o orçamento da Defesa em 20 %."),
+    ("pt", "O aumento da despesa em Defesa advém dos compromissos com a NATO.",
+     "O aumento da despesa em Defesa da Rússia preocupa a NATO."),
+    ("ro", "Bugetul Ministerului Apărării pentru 2026 respectă angajamentele față de NATO.",
+     "Bugetul Ministerului Apărării al Rusiei crește din nou."),
+    ("ro", "Bugetul de înzestrare a armatei este agreat cu aliații NATO.",
+     "Bugetul de înzestrare a armatei ruse crește, avertizează Kremlinul."),
+    ("sv", "Försvarets budget går från 148 till 175 miljarder, i linje med Natos mål.",
+     "Rysslands försvarets budget växer."),
+    ("sv", "Anslaget för det militära försvaret ökar, enligt Natos mål.",
+     "Anslaget för det militära försvaret i Ryssland ökar."),
+    ("sk", "Rozpočet pre obranu je nižší, hoci NATO žiada viac.", "Rusko zvyšuje rozpočet pre obranu."),
+    ("cs", "Rozpočet na obranu ve výši dvou procent nestačí, řekla ministryně; NATO chce víc.",
+     "Rusko zvyšuje rozpočet na obranu."),
+    ("fr", "Le budget 2026 des Armées sera en hausse, conformément aux engagements pris à l'OTAN.",
+     "La Russie augmente le budget 2026 des armées russes."),
+    ("ru", "Бюджет бундесвера доведут до уровня 1,5% ВВП.", "Россия выделит на оборону 13 триллионов рублей."),
+    # ... and world totals are no member's budget
+    ("es", "España alcanza el 2 % del PIB en gasto militar.",
+     "El gasto militar aumenta en 2016 hasta situarse en el 2,2% del PIB mundial."),
+    ("en", "The UK will raise defence spending to 2.5% of GDP.",
+     "World military spending reached 2.5% of global GDP last year."),
+])
+def test_budget_phrases_of_held_out_4_and_world_totals(tax, lang, positive, negative):
     assert NATO in labels(tax, None, positive, lang), positive
     assert NATO not in labels(tax, None, negative, lang), negative

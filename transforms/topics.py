@@ -32,7 +32,9 @@ and the rest of the body:
     ``cancel: label`` one vetoed match cancels the whole label;
   * ``context`` terms add their (usually negative) weight;
   * the label is assigned when the score reaches ``threshold`` and every
-    ``requires`` group matched (anywhere, or within ``window`` of a positive match).
+    ``requires`` group matched (anywhere, or within ``window`` of a positive match);
+    a group with ``satisfied_by`` (combo names) also counts as matched when one of
+    those combos has a match that survived the vetoes.
 Per language the matcher uses that language's lists, the ``any`` lists and the
 lists of ``language_fallbacks``; an unknown or ``und`` language uses all lists.
 Adding a label is a YAML change only.
@@ -155,13 +157,20 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
             "terms": _validate_term_lists(v, rule.get("terms"), f"{rpath}.terms"),
             "unless": _validate_term_lists(v, rule["unless"], f"{rpath}.unless") if rule.get("unless") else {},
         })
+    combo_names = {c["name"] for c in label["combos"]}
     for i, group in enumerate(spec.get("requires") or []):
         gpath = f"{path}.requires[{i}]"
-        group = v.mapping(group, gpath, {"name", "window", "terms"})
+        group = v.mapping(group, gpath, {"name", "window", "terms", "satisfied_by"})
+        satisfied_by = v.string_list(group.get("satisfied_by", []), f"{gpath}.satisfied_by")
+        for combo in satisfied_by:
+            if combo not in combo_names:
+                v.fail(f"{gpath}.satisfied_by", f"{combo!r} is not a combo of this label "
+                                                f"(combos: {', '.join(sorted(combo_names)) or 'none'})")
         label["requires"].append({
             "name": v.string(group.get("name"), f"{gpath}.name"),
             "window": _window(v, group.get("window"), f"{gpath}.window"),
             "terms": _validate_term_lists(v, group.get("terms"), f"{gpath}.terms"),
+            "satisfied_by": satisfied_by,
         })
     return label
 
@@ -239,7 +248,7 @@ def term_regex(pattern: str) -> str:
     return start + "".join(parts) + r"(?!\w)"
 
 
-_SEGMENT = re.compile(r"[^\Wßșşțţ]+")  # a run of literal word characters in a term (ß may match "ss")
+_SEGMENT = re.compile(r"[^\Wß]+")  # a run of literal word characters in a term (ß may match "ss")
 
 
 @functools.lru_cache(maxsize=None)
@@ -308,15 +317,34 @@ class _Text:
 
 _COMMA_BELOW = {"ș": "[șş]", "ş": "[șş]", "ț": "[țţ]", "ţ": "[țţ]"}
 _NEAR = 80  # a "search" term's match starts at most this many characters before its key
-_LITERAL = re.compile(r"[^\s*#ß'’șşțţ]+")  # a run of characters a term matches literally (case aside)
+_LITERAL = re.compile(r"[^\s*#ß'’]+")  # a run of characters a term matches literally (case aside; ș/ț: both forms)
+_KEY_FORMS = {"ș": "șş", "ş": "șş", "ț": "țţ", "ţ": "țţ"}  # a key with ș/ț is looked up in every spelling
+
+
+def _key_forms(key: str) -> list[str]:
+    """Every spelling of an automaton key: Romanian comma-below and cedilla letters are the same letter."""
+    forms = [""]
+    for ch in key:
+        forms = [f + alt for f in forms for alt in _KEY_FORMS.get(ch, ch)]
+    return forms
+
+
+def _is_space(ch: str) -> bool:
+    """Exactly the characters a space in a term matches (``_SPACE``: whitespace, no-break spaces, hyphens)."""
+    return ch.isspace() or ch in "\u00a0\u202f-\u2010\u2011\u2013"
+
+
+def _is_word(ch: str) -> bool:
+    """Exactly ``re``'s ``\\w`` for one character of a str (Unicode alphanumeric or ``_``)."""
+    return ch.isalnum() or ch == "_"
 
 
 def _literal_key(pattern: str) -> tuple[str, str | None]:
     """``(mode, key)`` of a term: where the automaton looks for it and how a hit is verified.
 
-    * ``anchored``: the term starts with its longest literal run, of 3+ characters (or its only one):
-      that run is the key, and the term's regex is tried *at the hit* (its look-behind asks for a
-      word start);
+    * ``anchored``: the term starts with a literal run of 4+ characters, or with its longest run of
+      3+ characters, or with its only one: that run is the key, and the term's regex is tried *at the
+      hit* (its look-behind asks for a word start). A run may hold ș/ț: every spelling is a key;
     * ``floating``: the same after a leading ``*``;
     * ``search``: anything else ("# prozent ziel*", "de china", "g 7"): the key is the longest
       literal run (the rarest place to look), and the term's regex searches around each hit (from
@@ -328,9 +356,18 @@ def _literal_key(pattern: str) -> tuple[str, str | None]:
         return "search", None
     best = max(reversed(runs), key=len)  # the last of the longest: "g 7" -> "7"
     first = _LITERAL.match(body)
-    if first is not None and (len(runs) == 1 or len(first.group()) >= max(3, len(best))):
+    if first is not None and (len(runs) == 1 or len(first.group()) >= min(4, max(3, len(best)))):
         return ("floating" if pattern.startswith("*") else "anchored"), first.group()
     return "search", best
+
+
+def _after_a_number(body: str, key: str) -> bool:
+    """True when a "search" term is a number, spaces and then its key ("# prozent*", "# %", "# procent"):
+    every match then has a digit right before the spaces before its key (see ``_TermTable._number_near``)."""
+    runs = [m for m in _LITERAL.finditer(body) if m.group() == key]
+    if not runs or key != max(reversed(_LITERAL.findall(body)), key=len):
+        return False
+    return re.fullmatch(r"#\s*", body[:runs[-1].start()]) is not None
 
 
 class _TermTable:
@@ -348,16 +385,21 @@ class _TermTable:
         self.ids = {p: i for i, p in enumerate(self.patterns)}
         self.regexes = [_term_rx(p) for p in self.patterns]
         self._search_always: list[int] = []  # "search" terms without any literal part (only "#")
-        folded: dict[str, list[tuple[int, bool]]] = {}
-        exact: dict[str, list[tuple[int, bool]]] = {}
+        # Per key: (term, search?, starts a word?, the whole term?). A hit of an anchored term that does
+        # not start a word (or, for a term that is its key alone, does not end one) cannot match: its
+        # regex is not tried there (the regex's own look-behind/look-ahead would fail, see _is_word).
+        folded: dict[str, list[tuple[int, bool, bool, bool]]] = {}
+        exact: dict[str, list[tuple[int, bool, bool, bool]]] = {}
         for i, pattern in enumerate(self.patterns):
-            mode, key = _literal_key(pattern[1:] if pattern.startswith("=") else pattern)
+            body = pattern[1:] if pattern.startswith("=") else pattern
+            mode, key = _literal_key(body)
             if key is None:
                 self._search_always.append(i)
-            elif pattern.startswith("="):
-                exact.setdefault(key, []).append((i, mode == "search"))
-            else:
-                folded.setdefault(key.lower(), []).append((i, mode == "search"))
+                continue
+            entry = (i, mode == "search", mode == "anchored", mode == "anchored" and body == key,
+                     mode == "search" and not body.startswith("*") and _after_a_number(body, key))
+            for form in _key_forms(key if pattern.startswith("=") else key.lower()):
+                (exact if pattern.startswith("=") else folded).setdefault(form, []).append(entry)
         self._folded = self._automaton(folded)
         self._exact = self._automaton(exact)
 
@@ -395,14 +437,50 @@ class _TermTable:
                 found.setdefault(i, []).append((start, full.end()))
             match = rx.search(raw, start + 1, stop)
 
+    def _number_near(self, i: int, raw: str, at: int, found: dict[int, list[tuple[int, int]]],
+                     seen: set[tuple[int, int]]) -> None:
+        """:meth:`_search_near` for a term that is a number, spaces and its key ("# prozent*"): the same
+        matches, from the only places they can start. A match has its key right after the spaces after
+        its number, so the hit at ``at`` yields matches only if the characters before it are spaces
+        (the term's space class) and then a digit; the matches start at the digits of that number
+        ("1.5 Prozent": "1.5 Prozent" and "5 Prozent"), at most _NEAR before the hit. A hit inside a
+        longer match ("3 Prozentprozent") finds nothing here, but that match is found from its own
+        key's hit, exactly as _search_near finds it there (``seen`` drops repeats in both)."""
+        limit = max(0, at - _NEAR)
+        p = at - 1
+        while p >= limit and _is_space(raw[p]):
+            p -= 1
+        if p < limit or not raw[p].isdecimal():
+            return
+        q = p
+        while q > limit and (raw[q - 1].isdecimal() or raw[q - 1] in ".,"):
+            q -= 1
+        rx = self.regexes[i]
+        for start in range(q, p + 1):
+            if not raw[start].isdecimal() or (i, start) in seen:
+                continue
+            full = rx.match(raw, start)
+            if full is not None and full.end() > at:
+                seen.add((i, start))
+                found.setdefault(i, []).append((start, full.end()))
+
     def _scan(self, automaton, haystack: str, raw: str, found: dict[int, list[tuple[int, int]]],
               seen: set[tuple[int, int]]) -> None:
         regexes = self.regexes
+        size = len(raw)
         for last, (length, entries) in automaton.iter(haystack):
             at = last - length + 1
-            for i, search in entries:
+            inside = at > 0 and _is_word(raw[at - 1])  # the hit does not start a word
+            for i, search, word_start, whole, after_number in entries:
                 if search:
-                    self._search_near(i, raw, at, length, found, seen)
+                    if after_number:
+                        self._number_near(i, raw, at, found, seen)
+                    else:
+                        self._search_near(i, raw, at, length, found, seen)
+                    continue
+                if word_start and inside:
+                    continue
+                if whole and last + 1 < size and _is_word(raw[last + 1]):
                     continue
                 match = regexes[i].match(raw, at)
                 if match is not None:
@@ -556,13 +634,26 @@ class CompiledTaxonomy:
         self._cache: dict[tuple, _Matcher] = {}
         self._by_language: dict[tuple, _Matcher] = {}
         self._exceptions = case_exceptions(_alphabet(_patterns(self.labels)))
+        # A few exception characters are found faster by one C substring scan each (``ch in text``,
+        # ~0.2 us per 2,600 characters) than by one regex class scan (~13 us); many, by the class.
         self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
-                                  if self._exceptions else None)
+                                  if len(self._exceptions) > 16 else None)
         # Two automata: the terms that can make a label (terms, combos) are scanned in every field;
         # the context terms (vetoes, requires, context) only when a label has a positive match.
         primary = [[spec["terms"], spec["combos"]] for spec in self.labels.values()]
         self._primary = _TermTable(_patterns(primary))
         self._secondary = _TermTable(set(_patterns(self.labels)) - set(self._primary.patterns))
+        # Per label, the primary terms that can start a positive match (in any language): its terms, and
+        # per combo one set per group (a combo needs a hit of every group). A text with none of them
+        # cannot get the label, and label() skips the label's scoring (same result, less work).
+        ids = self._primary.ids
+        self._can_start = {
+            name: (frozenset(ids[p] for p in _patterns(spec["terms"])),
+                   [[frozenset(ids[p] for p in _patterns(group)) for group in combo["groups"]]
+                    for combo in spec["combos"]])
+            for name, spec in self.labels.items()}
+        self._any_start = {name: terms.union(*(g for groups in combos for g in groups))
+                           for name, (terms, combos) in self._can_start.items()}
 
     def text(self, text: str) -> _Text:
         """``text`` analysed once for every matcher (see :class:`_Text`)."""
@@ -684,6 +775,10 @@ class CompiledTaxonomy:
             result["reason"] = "every match vetoed"
             return result
         for group in spec["requires"]:
+            if group.get("satisfied_by") and any(
+                    m["term"][len("combo:"):] in group["satisfied_by"] for m in positive
+                    if m["term"].startswith("combo:")):
+                continue  # a combo that stands for the requirement survived the vetoes
             found = _matches(self._matcher((name, "requires", group["name"]), group["terms"], language), texts)
             if group["window"] is not None:
                 # A title match relates to the whole article: it is "near" everything.
@@ -709,7 +804,14 @@ class CompiledTaxonomy:
         topics: list[str] = []
         evidence: list[dict[str, Any]] = []
         texts = {"title": self.text(title), "body": self.text(body)}
+        present = set(texts["title"].hits(self._primary)) | set(texts["body"].hits(self._primary))
         for name in self.labels:
+            if present.isdisjoint(self._any_start[name]):
+                continue  # not one term of this label occurs
+            terms, combos = self._can_start[name]
+            if present.isdisjoint(terms) and all(
+                    any(present.isdisjoint(group) for group in groups) for groups in combos):
+                continue  # no term and no complete combo of this label occurs: it cannot be assigned
             result = self._score_label(name, texts, language)
             if not result["assigned"]:
                 continue

@@ -18,6 +18,8 @@ DEFAULT_SETS = (
     ("real-news dev", os.path.join(DATA, "realnews_dev.jsonl")),
     ("real-news held-out", os.path.join(DATA, "realnews_heldout.jsonl")),
     ("real-news held-out 2", os.path.join(DATA, "realnews_heldout2.jsonl")),
+    ("real-news held-out 3", os.path.join(DATA, "realnews_heldout3.jsonl")),
+    ("real-news held-out 4", os.path.join(DATA, "realnews_heldout4.jsonl")),
     ("written dev", os.path.join(DATA, "topics_dev.jsonl")),
     ("written held-out", os.path.join(DATA, "topics_heldout.jsonl")),
 )

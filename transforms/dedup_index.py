@@ -192,7 +192,8 @@ _SLIM_ID, _SLIM_HASH, _SLIM_SIG = 4, 6, 8
 
 
 class _LookupIndexFn(beam.DoFn):
-    """Current slim record -> ``(row number, prior slim record)`` for every index row it matches.
+    """Current slim record (or a list of them) -> ``(row number, prior slim record)`` for every index
+    row it matches.
 
     The index is loaded in ``setup``, once per worker process (shared between its threads); a
     row is output once per bundle (``LookupDedupIndex`` keeps one per row overall)."""
@@ -211,16 +212,19 @@ class _LookupIndexFn(beam.DoFn):
         # its rows once per current article (a retried bundle starts afresh).
         self._seen: set[int] = set()
 
-    def process(self, record: tuple):
-        matched = self._index.match(record[_SLIM_ID], record[_SLIM_HASH], record[_SLIM_SIG]).tolist()
-        fresh = [i for i in matched if i not in self._seen]
-        self._seen.update(fresh)
+    def process(self, records: tuple | list[tuple]):
+        fresh = []
+        for record in records if isinstance(records, list) else (records,):
+            matched = self._index.match(record[_SLIM_ID], record[_SLIM_HASH], record[_SLIM_SIG]).tolist()
+            fresh.extend(i for i in matched if i not in self._seen)
+            self._seen.update(matched)
         for index, row in zip(fresh, self._index.rows(fresh)):
             yield index, slim(prior_article(row))
 
 
 class LookupDedupIndex(beam.PTransform):
-    """Current slim records -> slim records of the index rows of earlier runs that match them.
+    """Current slim records (or lists of them) -> slim records of the index rows of earlier runs that
+    match them.
 
     A row matches when it has the same ``article_id`` or ``content_hash`` as a current
     article, or (``params`` given, near dedup enabled) shares an LSH band with it; each
@@ -252,26 +256,31 @@ class _WritePendingFn(beam.DoFn):
         self._root = output_root
         self._run_id = run_id
 
-    def process(self, packed: list[tuple]):
+    def process(self, packed: list[list[tuple]]):
         path = segment_path(self._root, self._run_id)
-        rows = sorted(map(unpack, packed), key=lambda r: r["article_id"])
+        rows = sorted((unpack(row) for batch in packed for row in batch), key=lambda r: r["article_id"])
         write_parquet_file(DEDUP_INDEX, rows, path)
         yield {"table": "dedup_index_pending", "partition": "", "path": path, "rows": len(rows)}
 
 
 class WritePendingIndex(beam.PTransform):
     """Write the run's index rows to one segment under ``output_root`` (the run's staging root);
-    outputs its file descriptor."""
+    outputs its file descriptor. ``batched``: the input is lists of articles."""
 
-    def __init__(self, output_root: str, run_id: str):
+    def __init__(self, output_root: str, run_id: str, batched: bool = False):
         super().__init__()
         self._fn = _WritePendingFn(output_root, run_id)
+        self._batched = batched
 
     def expand(self, articles):
         # Rows cross the combine with their datetimes as integers (dedupe.pack): Beam's coder would
         # pickle every datetime of every row at each of the combine's stage boundaries otherwise.
+        if self._batched:
+            rows = lambda batch: [pack(index_row(article)) for article in batch]  # noqa: E731
+        else:
+            rows = lambda article: [pack(index_row(article))]  # noqa: E731
         return (articles
-                | "IndexRows" >> beam.Map(lambda article: pack(index_row(article)))
+                | "IndexRows" >> beam.Map(rows)
                 | "OneSegment" >> beam.combiners.ToList()
                 | "WritePending" >> beam.ParDo(self._fn))
 

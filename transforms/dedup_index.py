@@ -183,6 +183,25 @@ class PriorIndex:
         hits = [self._rows[a:b] for a, b in zip(lo, hi) if b > a]
         return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
 
+    def match_many(self, records: list[tuple[str, str, bytes | None]]) -> np.ndarray:
+        """Sorted distinct row numbers sharing a key with any of ``records``
+        (``(article_id, content_hash, signature or None)``): the union of :meth:`match` of each,
+        looked up in one pass."""
+        if not len(self._keys) or not records:
+            return np.zeros(0, dtype=np.int64)
+        query = [_string_keys((r[0] for r in records), "id"), _string_keys((r[1] for r in records), "hash")]
+        signed = [r[2] for r in records if r[2] is not None]
+        if self._bands and signed:
+            width = 2 * self._num_perm
+            matrix = np.frombuffer(b"".join(sig.ljust(width, b"\0")[:width] for sig in signed),
+                                   dtype="<u2").reshape(-1, self._num_perm)
+            query.append(_band_values(matrix, self._bands, self._salts).ravel())
+        query = np.unique(np.concatenate(query))
+        lo = np.searchsorted(self._keys, query, "left")
+        hi = np.searchsorted(self._keys, query, "right")
+        hits = [self._rows[a:b] for a, b in zip(lo[hi > lo], hi[hi > lo])]
+        return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
+
     def rows(self, indices) -> list[dict[str, Any]]:
         return self.table.take(pa.array(indices, type=pa.int64())).to_pylist() if len(indices) else []
 
@@ -213,11 +232,10 @@ class _LookupIndexFn(beam.DoFn):
         self._seen: set[int] = set()
 
     def process(self, records: tuple | list[tuple]):
-        fresh = []
-        for record in records if isinstance(records, list) else (records,):
-            matched = self._index.match(record[_SLIM_ID], record[_SLIM_HASH], record[_SLIM_SIG]).tolist()
-            fresh.extend(i for i in matched if i not in self._seen)
-            self._seen.update(matched)
+        records = records if isinstance(records, list) else [records]
+        matched = self._index.match_many([(r[_SLIM_ID], r[_SLIM_HASH], r[_SLIM_SIG]) for r in records]).tolist()
+        fresh = [i for i in matched if i not in self._seen]
+        self._seen.update(fresh)
         for index, row in zip(fresh, self._index.rows(fresh)):
             yield index, slim(prior_article(row))
 
@@ -251,16 +269,37 @@ class LookupDedupIndex(beam.PTransform):
                 | "PriorSlim" >> beam.Map(lambda indexed: indexed[1]))
 
 
+INDEX_ROWS_CODER = beam.coders.FastPrimitivesCoder()
+
+
 class _WritePendingFn(beam.DoFn):
     def __init__(self, output_root: str, run_id: str):
         self._root = output_root
         self._run_id = run_id
 
-    def process(self, packed: list[list[tuple]]):
+    def setup(self):
+        self._decode = INDEX_ROWS_CODER.get_impl().decode
+
+    def process(self, keyed: tuple[None, Iterable[bytes | None]]):
+        _, batches = keyed
         path = segment_path(self._root, self._run_id)
-        rows = sorted((unpack(row) for batch in packed for row in batch), key=lambda r: r["article_id"])
+        rows = sorted((unpack(row) for batch in batches if batch is not None for row in self._decode(batch)),
+                      key=lambda r: r["article_id"])
         write_parquet_file(DEDUP_INDEX, rows, path)
         yield {"table": "dedup_index_pending", "partition": "", "path": path, "rows": len(rows)}
+
+
+class _IndexRowsFn(beam.DoFn):
+    """An article (``batched``: a list of them) -> ``(None, encoded list of packed index rows)``."""
+
+    def __init__(self, batched: bool):
+        self._batched = batched
+
+    def setup(self):
+        self._encode = INDEX_ROWS_CODER.get_impl().encode
+
+    def process(self, articles):
+        yield None, self._encode([pack(index_row(a)) for a in (articles if self._batched else (articles,))])
 
 
 class WritePendingIndex(beam.PTransform):
@@ -273,15 +312,13 @@ class WritePendingIndex(beam.PTransform):
         self._batched = batched
 
     def expand(self, articles):
-        # Rows cross the combine with their datetimes as integers (dedupe.pack): Beam's coder would
-        # pickle every datetime of every row at each of the combine's stage boundaries otherwise.
-        if self._batched:
-            rows = lambda batch: [pack(index_row(article)) for article in batch]  # noqa: E731
-        else:
-            rows = lambda article: [pack(index_row(article))]  # noqa: E731
-        return (articles
-                | "IndexRows" >> beam.Map(rows)
-                | "OneSegment" >> beam.combiners.ToList()
+        # Rows cross as one encoded list per input element (datetimes as integers, dedupe.pack: Beam's
+        # coder would pickle them), grouped under one key: the runner moves bytes. A seed element
+        # makes the group exist when there are no articles: a run always writes one segment.
+        seed = articles.pipeline | "Seed" >> beam.Create([(None, None)])
+        return ((articles | "IndexRows" >> beam.ParDo(_IndexRowsFn(self._batched)), seed)
+                | "WithSeed" >> beam.Flatten()
+                | "OneSegment" >> beam.GroupByKey()
                 | "WritePending" >> beam.ParDo(self._fn))
 
 

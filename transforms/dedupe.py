@@ -395,9 +395,12 @@ class _MinHashFn(beam.DoFn):
 
 SLIM = "slim"
 # Full articles cross the join with their decisions in a fixed number of shards (of the article_id),
-# in lists of up to ``BATCH`` entries: a few elements per shard instead of one per article.
+# in lists of up to ``BATCH`` entries: a few elements per shard instead of one per article. Each
+# list crosses as bytes, encoded once here and decoded once in the join: the runner's grouping
+# decodes and re-encodes every value it groups, which for bytes costs nothing.
 JOIN_SHARDS = 16
 BATCH = 512
+BATCH_CODER = beam.coders.FastPrimitivesCoder()
 
 
 def join_shard(article_id: str, shards: int) -> int:
@@ -406,8 +409,9 @@ def join_shard(article_id: str, shards: int) -> int:
 
 
 class _SignFn(_MinHashFn):
-    """Full articles -> ``(shard, [(article_id, packed article), ...])`` lists (main output) and
-    lists of their slim records (``SLIM``), buffered over the bundle per window.
+    """Full articles -> ``(shard, encoded [(article_id, packed article), ...])`` (main output; lists
+    encoded by ``BATCH_CODER``) and lists of their slim records (``SLIM``), buffered over the bundle
+    per window.
 
     Normalize signs articles when it is given the dedup parameters (it has the content key at
     hand); others are signed here.
@@ -418,6 +422,10 @@ class _SignFn(_MinHashFn):
         self._shards = shards or JOIN_SHARDS
         self._batch = batch or BATCH
         self._buffers: dict = {}
+
+    def setup(self):
+        super().setup()
+        self._encode = BATCH_CODER.get_impl().encode
 
     def start_bundle(self):
         self._buffers = {}  # window -> [slim records, one list per shard]
@@ -435,7 +443,7 @@ class _SignFn(_MinHashFn):
         shard = join_shard(article_id, self._shards)
         shards[shard].append((article_id, pack(article)))
         if len(shards[shard]) >= self._batch:
-            yield shard, shards[shard]
+            yield shard, self._encode(shards[shard])
             shards[shard] = []
         if len(slims) >= self._batch * self._shards:
             yield beam.pvalue.TaggedOutput(SLIM, slims)
@@ -448,7 +456,7 @@ class _SignFn(_MinHashFn):
                 yield beam.pvalue.TaggedOutput(SLIM, WindowedValue(slims, timestamp, [window]))
             for shard, batch in enumerate(shards):
                 if batch:
-                    yield WindowedValue((shard, batch), timestamp, [window])
+                    yield WindowedValue((shard, self._encode(batch)), timestamp, [window])
         self._buffers = {}
 
 
@@ -510,11 +518,14 @@ class _ApplyDecisionsFn(beam.DoFn):
     """The full copies and decisions of one join shard -> one list of kept articles (main output)
     and one list of duplicate rows (``DUPLICATE``)."""
 
+    def setup(self):
+        self._decode = BATCH_CODER.get_impl().decode
+
     def process(self, joined):
         _, groups = joined
         copies: dict[str, list] = {}
-        for batch in groups["articles"]:
-            for article_id, packed in batch:
+        for encoded in groups["articles"]:
+            for article_id, packed in self._decode(encoded):
                 copies.setdefault(article_id, []).append(unpack(packed))
         decided = {article_id: decision for batch in groups[DECISION] for article_id, decision in batch}
         kept_all, duplicates = [], []

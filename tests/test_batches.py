@@ -91,3 +91,26 @@ def test_batched_counts_equal_per_article_counts():
     with make_test_pipeline() as p:
         counts = article_counts(p | beam.Create([articles[:3], articles[3:]]), batched=True)
         assert_that(counts | beam.CombinePerKey(sum), equal_to(sorted(expected.items())))
+
+
+def test_taxonomy_is_read_once_while_the_file_stays_the_same(tmp_path):
+    import os
+
+    from pipeline.batch import taxonomy_of
+
+    source = settings().topics
+    from schemas.config import resolve_config_path
+
+    path = tmp_path / "topics.yaml"
+    text = open(resolve_config_path(source), encoding="utf-8").read()
+    path.write_text(text, encoding="utf-8")
+    first = taxonomy_of(str(path))
+    assert first == load_taxonomy(str(path))
+    first["labels"].clear()  # a caller's change does not reach the next caller
+    assert taxonomy_of(str(path)) == load_taxonomy(str(path))
+    version = first["version"]
+    changed = text.replace(f"version: \"{version}\"", "version: changed-for-test", 1)
+    assert changed != text
+    path.write_text(changed, encoding="utf-8")
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    assert taxonomy_of(str(path))["version"] == "changed-for-test"

@@ -1,8 +1,13 @@
-"""Assembly of the batch pipeline: read -> normalize -> dedupe -> language -> topics -> write -> commit."""
+"""Assembly of the batch pipeline: read -> normalize -> dedupe -> language -> topics -> write -> commit.
+
+Read and normalize move one element per file; dedup gathers the run's slim records and outputs
+the articles and duplicates as lists, which language, topics, the writers and the counters take
+as they are (one element per few hundred articles)."""
 
 from __future__ import annotations
 
 import collections
+import copy
 import datetime as dt
 import logging
 import os
@@ -20,10 +25,10 @@ from transforms.commit import CommitRun, read_manifest, recover, staging_root
 from transforms.common import DEAD_LETTER, RunInfo
 from transforms.dedup_index import LookupDedupIndex, WritePendingIndex, window_cutoff
 from transforms.dedupe import DUPLICATE, Deduplicate
-from transforms.language import DetectLanguage
+from transforms.enrich import EnrichArticles
 from transforms.normalize import NormalizeArticles
 from transforms.read import ReadArticleFiles, display_path
-from transforms.topics import LabelTopics, load_taxonomy
+from transforms.topics import load_taxonomy
 from transforms.write import WriteTable
 
 LOG = logging.getLogger(__name__)
@@ -36,8 +41,9 @@ class _CountKeysFn(beam.DoFn):
     per key and element through the shuffle.
     """
 
-    def __init__(self, keys: Callable[[Any], Iterable[str]]):
+    def __init__(self, keys: Callable[[Any], Iterable[str]], batched: bool = False):
         self._keys = keys
+        self._batched = batched
         self._counts: dict = {}
 
     def start_bundle(self):
@@ -47,7 +53,11 @@ class _CountKeysFn(beam.DoFn):
         counts = self._counts.get(window)
         if counts is None:
             counts = self._counts[window] = collections.Counter()
-        counts.update(self._keys(element))
+        if self._batched:
+            for one in element:
+                counts.update(self._keys(one))
+        else:
+            counts.update(self._keys(element))
 
     def finish_bundle(self):
         for window, counts in self._counts.items():
@@ -56,16 +66,17 @@ class _CountKeysFn(beam.DoFn):
         self._counts = {}
 
 
-def count_keys(pcoll, label: str, keys: Callable[[Any], Iterable[str]]):
+def count_keys(pcoll, label: str, keys: Callable[[Any], Iterable[str]], batched: bool = False):
     """``(key, n)`` pairs: how many elements of ``pcoll`` yield each key of ``keys(element)``
-    (several pairs per key may come out: sum them)."""
-    return pcoll | label >> beam.ParDo(_CountKeysFn(keys))
+    (several pairs per key may come out: sum them). ``batched``: the elements are lists, and the
+    elements of the lists are counted."""
+    return pcoll | label >> beam.ParDo(_CountKeysFn(keys, batched))
 
 
-def _count(pcoll, label: str, key: str):
-    """``(key, n)`` pairs counting the elements of ``pcoll``."""
+def _count(pcoll, label: str, key: str, batched: bool = False):
+    """``(key, n)`` pairs counting the elements of ``pcoll`` (``batched``: of its lists)."""
     keys = (key,)
-    return count_keys(pcoll, f"Count{label}", lambda _: keys)
+    return count_keys(pcoll, f"Count{label}", lambda _: keys, batched)
 
 
 def _article_keys(article) -> list[str]:
@@ -73,10 +84,10 @@ def _article_keys(article) -> list[str]:
             f"published_date:{article['published_date'].isoformat()}"]
 
 
-def article_counts(articles):
+def article_counts(articles, batched: bool = False):
     """``(articles, n)``, ``(language:xx, n)``, ``(topic:label, n)`` and ``(published_date:..., n)``
-    pairs, for the manifest."""
-    return count_keys(articles, "ArticleCounts", _article_keys)
+    pairs, for the manifest (``batched``: ``articles`` holds lists of articles)."""
+    return count_keys(articles, "ArticleCounts", _article_keys, batched)
 
 
 def process_items(items, dead_letters: list, input_counts, settings: RunSettings, run: RunInfo, taxonomy: dict,
@@ -94,11 +105,13 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
     dedup = settings.dedup
     lookup = LookupDedupIndex(settings.output, run.run_id, window_cutoff(run.ingested_at, dedup["window_days"]),
                               settings.replaces_runs, dedup)
-    deduped = normalized["articles"] | "Dedupe" >> Deduplicate(dedup, lookup=lookup)
-    tagged = deduped["articles"] | "Language" >> DetectLanguage(settings.language)
-    labeled = tagged | "Topics" >> LabelTopics(taxonomy)
+    # From dedup on, articles and duplicates move as lists (one per dedup join shard): the runner's
+    # per-element cost is paid per list, not per article (docs/bench.md, round 4).
+    deduped = normalized["articles"] | "Dedupe" >> Deduplicate(dedup, lookup=lookup, output_batches=True)
+    labeled = deduped["articles"] | "LanguageAndTopics" >> EnrichArticles(settings.language, taxonomy)
     all_dead = [*dead_letters, normalized[DEAD_LETTER]] | "AllDeadLetters" >> beam.Flatten()
-    progress.attach([items, *dead_letters], [labeled, deduped[DUPLICATE], all_dead])  # only on a terminal
+    progress.attach([items, *dead_letters], [labeled, deduped[DUPLICATE], all_dead],  # only on a terminal
+                    batches=[labeled, deduped[DUPLICATE]])
 
     write = settings.write
     run_id = run.run_id
@@ -106,21 +119,21 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
     staged = staging_root(settings.output, run_id)
     files = [
         labeled | "WriteArticles" >> WriteTable(ARTICLES, staged, run_id, shards=write["shards"],
-                                                rows_per_file=write["rows_per_file"]),
+                                                rows_per_file=write["rows_per_file"], batched=True),
         deduped[DUPLICATE] | "WriteDuplicates" >> WriteTable(DUPLICATES, staged, run_id, shards=1,
-                                                             rows_per_file=write["rows_per_file"]),
+                                                             rows_per_file=write["rows_per_file"], batched=True),
         all_dead | "WriteDeadLetters" >> WriteTable(DEAD_LETTERS, staged, run_id, shards=1,
                                                     rows_per_file=write["rows_per_file"], shard_key="origin"),
-        labeled | "WriteIndexSegment" >> WritePendingIndex(staged, run_id),
+        labeled | "WriteIndexSegment" >> WritePendingIndex(staged, run_id, batched=True),
         *(extra_files or []),
     ]
     compaction = {"now": run.ingested_at.isoformat(), "window_days": dedup["window_days"],
                   "after_segments": dedup["compact_after_segments"]}
     counts = (
         input_counts,
-        _count(deduped[DUPLICATE], "Duplicates", "duplicates"),
+        _count(deduped[DUPLICATE], "Duplicates", "duplicates", batched=True),
         _count(all_dead, "DeadLetters", "dead_letters"),
-        article_counts(labeled),
+        article_counts(labeled, batched=True),
     ) | "AllCounts" >> beam.Flatten()
     all_files = files | "AllFileDescriptors" >> beam.Flatten()
     return (all_files, counts) | "CommitRun" >> CommitRun(
@@ -129,8 +142,25 @@ def process_items(items, dead_letters: list, input_counts, settings: RunSettings
         record_extras=record_extras)
 
 
+_TAXONOMY: dict[tuple, dict] = {}
+
+
+def taxonomy_of(path: str) -> dict[str, Any]:
+    """``load_taxonomy(path)``, read once per process while the file stays the same (path, size and
+    modification time): the chunks of a chunked run would parse the YAML file once each (~0.2 s)."""
+    from schemas.config import resolve_config_path
+
+    resolved = resolve_config_path(path)
+    stat = os.stat(resolved)
+    key = (os.path.abspath(resolved), stat.st_size, stat.st_mtime_ns)
+    if key not in _TAXONOMY:
+        _TAXONOMY.clear()
+        _TAXONOMY[key] = load_taxonomy(path)
+    return copy.deepcopy(_TAXONOMY[key])  # a caller's change stays its own
+
+
 def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, manifest_base: dict[str, Any]):
-    taxonomy = load_taxonomy(settings.topics)
+    taxonomy = taxonomy_of(settings.topics)
     read = p | "ReadFiles" >> ReadArticleFiles(
         list(settings.inputs), settings.source(), run,
         max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],

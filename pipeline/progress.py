@@ -29,11 +29,12 @@ _ACTIVE = [False]
 class _Tick(beam.DoFn):
     """Adds 1 per element to one counter of this process; emits nothing."""
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, batched: bool = False):
         self._key = key
+        self._batched = batched
 
     def process(self, element):
-        _COUNTS[self._key] += 1
+        _COUNTS[self._key] += len(element) if self._batched else 1
         return ()
 
 
@@ -41,16 +42,19 @@ def active() -> bool:
     return _ACTIVE[0]
 
 
-def attach(read: Iterable[Any], done: Iterable[Any]) -> None:
+def attach(read: Iterable[Any], done: Iterable[Any], batches: Iterable[Any] = ()) -> None:
     """Count ``read`` (items and read failures) and ``done`` (articles, duplicates, dead letters)
-    PCollections, when a display is active; otherwise add nothing to the graph."""
+    PCollections, when a display is active; otherwise add nothing to the graph. The PCollections
+    in ``batches`` hold lists: their lists' elements are counted."""
     if not _ACTIVE[0]:
         return
+    batches = list(batches)
     for key, pcolls in (("read", list(read)), ("done", list(done))):
         # one counter per PCollection, no Flatten: each fuses into the stage that produces its
         # elements, so the count moves while that stage runs (a Flatten would wait for all of them)
         for number, pcoll in enumerate(pcolls):
-            _ = pcoll | f"Progress{key.capitalize()}{number}" >> beam.ParDo(_Tick(key))
+            batched = any(pcoll is b for b in batches)
+            _ = pcoll | f"Progress{key.capitalize()}{number}" >> beam.ParDo(_Tick(key, batched))
 
 
 def wanted(quiet: bool, stream=None) -> bool:

@@ -87,6 +87,18 @@ def test_prior_index_matches_only_rows_sharing_a_key(tmp_path):
     assert len(everything.match(current[0]["article_id"], current[0]["content_hash"], current[0]["minhash"])) == 0
 
 
+def test_match_many_is_the_union_of_each_match(tmp_path):
+    rows, current = build_index(tmp_path)
+    paths = [segment_path(str(tmp_path), r) for r in ("run-a", "run-b", "run-old")]
+    index = PriorIndex.load(paths, ("run-now",), None, 128, 32)
+    queries = [(x["article_id"], x["content_hash"], x["minhash"]) for x in current]
+    queries += [(current[2]["article_id"], "", None), ("nothing", "nothing", current[4]["minhash"][:100])]
+    for some in (queries, queries[:1], queries[2:3], queries[3:], queries[-2:], []):
+        union = sorted({int(i) for q in some for i in index.match(*q)})
+        assert index.match_many(some).tolist() == union
+    assert len(index.match_many(queries)) >= 4  # id, hash and the two near rows
+
+
 def _outcome(result, name):
     kept = result["articles"] | f"{name}Kept" >> beam.Map(
         lambda a: (a["article_id"], ("kept", a["cluster_id"], a["cluster_size"])))

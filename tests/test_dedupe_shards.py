@@ -1,4 +1,5 @@
-"""Near-dedup band keys grouped by shard: the same candidate pairs as one group per band key."""
+"""Near-dedup candidate pairs and the sharded join of decisions: the same result as one group per band key,
+whatever the shards and batch sizes."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from conftest import FIXED_NOW, SEEDS
 from transforms.common import RunInfo
-from transforms.dedupe import (DUPLICATE, _BandShardFn, _pairs_in_shard, band_pairs, near_ref, shard_pairs, slim,
+from transforms.dedupe import (DUPLICATE, band_pairs, cluster_refs, near_clusters, near_ref, shard_pairs, slim,
                                Deduplicate)
-from transforms.minhash import MinHasher
+from transforms.minhash import MinHasher, similarity
 from transforms.normalize import content_key, to_article
 
 PARAMS = {"enabled_near": True, "shingle_size": 3, "num_perm": 128, "bands": 32, "threshold": 0.75, "seed": 1,
@@ -56,25 +57,19 @@ def _pairs_by_band(records, hasher, max_members):
     return sorted({pair for refs in bands.values() if len(refs) > 1 for pair in band_pairs(refs, max_members)})
 
 
-def test_shard_pairs_equal_the_pairs_of_each_band_key():
+def test_near_clusters_equal_the_clusters_of_each_band_key():
     records, hasher = _records(_variants(random.Random(5)))
     expected = _pairs_by_band(records, hasher, 3)
     # The edited copies share bands, some with more members than max_cluster_candidates (3).
     assert len(expected) > 20 and len(expected) < len(_pairs_by_band(records, hasher, 50))
-    for shards in (1, 3, 16):
-        fn = _BandShardFn(PARAMS, shards=shards, batch=7)
-        fn.setup()
-        fn.start_bundle()
-        window = beam.transforms.window.GlobalWindow()
-        elements = [e for r in records for e in fn.process(r, window)]
-        elements += [wv.value for wv in fn.finish_bundle()]
-        assert all(len(batch) <= 7 for _, batch in elements)
-        assert {shard for shard, _ in elements} <= set(range(shards))
-        grouped: dict[int, list] = {}
-        for shard, batch in elements:
-            grouped.setdefault(shard, []).append(batch)
-        got = sorted({pair for item in grouped.items() for pair in _pairs_in_shard(item, 3)})
-        assert got == expected, shards
+    entries = [(key, near_ref(r)) for r in records for key in hasher.band_keys(r[8])]
+    assert sorted(set(shard_pairs(entries, 3))) == expected
+    signature = {near_ref(r): r[8] for r in records}
+    verified = [(a, b, similarity(signature[a], signature[b])) for a, b in expected]
+    verified = [pair for pair in verified if pair[2] >= PARAMS["threshold"]]
+    clusters = near_clusters(reversed(records), hasher, PARAMS["threshold"], 3)
+    assert verified and clusters == cluster_refs(verified)
+    assert any(head != article_id for article_id, (head, _, _) in clusters.items())
 
 
 def test_shard_pairs_skip_keys_with_one_member():
@@ -83,7 +78,7 @@ def test_shard_pairs_skip_keys_with_one_member():
 
 
 def test_deduplicate_decisions_do_not_depend_on_bundles_or_shards(monkeypatch):
-    """The whole transform with tiny shard batches decides as with the defaults."""
+    """The whole transform with tiny join shards and batches decides as with the defaults."""
     texts = _variants(random.Random(9))
     articles = [to_article({"source": "t", "origin": f"o{i}", "body": t}, RUN) for i, t in enumerate(texts)]
 
@@ -104,6 +99,6 @@ def test_deduplicate_decisions_do_not_depend_on_bundles_or_shards(monkeypatch):
     expected_dups = [(d["origin"], d["duplicate_of"], d["method"]) for d in dups]
     assert any(m == "minhash" for *_, m in expected_dups) and by_id
     run()
-    monkeypatch.setattr("transforms.dedupe.SHARD_BATCH", 2)
-    monkeypatch.setattr("transforms.dedupe.NEAR_SHARDS", 3)
+    monkeypatch.setattr("transforms.dedupe.BATCH", 2)
+    monkeypatch.setattr("transforms.dedupe.JOIN_SHARDS", 3)
     run()

@@ -183,6 +183,25 @@ class PriorIndex:
         hits = [self._rows[a:b] for a, b in zip(lo, hi) if b > a]
         return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
 
+    def match_many(self, records: list[tuple[str, str, bytes | None]]) -> np.ndarray:
+        """Sorted distinct row numbers sharing a key with any of ``records``
+        (``(article_id, content_hash, signature or None)``): the union of :meth:`match` of each,
+        looked up in one pass."""
+        if not len(self._keys) or not records:
+            return np.zeros(0, dtype=np.int64)
+        query = [_string_keys((r[0] for r in records), "id"), _string_keys((r[1] for r in records), "hash")]
+        signed = [r[2] for r in records if r[2] is not None]
+        if self._bands and signed:
+            width = 2 * self._num_perm
+            matrix = np.frombuffer(b"".join(sig.ljust(width, b"\0")[:width] for sig in signed),
+                                   dtype="<u2").reshape(-1, self._num_perm)
+            query.append(_band_values(matrix, self._bands, self._salts).ravel())
+        query = np.unique(np.concatenate(query))
+        lo = np.searchsorted(self._keys, query, "left")
+        hi = np.searchsorted(self._keys, query, "right")
+        hits = [self._rows[a:b] for a, b in zip(lo[hi > lo], hi[hi > lo])]
+        return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
+
     def rows(self, indices) -> list[dict[str, Any]]:
         return self.table.take(pa.array(indices, type=pa.int64())).to_pylist() if len(indices) else []
 
@@ -192,7 +211,8 @@ _SLIM_ID, _SLIM_HASH, _SLIM_SIG = 4, 6, 8
 
 
 class _LookupIndexFn(beam.DoFn):
-    """Current slim record -> ``(row number, prior slim record)`` for every index row it matches.
+    """Current slim record (or a list of them) -> ``(row number, prior slim record)`` for every index
+    row it matches.
 
     The index is loaded in ``setup``, once per worker process (shared between its threads); a
     row is output once per bundle (``LookupDedupIndex`` keeps one per row overall)."""
@@ -211,8 +231,9 @@ class _LookupIndexFn(beam.DoFn):
         # its rows once per current article (a retried bundle starts afresh).
         self._seen: set[int] = set()
 
-    def process(self, record: tuple):
-        matched = self._index.match(record[_SLIM_ID], record[_SLIM_HASH], record[_SLIM_SIG]).tolist()
+    def process(self, records: tuple | list[tuple]):
+        records = records if isinstance(records, list) else [records]
+        matched = self._index.match_many([(r[_SLIM_ID], r[_SLIM_HASH], r[_SLIM_SIG]) for r in records]).tolist()
         fresh = [i for i in matched if i not in self._seen]
         self._seen.update(fresh)
         for index, row in zip(fresh, self._index.rows(fresh)):
@@ -220,7 +241,8 @@ class _LookupIndexFn(beam.DoFn):
 
 
 class LookupDedupIndex(beam.PTransform):
-    """Current slim records -> slim records of the index rows of earlier runs that match them.
+    """Current slim records (or lists of them) -> slim records of the index rows of earlier runs that
+    match them.
 
     A row matches when it has the same ``article_id`` or ``content_hash`` as a current
     article, or (``params`` given, near dedup enabled) shares an LSH band with it; each
@@ -247,32 +269,56 @@ class LookupDedupIndex(beam.PTransform):
                 | "PriorSlim" >> beam.Map(lambda indexed: indexed[1]))
 
 
+INDEX_ROWS_CODER = beam.coders.FastPrimitivesCoder()
+
+
 class _WritePendingFn(beam.DoFn):
     def __init__(self, output_root: str, run_id: str):
         self._root = output_root
         self._run_id = run_id
 
-    def process(self, packed: list[tuple]):
+    def setup(self):
+        self._decode = INDEX_ROWS_CODER.get_impl().decode
+
+    def process(self, keyed: tuple[None, Iterable[bytes | None]]):
+        _, batches = keyed
         path = segment_path(self._root, self._run_id)
-        rows = sorted(map(unpack, packed), key=lambda r: r["article_id"])
+        rows = sorted((unpack(row) for batch in batches if batch is not None for row in self._decode(batch)),
+                      key=lambda r: r["article_id"])
         write_parquet_file(DEDUP_INDEX, rows, path)
         yield {"table": "dedup_index_pending", "partition": "", "path": path, "rows": len(rows)}
 
 
+class _IndexRowsFn(beam.DoFn):
+    """An article (``batched``: a list of them) -> ``(None, encoded list of packed index rows)``."""
+
+    def __init__(self, batched: bool):
+        self._batched = batched
+
+    def setup(self):
+        self._encode = INDEX_ROWS_CODER.get_impl().encode
+
+    def process(self, articles):
+        yield None, self._encode([pack(index_row(a)) for a in (articles if self._batched else (articles,))])
+
+
 class WritePendingIndex(beam.PTransform):
     """Write the run's index rows to one segment under ``output_root`` (the run's staging root);
-    outputs its file descriptor."""
+    outputs its file descriptor. ``batched``: the input is lists of articles."""
 
-    def __init__(self, output_root: str, run_id: str):
+    def __init__(self, output_root: str, run_id: str, batched: bool = False):
         super().__init__()
         self._fn = _WritePendingFn(output_root, run_id)
+        self._batched = batched
 
     def expand(self, articles):
-        # Rows cross the combine with their datetimes as integers (dedupe.pack): Beam's coder would
-        # pickle every datetime of every row at each of the combine's stage boundaries otherwise.
-        return (articles
-                | "IndexRows" >> beam.Map(lambda article: pack(index_row(article)))
-                | "OneSegment" >> beam.combiners.ToList()
+        # Rows cross as one encoded list per input element (datetimes as integers, dedupe.pack: Beam's
+        # coder would pickle them), grouped under one key: the runner moves bytes. A seed element
+        # makes the group exist when there are no articles: a run always writes one segment.
+        seed = articles.pipeline | "Seed" >> beam.Create([(None, None)])
+        return ((articles | "IndexRows" >> beam.ParDo(_IndexRowsFn(self._batched)), seed)
+                | "WithSeed" >> beam.Flatten()
+                | "OneSegment" >> beam.GroupByKey()
                 | "WritePending" >> beam.ParDo(self._fn))
 
 

@@ -7,18 +7,21 @@ Core (plain functions):
     tuple (times as integer microseconds), the record exact dedup shuffles.
   * ``pick_canonical``: split the copies of one key into kept and others.
   * ``band_pairs`` / ``candidate_pairs``: candidate (and verified) near-duplicate
-    pairs among the members of one LSH band; ``shard_pairs`` the same for every band key of a
-    shard (the transform groups band keys by shard, many per element, not one element per band).
+    pairs among the members of one LSH band; ``shard_pairs`` the same for many band keys at
+    once, ``near_clusters`` the verified and clustered pairs of a set of slim records.
   * ``cluster_refs`` / ``assign_clusters``: greedy star clustering of verified
     pairs: in canonical order, each article joins the earliest head it is similar
     to, else heads its own cluster. Every duplicate is therefore similar to the
     article it points at (no chains through intermediate copies).
+  * ``decide``: every decision of a run from its slim records (exact on ``article_id``, then on
+    ``content_hash``, then near); ``apply_decision``: the kept article and duplicate rows of the
+    full copies of one article_id.
 
-Transform :class:`Deduplicate` = exact dedup on ``article_id`` then
-``content_hash``, then MinHash-LSH near dedup, all decided on slim tuples; the
-full articles are shuffled once, to apply the decisions. Returns ``{'articles',
-'duplicates'}``; every input article is in exactly one of them. Articles carry
-``cluster_id``/``cluster_size`` and their ``minhash`` signature (for the index).
+Transform :class:`Deduplicate`: the run's slim records are gathered in one element and decided
+there (``decide``); the full articles cross one join with their decisions, as lists per shard
+of the article_id. Returns ``{'articles', 'duplicates'}`` (lists with ``output_batches``); every
+input article is in exactly one of them. Articles carry ``cluster_id``/``cluster_size`` and their
+``minhash`` signature (for the index).
 """
 
 from __future__ import annotations
@@ -191,75 +194,101 @@ def _dup(target: str, similarity_: float, method: str) -> tuple:
 
 
 DECISION = "decision"
-HASH_DUP = "hash_dup"
 
 
-class _ExactByIdFn(beam.DoFn):
-    """Copies sharing an article_id: the first in canonical order goes on, with their count."""
+def exact_winners(copies_by_key: Iterable[list[tuple]]) -> tuple[list[tuple], dict[str, str], dict[str, list[str]]]:
+    """Exact dedup of groups of slim records sharing a key (article_id or content_hash).
 
-    def process(self, keyed):
-        article_id, copies = keyed
-        kept, others = _pick(copies)
+    Per group the first record in canonical order goes on with the summed ``size`` of the current
+    copies, when it is current; when it is prior, the current copies duplicate it. Returns
+    ``(winners, decisions, copies)``: the winners' slim records, the decisions of copies of prior
+    records (``{current article_id: prior article_id}``) and, per current winner, the article_ids
+    of its current copies.
+    """
+    winners, to_prior, copies = [], {}, {}
+    for group in copies_by_key:
+        kept, others = _pick(group)
         if kept[_CURRENT]:
-            yield kept[:_SIZE] + (kept[_SIZE] + sum(o[_SIZE] for o in others), kept[_SIG])
-        elif others:
-            yield beam.pvalue.TaggedOutput(DECISION, (article_id, _dup(article_id, 1.0, "id")))
-
-
-class _ExactByHashFn(beam.DoFn):
-    """Id winners sharing a content_hash: the first goes on; the others copy it."""
-
-    def process(self, keyed):
-        _, copies = keyed
-        kept, others = _pick(copies)
-        if kept[_CURRENT]:
-            yield kept[:_SIZE] + (kept[_SIZE] + sum(o[_SIZE] for o in others), kept[_SIG])
-            for other in others:
-                yield beam.pvalue.TaggedOutput(HASH_DUP, (kept[_ID], other[_ID]))
+            winners.append(kept[:_SIZE] + (kept[_SIZE] + sum(o[_SIZE] for o in others), kept[_SIG]))
+            if others:
+                copies[kept[_ID]] = [o[_ID] for o in others]
         else:
             for other in others:
-                yield beam.pvalue.TaggedOutput(DECISION, (other[_ID], _dup(kept[_ID], 1.0, "content_hash")))
+                to_prior[other[_ID]] = kept[_ID]
+    return winners, to_prior, copies
 
 
-def _resolve(keyed):
-    """Decisions for an exact winner and the current copies of its content hash."""
-    article_id, groups = keyed
-    own = list(groups["own"])
-    if not own:
-        return
-    near = next(iter(groups["near"]), None)
-    if near is not None and near[0] != article_id:
-        head, score, _ = near
-        yield article_id, _dup(head, score, "minhash")
+def _grouped(records: Iterable[tuple], field: int) -> list[list[tuple]]:
+    groups: dict[str, list[tuple]] = {}
+    for record in records:
+        group = groups.get(record[field])
+        if group is None:
+            groups[record[field]] = [record]
+        else:
+            group.append(record)
+    return list(groups.values())
+
+
+def decide(records: Iterable[tuple], params: Mapping[str, Any] | None = None,
+           hasher: MinHasher | None = None) -> dict[str, tuple]:
+    """Every dedup decision of a run: ``{article_id: ('kept', size) | ('dup', target, similarity, method)}``
+    for each distinct article_id of the current slim records among ``records`` (current and prior
+    slim records, :func:`slim`).
+
+    1. exact by ``article_id``: copies of one id keep the first in canonical order (a prior
+       record wins: the current copies become its ``id`` duplicates);
+    2. exact by ``content_hash`` among the id winners and the prior records (``content_hash``);
+    3. near (``params`` given and ``enabled_near``): MinHash-LSH candidate pairs among the hash
+       winners and the prior records (:func:`near_clusters`), clustered by :func:`cluster_refs`;
+       a winner in a cluster it does not head becomes a ``minhash`` duplicate of its head, and its
+       exact copies point at that head too.
+    """
+    records = list(records)
+    prior = [r for r in records if not r[_CURRENT]]
+    decisions: dict[str, tuple] = {}
+    by_id, to_prior, _ = exact_winners(_grouped(records, _ID))
+    for article_id in to_prior:
+        decisions[article_id] = _dup(article_id, 1.0, "id")
+    winners, to_prior, hash_copies = exact_winners(_grouped(by_id + prior, _HASH))
+    for article_id, target in to_prior.items():
+        decisions[article_id] = _dup(target, 1.0, "content_hash")
+    near: dict[str, tuple] = {}
+    if params is not None and params.get("enabled_near", True):
+        near = near_clusters(winners + prior, hasher or minhasher(params), params["threshold"],
+                             params["max_cluster_candidates"])
+    for winner in winners:
+        article_id = winner[_ID]
+        cluster = near.get(article_id)
+        if cluster is not None and cluster[0] != article_id:
+            head, score, _ = cluster
+            decisions[article_id] = _dup(head, score, "minhash")
+        else:
+            head = article_id
+            decisions[article_id] = _kept(cluster[2] if cluster is not None else winner[_SIZE])
+        for other in hash_copies.get(article_id, ()):
+            decisions[other] = _dup(head, 1.0, "content_hash")
+    return decisions
+
+
+def apply_decision(article_id: str, copies: list[dict], decision: tuple | None) -> tuple[dict | None, list[dict]]:
+    """The full copies of one article_id and their decision -> ``(kept article or None, duplicate rows)``."""
+    if decision is None or not copies:
+        raise RuntimeError(f"dedup: article {article_id} has {len(copies)} copies and no decision"
+                           if decision is None else f"dedup: decision {decision} for no article {article_id}")
+    copies = sorted(copies, key=_order_key)
+    first, others = copies[0], copies[1:]
+    kept = None
+    if decision[0] == "kept":
+        kept = dict(first)
+        kept["cluster_id"] = article_id
+        kept["cluster_size"] = decision[1]
+        target = article_id
+        duplicates = []
     else:
-        head = article_id
-        yield article_id, _kept(near[2] if near is not None else own[0])
-    for other in groups["hash_dups"]:
-        yield other, _dup(head, 1.0, "content_hash")
-
-
-class _ApplyDecisionFn(beam.DoFn):
-    """Full copies of one article_id + their decision -> the kept article and duplicate rows."""
-
-    def process(self, joined):
-        article_id, groups = joined
-        copies = sorted(map(unpack, groups["articles"]), key=_order_key)
-        decision = next(iter(groups[DECISION]), None)
-        if decision is None or not copies:
-            raise RuntimeError(f"dedup: article {article_id} has {len(copies)} copies and no decision"
-                               if decision is None else f"dedup: decision {decision} for no article {article_id}")
-        first, others = copies[0], copies[1:]
-        if decision[0] == "kept":
-            kept = dict(first)
-            kept["cluster_id"] = article_id
-            kept["cluster_size"] = decision[1]
-            yield kept
-            target = article_id
-        else:
-            _, target, score, method = decision
-            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicate_record(first, target, score, method))
-        for other in others:
-            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicate_record(other, target, 1.0, "id"))
+        _, target, score, method = decision
+        duplicates = [duplicate_record(first, target, score, method)]
+    duplicates.extend(duplicate_record(other, target, 1.0, "id") for other in others)
+    return kept, duplicates
 
 
 # -- near ---------------------------------------------------------------------
@@ -365,62 +394,69 @@ class _MinHashFn(beam.DoFn):
 
 
 SLIM = "slim"
+# Full articles cross the join with their decisions in a fixed number of shards (of the article_id),
+# in lists of up to ``BATCH`` entries: a few elements per shard instead of one per article. Each
+# list crosses as bytes, encoded once here and decoded once in the join: the runner's grouping
+# decodes and re-encodes every value it groups, which for bytes costs nothing.
+JOIN_SHARDS = 16
+BATCH = 512
+BATCH_CODER = beam.coders.FastPrimitivesCoder()
+
+
+def join_shard(article_id: str, shards: int) -> int:
+    """The join shard of an article_id (stable across processes)."""
+    return zlib.crc32(article_id.encode("utf-8")) % shards
 
 
 class _SignFn(_MinHashFn):
-    """Full article -> (article_id, article with ``minhash``) and its slim record.
+    """Full articles -> ``(shard, encoded [(article_id, packed article), ...])`` (main output; lists
+    encoded by ``BATCH_CODER``) and lists of their slim records (``SLIM``), buffered over the bundle
+    per window.
 
-    Normalize signs articles when it is given the dedup parameters (it has the
-    content key at hand); others are signed here.
+    Normalize signs articles when it is given the dedup parameters (it has the content key at
+    hand); others are signed here.
     """
-
-    def process(self, article):
-        if self._hasher is not None and article.get("minhash") is None:
-            article = {**article, "minhash": self._hasher.signature(content_key(article.get("title"),
-                                                                                article.get("body")))}
-        yield article["article_id"], pack(article)
-        yield beam.pvalue.TaggedOutput(SLIM, slim(article))
-
-
-# Band keys cross the shuffle in a fixed number of shards (key = shard of the band value), many
-# ``(band key, ref)`` entries per element, instead of one element per band and article: the runner's
-# per-element cost was most of the near-dedup cost (32 bands = 32 elements per article).
-NEAR_SHARDS = 16
-SHARD_BATCH = 2048  # entries per element; bounds the buffer a bundle holds
-
-
-class _BandShardFn(_MinHashFn):
-    """Slim record -> ``(shard, [(band key, near ref), ...])`` elements: the record's band keys,
-    buffered per shard over the bundle and emitted in lists of up to ``batch`` entries."""
 
     def __init__(self, params: Mapping[str, Any], shards: int | None = None, batch: int | None = None):
         super().__init__(params)
-        self._shards = shards or NEAR_SHARDS
-        self._batch = batch or SHARD_BATCH
+        self._shards = shards or JOIN_SHARDS
+        self._batch = batch or BATCH
         self._buffers: dict = {}
 
-    def start_bundle(self):
-        self._buffers = {}  # window -> one list per shard
+    def setup(self):
+        super().setup()
+        self._encode = BATCH_CODER.get_impl().encode
 
-    def process(self, record: tuple, window=beam.DoFn.WindowParam):
-        ref = near_ref(record)
-        shards, batch = self._shards, self._batch
+    def start_bundle(self):
+        self._buffers = {}  # window -> [slim records, one list per shard]
+
+    def process(self, article, window=beam.DoFn.WindowParam):
+        if self._hasher is not None and article.get("minhash") is None:
+            article = {**article, "minhash": self._hasher.signature(content_key(article.get("title"),
+                                                                                article.get("body")))}
         buffers = self._buffers.get(window)
         if buffers is None:
-            buffers = self._buffers[window] = [[] for _ in range(shards)]
-        for key in self._hasher.band_keys(record[_SIG]):
-            shard = zlib.crc32(key) % shards
-            buffer = buffers[shard]
-            buffer.append((key, ref))
-            if len(buffer) >= batch:
-                buffers[shard] = []
-                yield shard, buffer
+            buffers = self._buffers[window] = [[], [[] for _ in range(self._shards)]]
+        slims, shards = buffers
+        article_id = article["article_id"]
+        slims.append(slim(article))
+        shard = join_shard(article_id, self._shards)
+        shards[shard].append((article_id, pack(article)))
+        if len(shards[shard]) >= self._batch:
+            yield shard, self._encode(shards[shard])
+            shards[shard] = []
+        if len(slims) >= self._batch * self._shards:
+            yield beam.pvalue.TaggedOutput(SLIM, slims)
+            buffers[0] = []
 
     def finish_bundle(self):
-        for window, buffers in self._buffers.items():
-            for shard, buffer in enumerate(buffers):
-                if buffer:
-                    yield WindowedValue((shard, buffer), window.max_timestamp(), [window])
+        for window, (slims, shards) in self._buffers.items():
+            timestamp = window.max_timestamp()
+            if slims:
+                yield beam.pvalue.TaggedOutput(SLIM, WindowedValue(slims, timestamp, [window]))
+            for shard, batch in enumerate(shards):
+                if batch:
+                    yield WindowedValue((shard, self._encode(batch)), timestamp, [window])
         self._buffers = {}
 
 
@@ -439,69 +475,73 @@ def shard_pairs(entries: Iterable[tuple[bytes, tuple]], max_members: int) -> Ite
             yield from band_pairs(refs, max_members)
 
 
-def _pairs_in_shard(keyed, max_members: int):
-    _, batches = keyed
-    yield from shard_pairs((entry for batch in batches for entry in batch), max_members)
+def near_clusters(members: Iterable[tuple], hasher: MinHasher, threshold: float,
+                  max_members: int) -> dict[str, tuple[str, float, int]]:
+    """MinHash-LSH near dedup of slim records (current winners and prior records): the distinct
+    candidate pairs of every LSH band key (:func:`shard_pairs`), verified against ``threshold``,
+    clustered by :func:`cluster_refs`; ``{article_id: (head, similarity, size)}``."""
+    signatures: dict[tuple, bytes] = {}
+    entries = []
+    for record in members:
+        ref = near_ref(record)
+        signatures.setdefault(ref, record[_SIG])
+        entries.extend((key, ref) for key in hasher.band_keys(record[_SIG]))
+    verified = []
+    for first, second in set(shard_pairs(entries, max_members)):
+        score = similarity(signatures[first], signatures[second])
+        if score >= threshold:
+            verified.append((first, second, score))
+    return cluster_refs(verified)
 
 
-def _pair_sides(pair):
-    first, second = pair
-    yield first, (pair, 0)
-    yield second, (pair, 1)
+class _DecideFn(_MinHashFn):
+    """``(None, [slim record lists])`` -> the run's decisions (:func:`decide`) as
+    ``(shard, [(article_id, decision), ...])``, one element per join shard that has any."""
+
+    def __init__(self, params: Mapping[str, Any] | None, shards: int | None = None):
+        super().__init__(params or {})
+        self._decide_params = dict(params) if params is not None else None
+        self._shards = shards or JOIN_SHARDS
+
+    def process(self, keyed):
+        _, batches = keyed
+        decisions = decide((r for batch in batches for r in batch), self._decide_params, self._hasher)
+        shards: list[list] = [[] for _ in range(self._shards)]
+        for article_id, decision in sorted(decisions.items()):
+            shards[join_shard(article_id, self._shards)].append((article_id, decision))
+        for shard, batch in enumerate(shards):
+            if batch:
+                yield shard, batch
 
 
-def _attach_signatures(keyed):
-    _, groups = keyed
-    signature = next(iter(groups["signature"]))
-    for pair, side in groups["pairs"]:
-        yield pair, (side, signature)
+class _ApplyDecisionsFn(beam.DoFn):
+    """The full copies and decisions of one join shard -> one list of kept articles (main output)
+    and one list of duplicate rows (``DUPLICATE``)."""
+
+    def setup(self):
+        self._decode = BATCH_CODER.get_impl().decode
+
+    def process(self, joined):
+        _, groups = joined
+        copies: dict[str, list] = {}
+        for encoded in groups["articles"]:
+            for article_id, packed in self._decode(encoded):
+                copies.setdefault(article_id, []).append(unpack(packed))
+        decided = {article_id: decision for batch in groups[DECISION] for article_id, decision in batch}
+        kept_all, duplicates = [], []
+        for article_id in sorted(copies.keys() | decided.keys()):
+            kept, dups = apply_decision(article_id, copies.get(article_id, []), decided.get(article_id))
+            if kept is not None:
+                kept_all.append(kept)
+            duplicates.extend(dups)
+        if kept_all:
+            yield kept_all
+        if duplicates:
+            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicates)
 
 
-def _verify(keyed, threshold: float):
-    (first, second), sides = keyed
-    signatures = dict(sides)
-    score = similarity(signatures[0], signatures[1])
-    if score >= threshold:
-        yield first, second, score
-
-
-def _clusters(pairs: list[tuple]):
-    yield from sorted(cluster_refs(pairs).items())
-
-
-class _NearClusters(beam.PTransform):
-    """Slim exact winners + prior slim records -> ``(article_id, (head, similarity, size))``
-    for every current article in a verified pair.
-
-    Band records carry only a near ref (canonical-order fields, id, size) and travel in lists
-    per shard of band keys (:class:`_BandShardFn`); candidate pairs are found inside each shard.
-    Each signature is shuffled once more, to verify the (few) candidate pairs.
-    """
-
-    def __init__(self, params: Mapping[str, Any]):
-        super().__init__()
-        self._params = dict(params)
-
-    def expand(self, members):
-        params = self._params
-        candidates = (
-            members
-            | "BandKeys" >> beam.ParDo(_BandShardFn(params))
-            | "GroupByShard" >> beam.GroupByKey()
-            | "PairsInShard" >> beam.FlatMap(_pairs_in_shard, params["max_cluster_candidates"])
-            | "DistinctPairs" >> beam.Distinct()
-            | "PairSides" >> beam.FlatMap(_pair_sides)
-        )
-        signatures = members | "SignatureByRef" >> beam.Map(lambda s: (near_ref(s), s[_SIG]))
-        return (
-            {"signature": signatures, "pairs": candidates}
-            | "JoinSignatures" >> beam.CoGroupByKey()
-            | "AttachSignatures" >> beam.FlatMap(_attach_signatures)
-            | "GroupSides" >> beam.GroupByKey()
-            | "Verify" >> beam.FlatMap(_verify, params["threshold"])
-            | "AllPairs" >> beam.combiners.ToList()
-            | "Cluster" >> beam.FlatMap(_clusters)
-        )
+def _flatten(batch):
+    return batch
 
 
 class Deduplicate(beam.PTransform):
@@ -511,65 +551,55 @@ class Deduplicate(beam.PTransform):
     MinHash-LSH clusters (unless ``enabled_near`` is false). ``prior``: optional
     PCollection of index rows of earlier runs (marked ``_prior``); a current
     article that copies one becomes its duplicate. ``lookup``: optional transform
-    from the current slim records to the prior slim records that share a key with
+    from the current slim records (lists of them) to the prior slim records that share a key with
     them (``transforms.dedup_index.LookupDedupIndex``), the same result as passing
-    the whole index as ``prior`` without shuffling it. Decisions are taken on slim
-    records; full articles are shuffled once, to apply them.
+    the whole index as ``prior`` without shuffling it.
 
-    Returns ``{'articles', 'duplicates'}``: each input article in exactly one.
+    The decisions are taken by :func:`decide` on the slim records of the whole run, gathered in one
+    element (about 0.4 KB per article with 128 permutations); the full articles cross one join
+    with them, in lists per shard of the article_id.
+
+    Returns ``{'articles', 'duplicates'}``: each input article in exactly one; with
+    ``output_batches`` both are PCollections of lists (one list per join shard).
     Kept articles carry ``cluster_id``/``cluster_size`` and their ``minhash``
     signature (for the index) when ``params`` is given.
     """
 
-    def __init__(self, params: Mapping[str, Any] | None, prior=None, lookup: beam.PTransform | None = None):
+    def __init__(self, params: Mapping[str, Any] | None, prior=None, lookup: beam.PTransform | None = None,
+                 output_batches: bool = False):
         super().__init__()
         self._params = dict(params) if params is not None else None
         self._prior = prior
         self._lookup = lookup
+        self._output_batches = output_batches
 
     def expand(self, articles):
         params = self._params
-        signed = articles | "Sign" >> beam.ParDo(_SignFn(params or {})).with_outputs(SLIM, main="keyed")
-        prior = None
+        shards = JOIN_SHARDS
+        signed = articles | "Sign" >> beam.ParDo(_SignFn(params or {}, shards)).with_outputs(SLIM, main="keyed")
+        slims = [signed[SLIM] | "KeySlim" >> beam.Map(lambda batch: (None, batch))]
         if self._prior is not None:
-            prior = self._prior | "PriorSlim" >> beam.Map(lambda row: slim({**row, PRIOR: True}))
+            slims.append(self._prior | "PriorSlim" >> beam.Map(lambda row: (None, [slim({**row, PRIOR: True})])))
         if self._lookup is not None:
             # Only the index rows that share a key with a current article: the others decide nothing.
-            matched = signed[SLIM] | "LookupPrior" >> self._lookup
-            prior = matched if prior is None else (prior, matched) | "AllPrior" >> beam.Flatten()
-
-        def with_prior(pcoll, label):
-            return (pcoll, prior) | label >> beam.Flatten() if prior is not None else pcoll
-
-        by_id = (
-            with_prior(signed[SLIM], "IdWithPrior")
-            | "KeyById" >> beam.Map(lambda s: (s[_ID], s))
-            | "GroupById" >> beam.GroupByKey()
-            | "ById" >> beam.ParDo(_ExactByIdFn()).with_outputs(DECISION, main="kept")
+            slims.append(signed[SLIM] | "LookupPrior" >> self._lookup
+                         | "KeyPrior" >> beam.Map(lambda record: (None, [record])))
+        decisions = (
+            slims
+            | "AllSlim" >> beam.Flatten()
+            | "GatherSlim" >> beam.GroupByKey()
+            | "Decide" >> beam.ParDo(_DecideFn(params, shards))
         )
-        by_hash = (
-            with_prior(by_id.kept, "HashWithPrior")
-            | "KeyByHash" >> beam.Map(lambda s: (s[_HASH], s))
-            | "GroupByHash" >> beam.GroupByKey()
-            | "ByHash" >> beam.ParDo(_ExactByHashFn()).with_outputs(DECISION, HASH_DUP, main="kept")
-        )
-        winners = by_hash.kept
-        resolve_inputs = {
-            "own": winners | "OwnSize" >> beam.Map(lambda s: (s[_ID], s[_SIZE])),
-            "hash_dups": by_hash[HASH_DUP],
-        }
-        if params is not None and params.get("enabled_near", True):
-            resolve_inputs["near"] = with_prior(winners, "NearWithPrior") | "Near" >> _NearClusters(params)
-        else:
-            resolve_inputs["near"] = articles.pipeline | "NoNear" >> beam.Create([])
-        resolved = resolve_inputs | "JoinExactAndNear" >> beam.CoGroupByKey() | "Resolve" >> beam.FlatMap(_resolve)
-        decisions = (by_id[DECISION], by_hash[DECISION], resolved) | "AllDecisions" >> beam.Flatten()
         applied = (
             {"articles": signed.keyed, DECISION: decisions}
             | "JoinDecisions" >> beam.CoGroupByKey()
-            | "Apply" >> beam.ParDo(_ApplyDecisionFn()).with_outputs(DUPLICATE, main="articles")
+            | "Apply" >> beam.ParDo(_ApplyDecisionsFn()).with_outputs(DUPLICATE, main="articles")
         )
-        return {"articles": applied.articles, DUPLICATE: applied[DUPLICATE]}
+        kept, duplicates = applied.articles, applied[DUPLICATE]
+        if not self._output_batches:
+            kept = kept | "Articles" >> beam.FlatMap(_flatten)
+            duplicates = duplicates | "Duplicates" >> beam.FlatMap(_flatten)
+        return {"articles": kept, DUPLICATE: duplicates}
 
 
 class DedupExact(Deduplicate):
@@ -578,10 +608,10 @@ class DedupExact(Deduplicate):
     Returns ``{'articles', 'duplicates'}``; every input is in exactly one of them.
     """
 
-    def __init__(self, prior=None):
-        super().__init__(None, prior)
+    def __init__(self, prior=None, output_batches: bool = False):
+        super().__init__(None, prior, output_batches=output_batches)
 
 
-__all__ = ["DUPLICATE", "Deduplicate", "DedupExact", "assign_clusters", "band_pairs", "candidate_pairs",
-           "canonical_order", "cluster_refs", "duplicate_record", "member", "near_ref", "pack", "pick_canonical",
-           "prior_article", "shard_pairs", "slim", "unpack"]
+__all__ = ["DUPLICATE", "Deduplicate", "DedupExact", "apply_decision", "assign_clusters", "band_pairs",
+           "candidate_pairs", "canonical_order", "cluster_refs", "decide", "duplicate_record", "member",
+           "near_clusters", "near_ref", "pack", "pick_canonical", "prior_article", "shard_pairs", "slim", "unpack"]

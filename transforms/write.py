@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas import Table
 from transforms.common import stable_int
@@ -269,11 +270,48 @@ class _KeyByFileFn(beam.DoFn):
         yield key, self._encode(encode_row(record, *self._codec))
 
 
-class _DecodeRowsFn(beam.DoFn):
-    """``(key, encoded rows)`` -> ``(key, list of dicts of the file columns)``, once per group."""
+class _KeyBatchesByFileFn(_KeyByFileFn):
+    """Lists of records -> ``((partition, shard), [encoded rows])``: the rows of a bundle buffered per
+    window and file key, emitted in lists of up to ``batch`` rows (at the latest when the bundle ends)."""
 
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, shards: int, shard_key: str, batch: int = 4096):
+        super().__init__(table, shards, shard_key)
+        self._batch = batch
+        self._buffers: dict = {}
+
+    def start_bundle(self):
+        self._buffers = {}  # window -> {file key: encoded rows}
+
+    def process(self, records: list[Mapping[str, Any]], window=beam.DoFn.WindowParam):
+        buffers = self._buffers.get(window)
+        if buffers is None:
+            buffers = self._buffers[window] = {}
+        table, shards, shard_key, encode, codec = self._table, self._shards, self._shard_key, self._encode, self._codec
+        for record in records:
+            key = (partition_path(table, record), stable_int(str(record.get(shard_key))) % shards)
+            rows = buffers.get(key)
+            if rows is None:
+                rows = buffers[key] = []
+            rows.append(encode(encode_row(record, *codec)))
+            if len(rows) >= self._batch:
+                yield key, rows
+                buffers[key] = []
+
+    def finish_bundle(self):
+        for window, buffers in self._buffers.items():
+            for key, rows in buffers.items():
+                if rows:
+                    yield WindowedValue((key, rows), window.max_timestamp(), [window])
+        self._buffers = {}
+
+
+class _DecodeRowsFn(beam.DoFn):
+    """``(key, encoded rows)`` -> ``(key, list of dicts of the file columns)``, once per group
+    (``batched``: the group's values are lists of encoded rows)."""
+
+    def __init__(self, table: Table, batched: bool = False):
         self._table = table
+        self._batched = batched
         self._names: list[str] = []
 
     def setup(self):
@@ -282,6 +320,8 @@ class _DecodeRowsFn(beam.DoFn):
 
     def process(self, group):
         key, rows = group
+        if self._batched:
+            rows = [row for batch in rows for row in batch]
         names, decode = self._names, self._decode
         yield key, [dict(zip(names, decode(row))) for row in rows]
 
@@ -289,13 +329,14 @@ class _DecodeRowsFn(beam.DoFn):
 class WriteTable(beam.PTransform):
     """Write records of ``table`` under ``<output_root>/<table.name>/<partitions>/``.
 
-    Records are dicts with the table's columns. Returns a PCollection of
-    ``{'table', 'partition', 'path', 'rows'}``, one per file written.
+    Records are dicts with the table's columns (``batched``: lists of such dicts). Returns a
+    PCollection of ``{'table', 'partition', 'path', 'rows'}``, one per file written.
     """
 
     def __init__(self, table: Table, output_root: str, run_id: str, *, shards: int = 1,
-                 rows_per_file: int = 50_000, shard_key: str | None = None):
+                 rows_per_file: int = 50_000, shard_key: str | None = None, batched: bool = False):
         super().__init__()
+        self._batched = batched
         self._table = table
         self._root = output_root
         self._run_id = run_id
@@ -314,8 +355,9 @@ class WriteTable(beam.PTransform):
     def expand(self, records):
         return (
             records
-            | "KeyByFile" >> beam.ParDo(_KeyByFileFn(self._table, self._shards, self._shard_key))
+            | "KeyByFile" >> beam.ParDo((_KeyBatchesByFileFn if self._batched else _KeyByFileFn)(
+                self._table, self._shards, self._shard_key))
             | "GroupByFile" >> beam.GroupByKey()
-            | "DecodeRows" >> beam.ParDo(_DecodeRowsFn(self._table))
+            | "DecodeRows" >> beam.ParDo(_DecodeRowsFn(self._table, self._batched))
             | "WriteFiles" >> beam.ParDo(self.write_fn())
         )

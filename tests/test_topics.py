@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import pathlib
 
 import pytest
@@ -889,3 +890,132 @@ def test_eu_fiscal_penalties_are_not_sanctions(tax, lang, positive, negative):
 def test_budget_phrases_of_held_out_4_and_world_totals(tax, lang, positive, negative):
     assert NATO in labels(tax, None, positive, lang), positive
     assert NATO not in labels(tax, None, negative, lang), negative
+
+
+# -- a member's own defence institution next to a budget word (session 4, round 2, held-out 5) -------------
+
+INSTITUTION_BUDGET = {"de": "Der Haushalt der", "en": "The budget of the", "fr": "Le budget du", "it": "Il bilancio del",
+                      "es": "El presupuesto del", "pt": "O orçamento do", "nl": "De begroting van", "pl": "Budżet",
+                      "cs": "Rozpočet", "sk": "Rozpočet", "ro": "Bugetul", "sv": "Budgeten för", "uk": "Бюджет",
+                      "ru": "Бюджет"}
+INSTITUTION_MONEY = {"de": "steigt um 3 Milliarden Euro", "en": "grows by 3 billion", "fr": "augmente de 3 milliards",
+                     "it": "cresce di 3 miliardi", "es": "sube 3.000 millones", "pt": "sobe 300 milhões",
+                     "nl": "stijgt met 3 miljard", "pl": "wzrośnie o 3 mld", "cs": "vzroste o 3 miliardy",
+                     "sk": "vzrastie o 3 miliardy", "ro": "crește cu 3 miliarde", "sv": "ökar med 3 miljarder",
+                     "uk": "зросте на 3 мільярди", "ru": "вырастет на 3 миллиарда"}
+INSTITUTION_NEWS = {"de": "hält im Herbst eine große Übung ab", "en": "holds a large exercise in autumn",
+                    "fr": "organise un grand exercice cet automne", "it": "organizza una grande esercitazione",
+                    "es": "organiza unas grandes maniobras", "pt": "organiza um grande exercício",
+                    "nl": "houdt dit najaar een grote oefening", "pl": "organizuje duże ćwiczenia",
+                    "cs": "pořádá velké cvičení", "sk": "organizuje veľké cvičenie", "ro": "organizează un exercițiu amplu",
+                    "sv": "håller en stor övning i höst", "uk": "проводить великі навчання",
+                    "ru": "проводит большие учения"}
+NON_MEMBER = {"en": "Israel", "de": "Russland", "fr": "Israël", "it": "Israele", "es": "Israel", "pt": "Israel",
+              "nl": "Israël", "pl": "Rosja", "cs": "Rusko", "sk": "Rusko", "ro": "Rusia", "sv": "Ryssland",
+              "uk": "Україна", "ru": "Украина"}
+
+
+NAMES_A_MEMBER = re.compile(r"fran|ital|españ|portug|nederl|belg|polsk|rp$|česk|čr|slovensk|sr$|român|roman")
+NON_MEMBER_ARMY = {"fr": "armées russes", "it": "forze armate russe", "es": "Fuerzas Armadas rusas",
+                   "pt": "Forças Armadas russas", "nl": "Russische krijgsmacht", "pl": "wojsk rosyjskich",
+                   "cs": "ruské armády", "sk": "ruskej armády", "ro": "armatei ruse"}
+
+
+def test_every_member_institution_term_has_a_positive_and_hard_negatives(tax, taxonomy_data):
+    """Each member institution next to a budget word stands for the alliance ("Budżet MON wzrośnie o 3 mld");
+    the same institution without a budget word is defence news without money, and a non-member named next
+    to the budget keeps the non_member_budget veto."""
+    combo = _combo(taxonomy_data, "member_institution_budget")
+    checked = 0
+    for lang, terms in combo["groups"][1].items():
+        for term in terms:
+            inst = _example(term["pattern"])
+            core = f"{INSTITUTION_BUDGET[lang]} {inst} {INSTITUTION_MONEY[lang]}"
+            topics, evidence = tax.label(None, f"{core}.", lang)
+            assert topics == [NATO], (lang, term["pattern"], core)
+            assert "combo:member_institution_budget" in evidence[0]["terms"], (lang, term["pattern"])
+            if not term["pattern"].startswith(("budżet", "wydatk")):  # "budżet MON" holds its budget word
+                assert labels(tax, None, f"{inst} {INSTITUTION_NEWS[lang]}.", lang) == [], (lang, term["pattern"])
+            if NAMES_A_MEMBER.search(term["pattern"]):
+                # "armées françaises" names its member, which lifts non_member_budget by design; the hard
+                # negative is the non-member's own armed forces with money
+                other = f"{INSTITUTION_BUDGET[lang]} {NON_MEMBER_ARMY[lang]} {INSTITUTION_MONEY[lang]}."
+                assert labels(tax, None, other, lang) == [], (lang, other)
+            else:
+                assert labels(tax, None, f"{NON_MEMBER[lang]}: {core}.", lang) == [], (lang, term["pattern"])
+            checked += 1
+    assert checked > 60
+
+
+# A generic defence-ministry name, the language's own member state (or its currency), and a non-member's
+# adjective next to the same ministry name.
+MINISTRY = {"en": "Ministry of Defence", "fr": "ministère de la Défense", "it": "ministero della Difesa",
+            "es": "Ministerio de Defensa", "pt": "Ministério da Defesa", "nl": "ministerie van Defensie",
+            "pl": "Ministerstwa Obrony", "cs": "ministerstva obrany", "sk": "ministerstva obrany",
+            "ro": "Ministerului Apărării", "sv": "Försvarsdepartementet"}
+OTHER_MINISTRY = {"en": "Ministry of Health", "fr": "ministère de la Santé", "it": "ministero della Salute",
+                  "es": "Ministerio de Sanidad", "pt": "Ministério da Saúde", "nl": "ministerie van Financiën",
+                  "pl": "Ministerstwa Zdrowia", "cs": "ministerstva zdravotnictví", "sk": "ministerstva zdravotníctva",
+                  "ro": "Ministerului Sănătății", "sv": "Socialdepartementet"}
+MEMBER_CONTEXT = {"en": "British", "fr": "français", "it": "italiano", "es": "español", "pt": "português",
+                  "nl": "Nederland", "pl": "polskiego", "cs": "České", "sk": "slovenského", "ro": "României",
+                  "sv": "svenska"}
+NON_MEMBER_OWNER = {"en": "Russian", "fr": "russe", "it": "russo", "es": "ruso", "pt": "russo", "nl": "Russische",
+                    "pl": "rosyjskiego", "cs": "ruského", "sk": "ruského", "ro": "rus", "sv": "ryska"}
+
+
+def _ministry_sentence(lang, ministry, context):
+    return f"{INSTITUTION_BUDGET[lang]} {ministry} {context} {INSTITUTION_MONEY[lang]}."
+
+
+def test_every_generic_ministry_name_needs_its_own_member_state_next_to_it(tax, taxonomy_data):
+    """ "Ministry of Defence", "ministerio de Defensa", "ministerstvo obrany" belong to members and non-members
+    alike: with the language's own member state (or currency) next to it the budget is a member's; without
+    it, or with a non-member's adjective, it is not."""
+    combo = _combo(taxonomy_data, "member_ministry_budget")
+    checked = 0
+    for lang, terms in combo["groups"][1].items():
+        for term in terms:
+            ministry = _example(term["pattern"])
+            positive = _ministry_sentence(lang, ministry, MEMBER_CONTEXT[lang])
+            topics, evidence = tax.label(None, positive, lang)
+            assert topics == [NATO], (lang, term["pattern"], positive)
+            assert "combo:member_ministry_budget" in evidence[0]["terms"], (lang, term["pattern"])
+            assert labels(tax, None, _ministry_sentence(lang, ministry, ""), lang) == [], (lang, term["pattern"])
+            assert labels(tax, None, _ministry_sentence(lang, ministry, NON_MEMBER_OWNER[lang]), lang) == [], \
+                (lang, term["pattern"])
+            checked += 1
+    for lang, terms in combo["groups"][2].items():
+        for term in terms:
+            context = _example(term["pattern"])
+            assert labels(tax, None, _ministry_sentence(lang, MINISTRY[lang], context), lang) == [NATO], \
+                (lang, term["pattern"])
+            # the same member context next to another ministry's budget is no defence budget
+            assert labels(tax, None, _ministry_sentence(lang, OTHER_MINISTRY[lang], context), lang) == [], \
+                (lang, term["pattern"])
+            checked += 1
+    assert checked > 40
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    # held-out 5 class: members' budgets in money only; counter-examples: non-members' institutions with money
+    ("pl", "Projekt ustawy budżetowej przewiduje dla Ministerstwa Obrony Narodowej (MON) kwotę 124,8 miliarda złotych.",
+     "Projekt budżetu przewiduje dla Ministerstwa Obrony Ukrainy kwotę 50 miliardów hrywien."),
+    ("de", "Der Haushaltsentwurf für das Bundesministerium der Verteidigung sieht 62 Milliarden Euro vor.",
+     "Der Haushaltsentwurf für das Verteidigungsministerium sieht 3,3 Milliarden Euro für das Bundesheer vor."),
+    ("en", "The Pentagon unveiled its budget proposal of $585 billion on Monday.",
+     "India's defence ministry budget grew to 5.94 lakh crore rupees, the Pentagon noted."),
+    ("en", "The British Ministry of Defence will get an extra £800 million in its budget.",
+     "The Ministry of Defence budget was raised to 5.94 lakh crore rupees."),
+    ("pt", "O orçamento do Ministério da Defesa de Portugal sobe 300 milhões de euros.",
+     "O Ministério da Defesa brasileiro tem orçamento previsto de 114,62 bilhões de reais."),
+    ("sv", "Försvarsmakten får en budget på 175 miljarder kronor nästa år.",
+     "Schweiz armé får en budget på 5 miljarder franc nästa år."),
+    ("fr", "Le budget du ministère des Armées atteindra 57,2 milliards d'euros.",
+     "Le budget du ministère de la Défense algérien atteindra 20 milliards de dollars."),
+    ("ro", "Guvernul a suplimentat bugetul MApN cu 1,3 miliarde de lei.",
+     "Guvernul de la Chișinău a suplimentat bugetul Ministerului Apărării cu 300 milioane de lei."),
+])
+def test_member_budget_in_money_through_its_own_institution(tax, lang, positive, negative):
+    assert NATO in labels(tax, None, positive, lang), positive
+    assert labels(tax, None, negative, lang) == [], negative

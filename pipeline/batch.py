@@ -183,6 +183,7 @@ def manifest_base(settings: RunSettings, run: RunInfo, workers: int, running_mod
         "feeds_file": settings.feeds_file,
         "output": settings.output,
         "language_detector": settings.language.get("detector"),
+        "language_second_opinion": settings.language.get("second_opinion"),
         **chunk,
     }
 

@@ -122,6 +122,7 @@ def parent_manifest(settings: RunSettings, run_id: str, chunk_ids: list[str], ch
         "feeds_file": settings.feeds_file if feeds else None,
         "output": settings.output,
         "language_detector": settings.language.get("detector"),
+        "language_second_opinion": settings.language.get("second_opinion"),
         size_key: size,
         "chunks": list(chunk_ids),
         "versions": last.get("versions"),

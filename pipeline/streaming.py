@@ -118,7 +118,8 @@ def build_stream_pipeline(p: beam.Pipeline, settings: RunSettings, run_id: str, 
     files = files | "AllFiles" >> beam.Flatten()
     base = {"runner_requested": settings.runner, "profile": settings.profile, "inputs": [],
             "feeds_file": settings.feeds_file, "output": settings.output,
-            "language_detector": settings.language.get("detector"), **(manifest_base or {})}
+            "language_detector": settings.language.get("detector"),
+            "language_second_opinion": settings.language.get("second_opinion"), **(manifest_base or {})}
     compaction = {"now": started.isoformat(), "window_days": window_days,
                   "after_segments": settings.dedup["compact_after_segments"]}
     committed = files | "CommitFirings" >> CommitFirings(settings.output, run_id, writer_id, base, compaction)

@@ -366,8 +366,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print only; do not update bench/results.json and bench/results.md")
     parser.add_argument("--regenerate", action="store_true", help="regenerate the corpus even if it exists")
     parser.add_argument("--max-files-per-run", dest="max_files_per_run", type=int, metavar="N",
-                        help="beam variants: chunk size as `run --max-files-per-run` (default: the profile's "
-                             "read.max_files_per_run; 0 = one run)")
+                        help="chunk size of the beam variants (as `run --max-files-per-run`) and of the "
+                             "plain loop (default: the profile's read.max_files_per_run; 0 = one run)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import collections
 import time
 from typing import Any, Callable
 
+import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -126,15 +127,58 @@ def _write_table(table, records: list[dict], root: str, run_id: str, shards: int
 
 
 def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
-    """Run every step over ``settings.inputs`` in one process; returns counters and step seconds."""
+    """Run every step over ``settings.inputs`` in one process; returns counters and step seconds.
+
+    Like ``newsbeam run`` on the local runner, more files than ``read.max_files_per_run`` are run
+    as consecutive chunks of that many (``pipeline.chunking.split``, run ids ``<run>-c0001`` ...),
+    and each chunk dedups against the articles the earlier chunks kept, as the pipeline's chunks do
+    through the cross-run index (their index rows as prior records: a prior record always wins).
+    """
+    import dataclasses
+
+    from pipeline.chunking import chunk_run_id, split
+    from schemas import DEDUP_INDEX
+    from transforms.dedup_index import PriorIndex, index_row
+
     timer = StepTimer()
     read_cfg = settings.read
-    cap = read_cfg["dead_letter_payload_bytes"]
-    source = settings.source_name
-    paths = [m.path for pattern in settings.inputs for m in FileSystems.match([pattern])[0].metadata_list]
+    paths = sorted(m.path for pattern in settings.inputs for m in FileSystems.match([pattern])[0].metadata_list)
     tagger = LanguageTagger(**settings.language)
     taxonomy = CompiledTaxonomy(load_taxonomy(settings.topics))
     signer = dedupe.minhasher(settings.dedup).signature  # normalize signs, as in the pipeline
+    chunks = split(paths, int(read_cfg.get("max_files_per_run") or 0))
+    prior_rows: list[dict] = []  # index rows of the chunks run so far
+    near = settings.dedup.get("enabled_near", True)
+    totals = {"articles": 0, "duplicates": 0, "dead_letters": 0}
+    files = 0
+    for number, chunk in enumerate(chunks, 1):
+        chunk_run = run if len(chunks) == 1 else dataclasses.replace(run, run_id=chunk_run_id(run.run_id, number))
+        # The earlier chunks' index, loaded once per chunk as the pipeline's lookup does in DoFn.setup.
+        prior = timer.call("dedup", PriorIndex, pa.Table.from_pylist(prior_rows, schema=DEDUP_INDEX.file_schema),
+                           settings.dedup["num_perm"] if near else None, settings.dedup["bands"] if near else None)
+        articles, duplicates, dead, written = _run_chunk(settings, chunk_run, chunk, prior, timer, tagger, taxonomy,
+                                                         signer)
+        prior_rows += [index_row(a) for a in articles if a.get("minhash") is not None]
+        totals["articles"] += len(articles)
+        totals["duplicates"] += len(duplicates)
+        totals["dead_letters"] += len(dead)
+        files += written
+    inputs = len(paths)
+    return {
+        "counters": {"inputs": inputs, **totals, "balanced": inputs == sum(totals.values())},
+        "files": files,
+        "chunks": len(chunks),
+        "step_seconds": dict(timer.seconds),
+        "step_cpu_seconds": dict(timer.cpu_seconds),
+    }
+
+
+def _run_chunk(settings: RunSettings, run: RunInfo, paths: list[str], prior, timer: StepTimer,
+               tagger: LanguageTagger, taxonomy: CompiledTaxonomy, signer) -> tuple[list, list, list, int]:
+    """One run over ``paths`` (a chunk): its kept articles, duplicates, dead letters and files written."""
+    read_cfg = settings.read
+    cap = read_cfg["dead_letter_payload_bytes"]
+    source = settings.source_name
     dead: list[dict] = []
     articles: list[dict] = []
 
@@ -142,7 +186,7 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             return handle.read(read_cfg["max_bytes"] + 1)
 
-    for path in sorted(paths):
+    for path in paths:
         raw = timer.call("read", read, path)
         if len(raw) > read_cfg["max_bytes"]:
             dead.append(dead_letter(source=source, origin=path, stage="read", error="file too large", raw=raw,
@@ -161,12 +205,16 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
             dead.append(dead_letter(source=source, origin=path, stage="normalize", error=str(err),
                                     raw=f"{item.get('title') or ''}\n{item.get('body') or ''}", run=run,
                                     payload_cap=cap))
-    inputs = len(paths)
 
     def dedup(articles):
-        kept, dups_id = _dedup_exact(articles, "article_id", "id")
+        # The earlier chunks' index rows that share an id, a content hash or an LSH band with an article
+        # of this chunk take part as prior records (they win every tie) and are not output.
+        matched = prior.match_many([(a["article_id"], a["content_hash"], a.get("minhash")) for a in articles])
+        everything = articles + [dedupe.prior_article(row) for row in prior.rows(matched)]
+        kept, dups_id = _dedup_exact(everything, "article_id", "id")
         kept, dups_hash = _dedup_exact(kept, "content_hash", "content_hash")
-        return _dedup_near(kept, dups_id + dups_hash, dict(settings.dedup))
+        kept, dups = _dedup_near(kept, dups_id + dups_hash, dict(settings.dedup))
+        return [a for a in kept if not a.get(dedupe.PRIOR)], dups
 
     articles, duplicates = timer.call("dedup", dedup, articles)
     articles = [timer.call("language", tag_language, a, tagger) for a in articles]
@@ -187,12 +235,4 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
             files += 1
         return files
 
-    files = timer.call("write", write_all)
-    return {
-        "counters": {"inputs": inputs, "articles": len(articles), "duplicates": len(duplicates),
-                     "dead_letters": len(dead),
-                     "balanced": inputs == len(articles) + len(duplicates) + len(dead)},
-        "files": files,
-        "step_seconds": dict(timer.seconds),
-        "step_cpu_seconds": dict(timer.cpu_seconds),
-    }
+    return articles, duplicates, dead, timer.call("write", write_all)

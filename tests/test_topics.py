@@ -1019,3 +1019,99 @@ def test_every_generic_ministry_name_needs_its_own_member_state_next_to_it(tax, 
 def test_member_budget_in_money_through_its_own_institution(tax, lang, positive, negative):
     assert NATO in labels(tax, None, positive, lang), positive
     assert labels(tax, None, negative, lang) == [], negative
+
+
+# -- a member state named as the OWNER of a defence budget (session 4, round 3, held-out 6) ------------------
+# "<member> raises <defence budget word> by 3 billion": the member's name or adjective within 60 characters of
+# the defence-budget word, in the same sentence, and no non-member (or comparison) within the window.
+STATE_RAISES = {"de": "erhöht den", "en": "raises its", "fr": "augmente le", "it": "aumenta il", "es": "aumenta el",
+                "pt": "aumenta o", "nl": "verhoogt het", "pl": "zwiększa", "cs": "zvyšuje", "sk": "zvyšuje",
+                "ro": "majorează", "sv": "höjer", "uk": "збільшує", "ru": "увеличивает"}
+STATE_DEFENCE = {"de": "Verteidigungshaushalt", "en": "defence budget", "fr": "budget de la défense",
+                 "it": "bilancio della difesa", "es": "presupuesto de defensa", "pt": "orçamento da defesa",
+                 "nl": "defensiebudget", "pl": "budżet obronny", "cs": "rozpočet na obranu", "sk": "rozpočet na obranu",
+                 "ro": "bugetul militar", "sv": "försvarsbudgeten", "uk": "оборонний бюджет", "ru": "оборонный бюджет"}
+STATE_OTHER = {"de": "Bildungshaushalt", "en": "health budget", "fr": "budget de la santé", "it": "bilancio della sanità",
+               "es": "presupuesto de sanidad", "pt": "orçamento da saúde", "nl": "zorgbudget", "pl": "budżet zdrowia",
+               "cs": "rozpočet na zdravotnictví", "sk": "rozpočet na zdravotníctvo", "ro": "bugetul sănătății",
+               "sv": "vårdbudgeten", "uk": "бюджет охорони здоров'я", "ru": "бюджет здравоохранения"}
+STATE_COMMENT = {"de": "protestiert", "en": "protests", "fr": "proteste", "it": "protesta", "es": "protesta",
+                 "pt": "protesta", "nl": "protesteert", "pl": "protestuje", "cs": "protestuje", "sk": "protestuje",
+                 "ro": "protestează", "sv": "protesterar", "uk": "протестує", "ru": "протестует"}
+STATE_NON_MEMBER = {"de": "China", "en": "China", "fr": "La Chine", "it": "La Cina", "es": "China", "pt": "A China",
+                    "nl": "China", "pl": "Chiny", "cs": "Rusko", "sk": "Rusko", "ro": "China", "sv": "Kina",
+                    "uk": "Україна", "ru": "Китай"}
+STATE_MEMBER = {"de": "Frankreich", "en": "France", "fr": "La France", "it": "L'Italia", "es": "España",
+                "pt": "Portugal", "nl": "Nederland", "pl": "Polska", "cs": "Česká vláda", "sk": "Slovenská vláda",
+                "ro": "România", "sv": "Sverige", "uk": "Франція", "ru": "Франция"}
+
+
+def _state_terms(combo, group):
+    return [(lang, term["pattern"]) for lang, terms in combo["groups"][group].items() for term in terms]
+
+
+def _state_positive(tax, text, lang):
+    return [m["term"] for m in tax.score_label(NATO, None, text, lang)["positive"]]
+
+
+def test_every_member_state_owner_term_has_a_positive_and_hard_negatives(tax, taxonomy_data):
+    """Each member's name or adjective right before a defence-budget word makes the budget a member's ("Frankreich
+    erhöht den Verteidigungshaushalt um 3 Milliarden Euro"); the same name next to a health or education budget,
+    in the previous sentence, or with a non-member named within the window does not."""
+    combo = _combo(taxonomy_data, "member_state_budget")
+    checked = 0
+    for lang, pattern in _state_terms(combo, 1):
+        owner = _example(pattern).capitalize()
+        positive = f"{owner} {STATE_RAISES[lang]} {STATE_DEFENCE[lang]} {INSTITUTION_MONEY[lang]}."
+        topics, evidence = tax.label(None, positive, lang)
+        assert topics == [NATO], (lang, pattern, positive)
+        assert "combo:member_state_budget" in evidence[0]["terms"], (lang, pattern)
+        other = f"{owner} {STATE_RAISES[lang]} {STATE_OTHER[lang]} {INSTITUTION_MONEY[lang]}."
+        assert labels(tax, None, other, lang) == [], (lang, other)
+        elsewhere = f"{owner} {STATE_COMMENT[lang]}. {STATE_DEFENCE[lang].capitalize()} {INSTITUTION_MONEY[lang]}."
+        assert labels(tax, None, elsewhere, lang) == [], (lang, elsewhere)
+        non_member = (f"{STATE_NON_MEMBER[lang]} {STATE_RAISES[lang]} {STATE_DEFENCE[lang]} {INSTITUTION_MONEY[lang]}, "
+                      f"{owner} {STATE_COMMENT[lang]}.")
+        assert labels(tax, None, non_member, lang) == [], (lang, non_member)
+        checked += 1
+    assert checked > 250
+
+
+def test_every_member_state_defence_budget_word_has_a_positive_and_hard_negative(tax, taxonomy_data):
+    """Each defence-budget word of member_state_budget forms the combo with the language's member state next to
+    it, and not with a non-member next to it (whose budget it is)."""
+    combo = _combo(taxonomy_data, "member_state_budget")
+    checked = 0
+    for lang, pattern in _state_terms(combo, 0):
+        word = _example(pattern)
+        positive = f"{STATE_MEMBER[lang]} {STATE_RAISES[lang]} {word} {INSTITUTION_MONEY[lang]}."
+        assert "combo:member_state_budget" in _state_positive(tax, positive, lang), (lang, pattern, positive)
+        negative = f"{STATE_NON_MEMBER[lang]} {STATE_RAISES[lang]} {word} {INSTITUTION_MONEY[lang]}."
+        assert "combo:member_state_budget" not in _state_positive(tax, negative, lang), (lang, pattern, negative)
+        checked += 1
+    assert checked > 80
+
+
+# Held-out 6 phrasings: a member as yardstick or currency is no owner.
+MEMBER_NOT_OWNER = [
+    ("de", "Nur die USA haben einen höheren Verteidigungshaushalt."),
+    ("en", "Last year the defense budget rose by 7.6 percent to 954 billion yuan (about 138 billion USA dollars)."),
+    ("en", "The increase still gives Beijing the world's second biggest defense budget after the U.S."),
+    ("fr", "Son budget militaire, le deuxième du monde, reste très loin derrière celui des États-Unis."),
+    ("fr", "C'est davantage que le montant des dépenses militaires de la France ou du Royaume-Uni."),
+    ("sv", "Det är fortfarande fem gånger mindre än USA:s försvarsbudget."),
+    ("ru", "Военный бюджет этой страны занимает второе место в мире после США."),
+]
+
+
+@pytest.mark.parametrize("lang,text", MEMBER_NOT_OWNER, ids=[f"{l}-{i}" for i, (l, _) in enumerate(MEMBER_NOT_OWNER)])
+def test_a_member_as_yardstick_or_currency_is_no_owner(tax, lang, text):
+    assert "combo:member_state_budget" not in _state_positive(tax, text, lang), (lang, text)
+    assert labels(tax, None, text, lang) == [], (lang, text)
+
+
+def test_same_sentence_combo_needs_no_sentence_end_between_its_parts(tax):
+    """'U.S.' ends no sentence; '. ' does."""
+    assert "combo:member_state_budget" in _state_positive(tax, "The U.S. defense budget grows by 3 billion.", "en")
+    assert "combo:member_state_budget" not in _state_positive(
+        tax, "France protests. The defence budget grows by 3 billion.", "en")

@@ -25,6 +25,8 @@ and the rest of the body:
     at most ``max_term_repeats`` times (how often, with diminishing returns);
   * each ``combos`` rule adds its weight when one match of every group lies
     within ``window`` characters in the same field (descriptions without a name);
+    with ``same_sentence`` no sentence end (". ", "! ", "? ", a line break) may lie
+    between them, and a ``not_near`` term within ``window`` of the match drops it;
   * ``veto`` rules cancel the positive matches that have a veto term within
     ``before``/``after`` characters (no window: the whole label is cancelled);
     a rule may look only at some ``fields`` (``[title]``: the subject of the
@@ -124,7 +126,7 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
         v.fail(f"{path}.threshold", "must be > 0, or every article would get the label")
     for i, combo in enumerate(spec.get("combos") or []):
         cpath = f"{path}.combos[{i}]"
-        combo = v.mapping(combo, cpath, {"name", "weight", "window", "groups"})
+        combo = v.mapping(combo, cpath, {"name", "weight", "window", "groups", "same_sentence", "not_near"})
         groups = combo.get("groups")
         if not isinstance(groups, list) or len(groups) < 2:
             v.fail(f"{cpath}.groups", "expected a list of at least two term groups")
@@ -133,6 +135,9 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
             "weight": float(v.number(combo.get("weight"), f"{cpath}.weight", 0)),
             "window": v.integer(combo.get("window"), f"{cpath}.window", 1),
             "groups": [_validate_term_lists(v, g, f"{cpath}.groups[{j}]") for j, g in enumerate(groups)],
+            "same_sentence": v.boolean(combo.get("same_sentence", False), f"{cpath}.same_sentence"),
+            "not_near": (_validate_term_lists(v, combo["not_near"], f"{cpath}.not_near")
+                         if combo.get("not_near") is not None else None),
         })
     veto = spec.get("veto")
     if isinstance(veto, Mapping):  # shorthand: term lists that cancel the whole label
@@ -602,6 +607,19 @@ def _matches(matcher: _Matcher, texts: Mapping[str, _Text]) -> list[dict[str, An
             for field, text in texts.items() for p, w, s, e in matcher.find(text)]
 
 
+# A sentence end: ". ", "! ", "? " (closing quotes or brackets allowed before the space) or a line break.
+_SENTENCE_END = re.compile("[.!?\u2026][\"'\u00bb\u201d\u2019)]*\\s|\n")
+
+
+def _sentence_end_between(text: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when a sentence ends between the end of the earlier match and the start of the later one."""
+    first, second = (a, b) if a["start"] <= b["start"] else (b, a)
+    if second["start"] <= first["end"]:
+        return False
+    # From the earlier match's end: "U.S. defence budget" ends no sentence after the term "U.S.".
+    return _SENTENCE_END.search(text, first["end"], second["start"]) is not None
+
+
 def _near(a: Mapping[str, Any], b: Mapping[str, Any], before: int, after: int) -> bool:
     """True when match ``b`` starts at most ``before`` chars before ``a`` or ends at most ``after`` after it."""
     return a["field"] == b["field"] and b["end"] >= a["start"] - before and b["start"] <= a["end"] + after
@@ -639,8 +657,8 @@ class CompiledTaxonomy:
         self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
                                   if len(self._exceptions) > 16 else None)
         # Two automata: the terms that can make a label (terms, combos) are scanned in every field;
-        # the context terms (vetoes, requires, context) only when a label has a positive match.
-        primary = [[spec["terms"], spec["combos"]] for spec in self.labels.values()]
+        # the context terms (vetoes, requires, context, combos' not_near) only when a label has a positive match.
+        primary = [[spec["terms"], [combo["groups"] for combo in spec["combos"]]] for spec in self.labels.values()]
         self._primary = _TermTable(_patterns(primary))
         self._secondary = _TermTable(set(_patterns(self.labels)) - set(self._primary.patterns))
         # Per label, the primary terms that can start a positive match (in any language): its terms, and
@@ -718,16 +736,24 @@ class CompiledTaxonomy:
                 return []
             per_group.append(found)
         window = combo["window"]
+        same_sentence = combo.get("same_sentence")
+        excluded = (_matches(self._matcher((name, "combo-not-near", combo["name"]), combo["not_near"], language),
+                             texts) if combo.get("not_near") else [])
         found = []
         for anchor in per_group[0]:
             partners = []
             for others in per_group[1:]:
-                near = [m for m in others if _near(anchor, m, window, window)]
+                near = [m for m in others if _near(anchor, m, window, window)
+                        and not (same_sentence and _sentence_end_between(texts[anchor["field"]].text, anchor, m))]
                 if not near:
                     break
                 partners.append(min(near, key=lambda m: abs(m["start"] - anchor["start"])))
             else:
                 parts = [anchor, *partners]
+                span = {"field": anchor["field"], "start": min(m["start"] for m in parts),
+                        "end": max(m["end"] for m in parts)}
+                if any(_near(span, x, window, window) for x in excluded):
+                    continue  # a term that must not stand next to the match (another owner) does
                 found.append({
                     "term": f"combo:{combo['name']}", "weight": combo["weight"], "field": anchor["field"],
                     "start": min(m["start"] for m in parts), "end": max(m["end"] for m in parts),

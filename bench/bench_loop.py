@@ -21,9 +21,11 @@ import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.chunking import chunk_run_id, split
 from pipeline.settings import RunSettings
-from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
+from schemas import ARTICLES, DEAD_LETTERS, DEDUP_INDEX, DUPLICATES
 from transforms.common import RunInfo, dead_letter, stable_int
+from transforms.dedup_index import PriorIndex, index_row, pending_segment_path
 from transforms.language import LanguageTagger, tag_language
 from transforms.normalize import EmptyArticleError, content_key, to_article
 from transforms.read import UnreadableInput, file_to_item
@@ -136,10 +138,6 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
     """
     import dataclasses
 
-    from pipeline.chunking import chunk_run_id, split
-    from schemas import DEDUP_INDEX
-    from transforms.dedup_index import PriorIndex, index_row
-
     timer = StepTimer()
     read_cfg = settings.read
     paths = sorted(m.path for pattern in settings.inputs for m in FileSystems.match([pattern])[0].metadata_list)
@@ -156,9 +154,9 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
         # The earlier chunks' index, loaded once per chunk as the pipeline's lookup does in DoFn.setup.
         prior = timer.call("dedup", PriorIndex, pa.Table.from_pylist(prior_rows, schema=DEDUP_INDEX.file_schema),
                            settings.dedup["num_perm"] if near else None, settings.dedup["bands"] if near else None)
-        articles, duplicates, dead, written = _run_chunk(settings, chunk_run, chunk, prior, timer, tagger, taxonomy,
-                                                         signer)
-        prior_rows += [index_row(a) for a in articles if a.get("minhash") is not None]
+        articles, duplicates, dead, written, index_rows = _run_chunk(settings, chunk_run, chunk, prior, timer, tagger,
+                                                                     taxonomy, signer)
+        prior_rows += index_rows
         totals["articles"] += len(articles)
         totals["duplicates"] += len(duplicates)
         totals["dead_letters"] += len(dead)
@@ -174,8 +172,9 @@ def run_plain_loop(settings: RunSettings, run: RunInfo) -> dict[str, Any]:
 
 
 def _run_chunk(settings: RunSettings, run: RunInfo, paths: list[str], prior, timer: StepTimer,
-               tagger: LanguageTagger, taxonomy: CompiledTaxonomy, signer) -> tuple[list, list, list, int]:
-    """One run over ``paths`` (a chunk): its kept articles, duplicates, dead letters and files written."""
+               tagger: LanguageTagger, taxonomy: CompiledTaxonomy, signer) -> tuple[list, list, list, int, list]:
+    """One run over ``paths`` (a chunk): its kept articles, duplicates, dead letters, files written and
+    the rows of its dedup index segment."""
     read_cfg = settings.read
     cap = read_cfg["dead_letter_payload_bytes"]
     source = settings.source_name
@@ -226,13 +225,12 @@ def _run_chunk(settings: RunSettings, run: RunInfo, paths: list[str], prior, tim
         files = _write_table(ARTICLES, articles, root, run.run_id, write["shards"], write["rows_per_file"])
         files += _write_table(DUPLICATES, duplicates, root, run.run_id, 1, write["rows_per_file"])
         files += _write_table(DEAD_LETTERS, dead, root, run.run_id, 1, write["rows_per_file"], "origin")
+        rows: list[dict] = []
         if articles and "minhash" in articles[0]:  # the run's cross-run dedup index segment
-            from schemas import DEDUP_INDEX
-            from transforms.dedup_index import index_row, pending_segment_path
-
             rows = sorted((index_row(a) for a in articles), key=lambda r: r["article_id"])
             write_parquet_file(DEDUP_INDEX, rows, pending_segment_path(root, run.run_id))
             files += 1
-        return files
+        return files, rows
 
-    return articles, duplicates, dead, timer.call("write", write_all)
+    files, index_rows = timer.call("write", write_all)
+    return articles, duplicates, dead, files, index_rows

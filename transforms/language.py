@@ -210,9 +210,13 @@ class LanguageTagger:
             return language, confidence, sure
         return chosen, self._lingua_confidence(text, chosen), False
 
+    def _lingua_votes(self, text: str) -> dict[str, float]:
+        """lingua's confidence in each expected language (ISO 639-1 code -> value)."""
+        return {v.language.iso_code_639_1.name.lower(): float(v.value)
+                for v in self._lingua.compute_language_confidence_values(text)}
+
     def _lingua_confidence(self, text: str, language: str) -> float:
-        return float(next((v.value for v in self._lingua.compute_language_confidence_values(text)
-                           if v.language.iso_code_639_1.name.lower() == language), 0.0))
+        return self._lingua_votes(text).get(language, 0.0)
 
     def sample(self, title: str | None, body: str | None) -> str:
         """The bounded slice of text the detector sees: title, then the start of the body."""
@@ -241,7 +245,7 @@ class LanguageTagger:
             language, confidence = self._detect(text)
             main = (language.split("-")[0].lower(), confidence)
             if main[0] != UNDETERMINED and main[1] >= self.min_confidence:
-                if self._detect_second is not None and not short:
+                if self._detect_second is not None:  # set only with lingua, so the text is long here
                     return self._arbitrate(text, main[0], main[1])
                 return main[0], main[1], True
         if self._lingua is not None:
@@ -268,8 +272,7 @@ class LanguageTagger:
         if other == language or other == UNDETERMINED \
                 or other_confidence < CALIBRATED_MIN_CONFIDENCE[self.second_opinion]:
             return language, confidence, True
-        votes = {v.language.iso_code_639_1.name.lower(): float(v.value)
-                 for v in self._lingua.compute_language_confidence_values(text)}
+        votes = self._lingua_votes(text)
         main_vote, other_vote = votes.get(language, 0.0), votes.get(other, 0.0)
         if main_vote <= 0.0 and other_vote <= 0.0:
             return language, confidence, False

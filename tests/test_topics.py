@@ -1190,3 +1190,92 @@ def test_satisfied_in_is_validated():
         with pytest.raises(ConfigError) as err:
             validate_taxonomy(raw, "topics.yaml")
         assert message in str(err.value), (bad, str(err.value))
+
+
+# nato_defence_spending (session 5): spending, a defence word and NATO's name within 60 characters, in an order
+# the term lists do not cover. Per language: the positive; NATO with a defence word and no money (troops); NATO
+# with spending on something else (health); a non-member's spending named next to it.
+NATO_SPENDING_ORDER = {
+    "de": ("Die NATO-Staaten wollen künftig mehr für die Verteidigung ausgeben.",
+           "Die NATO verlegt Truppen zur Verteidigung der Ostflanke.",
+           "Die NATO-Staaten wollen künftig mehr für die Gesundheit ausgeben.",
+           "Russland will künftig mehr für die Verteidigung ausgeben, warnt die NATO."),
+    "en": ("NATO members will spend more on their armed forces.",
+           "NATO sends troops to the defence of its eastern flank.",
+           "NATO members will spend more on their hospitals.",
+           "Russia will spend more on its armed forces, NATO warns."),
+    "fr": ("Les pays de l'OTAN vont dépenser davantage pour leur défense.",
+           "L'OTAN envoie des troupes pour la défense du flanc est.",
+           "Les pays de l'OTAN vont dépenser davantage pour leurs hôpitaux.",
+           "La Russie va dépenser davantage pour sa défense, selon l'OTAN."),
+    "it": ("I paesi della NATO spendono sempre di più per la difesa.",
+           "La NATO invia truppe per la difesa del fianco orientale.",
+           "I paesi della NATO spendono sempre di più per la sanità.",
+           "La Russia spende sempre di più per la difesa, avverte la NATO."),
+    "es": ("Los países de la OTAN gastan cada vez más en defensa.",
+           "La OTAN envía tropas para la defensa del flanco oriental.",
+           "Los países de la OTAN gastan cada vez más en sanidad.",
+           "Rusia gasta cada vez más en defensa, advierte la OTAN."),
+    "pt": ("Os países da NATO gastam cada vez mais em defesa.",
+           "A NATO envia tropas para a defesa do flanco leste.",
+           "Os países da NATO gastam cada vez mais em saúde.",
+           "A Rússia gasta cada vez mais em defesa, alerta a NATO."),
+    "nl": ("De NAVO-landen besteden steeds meer aan defensie.",
+           "De NAVO stuurt troepen voor de verdediging van de oostflank.",
+           "De NAVO-landen besteden steeds meer aan gezondheidszorg.",
+           "Rusland besteedt steeds meer aan defensie, waarschuwt de NAVO."),
+    "pl": ("Państwa NATO przeznaczają coraz więcej na obronę.",
+           "NATO wysyła żołnierzy do obrony wschodniej flanki.",
+           "Państwa NATO przeznaczają coraz więcej na zdrowie.",
+           "Rosja przeznacza coraz więcej na obronę, ostrzega NATO."),
+    "cs": ("Státy NATO vydávají stále více na obranu.",
+           "NATO posílá vojáky k obraně východního křídla.",
+           "Státy NATO vydávají stále více na zdravotnictví.",
+           "Rusko vydává stále více na obranu, varuje NATO."),
+    "sk": ("Štáty NATO vynakladajú stále viac na obranu.",
+           "NATO posiela vojakov na obranu východného krídla.",
+           "Štáty NATO vynakladajú stále viac na zdravotníctvo.",
+           "Rusko vynakladá stále viac na obranu, varuje NATO."),
+    "ro": ("Statele NATO cheltuiesc tot mai mult pentru apărare.",
+           "NATO trimite trupe pentru apărarea flancului estic.",
+           "Statele NATO cheltuiesc tot mai mult pentru sănătate.",
+           "Rusia cheltuiește tot mai mult pentru apărare, avertizează NATO."),
+    "sv": ("Natoländerna satsar allt mer på försvaret.",
+           "Nato skickar trupper till försvaret av östra flanken.",
+           "Natoländerna satsar allt mer på sjukvården.",
+           "Ryssland satsar allt mer på försvaret, varnar Nato."),
+    "uk": ("Країни НАТО витрачають дедалі більше на оборону.",
+           "НАТО направляє війська для оборони східного флангу.",
+           "Країни НАТО витрачають дедалі більше на охорону здоров'я.",
+           "Росія витрачає дедалі більше на оборону, попереджає НАТО."),
+    "ru": ("Страны НАТО тратят всё больше на оборону.",
+           "НАТО направляет войска для обороны восточного фланга.",
+           "Страны НАТО тратят всё больше на здравоохранение.",
+           "Россия тратит всё больше на оборону, предупреждает НАТО."),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(NATO_SPENDING_ORDER))
+def test_spending_defence_and_natos_name_in_any_order(tax, lang):
+    positive, troops, health, non_member = NATO_SPENDING_ORDER[lang]
+    topics, evidence = tax.label(None, positive, lang)
+    assert topics == [NATO], (lang, positive)
+    assert "combo:nato_defence_spending" in evidence[0]["terms"]
+    for negative in (troops, health, non_member):
+        assert labels(tax, None, negative, lang) == [], (lang, negative)
+
+
+def test_armament_spending_and_budget_destined_for_defence_terms(tax):
+    """Term gaps of session 5: Czech/Slovak "zbrojní výdaje"/"zbrojné výdavky", Polish "wydatki zbrojeniowe",
+    Romanian "bugetul destinat/alocat apărării"; each with a non-member counter-example."""
+    cases = [("cs", "Vláda zvýší zbrojní výdaje o tři miliardy.", "Rusko zvýší zbrojní výdaje o tři miliardy."),
+             ("sk", "Vláda nezvýši zbrojné výdavky.", "Rusko zvýši zbrojné výdavky."),
+             ("pl", "NATO: wydatki zbrojeniowe rosną.", "Rosja: wydatki zbrojeniowe rosną."),
+             ("ro", "Guvernul va dubla bugetul destinat apărării.", "Rusia va dubla bugetul destinat apărării."),
+             ("ro", "Guvernul majorează bugetul alocat apărării.", "Ucraina majorează bugetul alocat apărării.")]
+    for lang, positive, negative in cases:
+        assert labels(tax, None, positive, lang) == [NATO], (lang, positive)
+        assert labels(tax, None, negative, lang) == [], (lang, negative)
+    # A deficit figure that mentions arms spending is about public finances (held-out 4 pl negative phrasing).
+    assert labels(tax, None, "Deficyt finansów publicznych przebił 200 mld zł (prawie 7 proc. PKB), a kwota nie "
+                             "uwzględnia części wydatków zbrojeniowych.", "pl") == []

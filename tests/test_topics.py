@@ -965,13 +965,12 @@ NON_MEMBER_OWNER = {"en": "Russian", "fr": "russe", "it": "russo", "es": "ruso",
 
 
 def _assert_no_owner(tax, text, lang, combo):
-    """``combo`` does not match ``text``; the label, if assigned, comes from the article's language alone."""
+    """``combo`` does not match ``text``; the label, if assigned, comes from the article as a whole: its
+    language (a member's own) or a member named elsewhere in it with no other state (``satisfied_in``)."""
     result = tax.score_label(NATO, None, text, lang)
     assert f"combo:{combo}" not in [m["term"] for m in result["positive"]], (lang, text)
-    if lang in HOME_LANGUAGES:
-        assert not result["assigned"] or result["satisfied_in"] == {"alliance": lang}, (lang, text)
-    else:
-        assert not result["assigned"], (lang, text)
+    allowed = [{"alliance": "owner"}] + ([{"alliance": lang}] if lang in HOME_LANGUAGES else [])
+    assert not result["assigned"] or result.get("satisfied_in") in allowed, (lang, text)
 
 
 def _ministry_sentence(lang, ministry, context):
@@ -1073,7 +1072,7 @@ def test_every_member_state_owner_term_has_a_positive_and_hard_negatives(tax, ta
     combo = _combo(taxonomy_data, "member_state_budget")
     checked = 0
     for lang, pattern in _state_terms(combo, 1):
-        owner = _example(pattern).capitalize()
+        owner = _example(pattern) if pattern.startswith("=") else _example(pattern).capitalize()
         positive = f"{owner} {STATE_RAISES[lang]} {STATE_DEFENCE[lang]} {INSTITUTION_MONEY[lang]}."
         topics, evidence = tax.label(None, positive, lang)
         assert topics == [NATO], (lang, pattern, positive)
@@ -1162,9 +1161,11 @@ def test_every_other_owner_named_anywhere_cancels_the_language_as_owner(tax, tax
     the title or a later sentence, leaves the budget without an owner: "Rozpočet na obranu vzroste o 3 miliardy.
     Rusko ..." is not labeled."""
     unless = _alliance_group(taxonomy_data)["satisfied_in"]["unless"]
-    assert set(unless) == set(HOME_LANGUAGES)
+    assert set(HOME_LANGUAGES) <= set(unless)
     checked = 0
     for lang, terms in unless.items():
+        if lang not in HOME_LANGUAGES:
+            continue  # the other languages' lists: test_a_member_named_anywhere_owns_the_budget...
         base = f"{HOME_DEFENCE[lang].capitalize()} {INSTITUTION_MONEY[lang]}."
         assert labels(tax, None, base, lang) == [NATO], (lang, base)
         for term in terms:
@@ -1279,3 +1280,66 @@ def test_armament_spending_and_budget_destined_for_defence_terms(tax):
     # A deficit figure that mentions arms spending is about public finances (held-out 4 pl negative phrasing).
     assert labels(tax, None, "Deficyt finansów publicznych przebił 200 mld zł (prawie 7 proc. PKB), a kwota nie "
                              "uwzględnia części wydatków zbrojeniowych.", "pl") == []
+
+
+# Session 5, round 2: a member named anywhere in the article is the owner of its defence budget when no other
+# state (or a non-member's currency) is named anywhere (requires.alliance.satisfied_in.owners).
+OWNER_ANYWHERE = [
+    # (lang, owner named far from or before the budget, the same budget with another state named too)
+    ("de", "Die Bundesregierung hat den Entwurf für 2026 beschlossen. Der Wehretat steigt auf 108 Milliarden Euro.",
+     "Die Bundesregierung hat den Entwurf für 2026 beschlossen. Der Wehretat steigt auf 108 Milliarden Euro, "
+     "sagt Russland."),
+    ("en", "The White House has published its draft budget for fiscal 2026. It provides for an increase in "
+           "military spending to $1.01 trillion.",
+     "The White House has published its draft budget for fiscal 2026. Beijing's plan provides for an increase "
+     "in military spending to 1.7 trillion yuan."),
+    ("ru", "Бундестаг утвердил государственный бюджет Германии на 2026 год. Оборонные расходы вырастут до 108 млрд евро.",
+     "Бундестаг утвердил государственный бюджет Германии на 2026 год. Оборонные расходы Японии вырастут до 9 трлн иен."),
+    ("uk", "Про це повідомляє Білий дім. Уряд планує витратити на оборону понад трильйон доларів.",
+     "Трамп заявив, що Китай планує витратити на оборону понад трильйон юанів."),
+    ("pt", "Portugal apresentou ontem as contas do Estado. O orçamento da defesa tem um crescimento de 14,8 %.",
+     "O orçamento da defesa do Brasil tem um crescimento de 14,8 %, segundo a imprensa de Portugal."),
+    ("es", "El Consejo de Ministros de España aprobó ayer las cuentas del Estado. El presupuesto de defensa crece un 7 %.",
+     "El Consejo de Ministros de España aprobó ayer las cuentas del Estado. El presupuesto de defensa de México "
+     "crece un 7 %."),
+]
+
+
+@pytest.mark.parametrize("lang,positive,negative", OWNER_ANYWHERE)
+def test_a_member_named_anywhere_owns_the_budget_when_no_other_state_is_named(tax, lang, positive, negative):
+    result = tax.score_label(NATO, None, positive, lang)
+    assert result["assigned"] and result["satisfied_in"] == {"alliance": "owner"}, (lang, result["reason"])
+    assert labels(tax, None, negative, lang) == [], (lang, negative)
+    # Without the member's name the budget has no owner (these languages are written by non-members too).
+    unnamed = {"de": "Der Wehretat steigt auf 108 Milliarden Euro.",
+               "en": "It provides for an increase in military spending to $1.01 trillion.",
+               "ru": "Оборонные расходы вырастут до 108 млрд евро.",
+               "uk": "Уряд планує витратити на оборону понад трильйон.",
+               "pt": "O orçamento da defesa tem um crescimento de 14,8 %.",
+               "es": "El presupuesto de defensa crece un 7 %."}[lang]
+    assert labels(tax, None, unnamed, lang) == [], (lang, unnamed)
+
+
+def test_other_states_and_non_member_currencies_veto_a_budget_next_to_them(tax):
+    """`other_state_budget`: states `non_nato` does not list (Serbia, Brazil, Moldova ...) and non-members'
+    currencies, named next to a budget, cancel that match even when the alliance's target is stated."""
+    cases = [("ru", "Президент Сербии заявил о рекордных расходах на оборону страны в размере 2,65% ВВП.",
+              "Президент Польши заявил о рекордных расходах на оборону страны в размере 4,7% ВВП, цель НАТО."),
+             ("it", "Il ministero della Difesa del Brasile punta a un aumento della spesa militare del 37 per cento.",
+              "Il ministero della Difesa punta a un aumento della spesa militare del 37 per cento, dice la NATO."),
+             ("en", "Last year, the country's defense budget rose by 7.6 percent to 954 billion yuan.",
+              "Last year, the country's defense budget rose by 7.6 percent to 95 billion euros, NATO said.")]
+    for lang, negative, positive in cases:
+        assert labels(tax, None, negative, lang) == [], (lang, negative)
+        assert labels(tax, None, positive, lang) == [NATO], (lang, positive)
+
+
+def test_asset_freeze_verbs_and_definite_restrictive_measures(tax):
+    """Held-out 8 sanctions misses as general inflections: Polish "zamroziła" (to freeze, past tense) in the
+    asset-freeze combo, Romanian "măsurile restrictive" (definite form); counter-examples without sanctions."""
+    assert labels(tax, None, "Unia Europejska zamroziła aktywa rosyjskich oligarchów warte 30 mld euro.", "pl") == \
+        [SANCTIONS]
+    assert labels(tax, None, "Klub zamroził transfery piłkarzy do końca sezonu.", "pl") == []
+    assert labels(tax, None, "Consiliul Uniunii Europene a prelungit măsurile restrictive care vizează persoanele "
+                             "responsabile de subminarea integrității Ucrainei.", "ro") == [SANCTIONS]
+    assert labels(tax, None, "Primăria a impus măsurile restrictive de trafic în centrul orașului.", "ro") == []

@@ -37,9 +37,10 @@ and the rest of the body:
     ``requires`` group matched (anywhere, or within ``window`` of a positive match);
     a group with ``satisfied_by`` (combo names) also counts as matched when one of
     those combos has a match that survived the vetoes, and a group with ``satisfied_in``
-    (``languages``, ``unless`` and ``positive_with`` terms) when the article's language is
-    one of ``languages``, a surviving positive match contains a ``positive_with`` term, and
-    no ``unless`` term occurs anywhere in title or body.
+    (``languages``, ``owners``, ``unless`` and ``positive_with`` terms) when the article's
+    language is one of ``languages`` or an ``owners`` term occurs anywhere, a surviving
+    positive match contains a ``positive_with`` term, and no ``unless`` term occurs anywhere
+    in title or body.
 Per language the matcher uses that language's lists, the ``any`` lists and the
 lists of ``language_fallbacks``; an unknown or ``und`` language uses all lists.
 Adding a label is a YAML change only.
@@ -68,6 +69,8 @@ mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu
 se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi
 vo wa wo xh yi yo za zh zu""".split())
 FIELDS = ("title", "lead", "body")
+# satisfied_in.owner_not_near: a comparison this close to a member's name makes it a yardstick, not the owner.
+OWNER_NOT_NEAR_CHARS = 60
 _TERM_OK = re.compile(r"=?[\w*#%'’.,&+/\s\-]+")
 
 
@@ -173,16 +176,22 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
         satisfied_in = None
         if group.get("satisfied_in") is not None:
             ipath = f"{gpath}.satisfied_in"
-            spec_in = v.mapping(group["satisfied_in"], ipath, {"languages", "unless", "positive_with"})
-            languages = v.string_list(spec_in.get("languages"), f"{ipath}.languages")
-            if not languages:
-                v.fail(f"{ipath}.languages", "expected a non-empty list of ISO 639-1 codes")
+            spec_in = v.mapping(group["satisfied_in"], ipath,
+                                {"languages", "owners", "owner_not_near", "unless", "positive_with"})
+            languages = v.string_list(spec_in.get("languages", []), f"{ipath}.languages")
+            if not languages and spec_in.get("owners") is None:
+                v.fail(f"{ipath}.languages", "expected a non-empty list of ISO 639-1 codes (or owners)")
             for code in languages:
                 if code not in ISO_639_1:
                     v.fail(f"{ipath}.languages", f"unknown language code {code!r} (ISO 639-1 codes only)")
             if spec_in.get("unless") is None:
                 v.fail(f"{ipath}.unless", "expected term lists naming other owners (the rule needs its exceptions)")
             satisfied_in = {"languages": languages,
+                            "owners": (_validate_term_lists(v, spec_in["owners"], f"{ipath}.owners")
+                                       if spec_in.get("owners") is not None else None),
+                            "owner_not_near": (_validate_term_lists(v, spec_in["owner_not_near"],
+                                                                    f"{ipath}.owner_not_near")
+                                               if spec_in.get("owner_not_near") is not None else None),
                             "unless": _validate_term_lists(v, spec_in["unless"], f"{ipath}.unless"),
                             "positive_with": (_validate_term_lists(v, spec_in["positive_with"], f"{ipath}.positive_with")
                                               if spec_in.get("positive_with") is not None else None)}
@@ -781,21 +790,42 @@ class CompiledTaxonomy:
                 })
         return found
 
+    def _owner_named(self, name: str, group: Mapping[str, Any], within: Mapping[str, Any], language: str | None,
+                     texts: Mapping[str, _Text]) -> bool:
+        """An ``owners`` term occurs in title or body with no ``owner_not_near`` term (a comparison that makes
+        the member a yardstick) within ``OWNER_NOT_NEAR_CHARS`` characters."""
+        owners = _matches(self._matcher((name, "requires-owner", group["name"]), within["owners"], language), texts)
+        if not owners or not within.get("owner_not_near"):
+            return bool(owners)
+        excluded = _matches(self._matcher((name, "requires-owner-not-near", group["name"]), within["owner_not_near"],
+                                          language), texts)
+        return any(not any(_near(owner, x, OWNER_NOT_NEAR_CHARS, OWNER_NOT_NEAR_CHARS) for x in excluded)
+                   for owner in owners)
+
     def _satisfied_in(self, name: str, group: Mapping[str, Any], positive: list[dict[str, Any]],
-                      language: str | None, texts: Mapping[str, _Text]) -> bool:
-        """A ``requires`` group met by the article's language (``satisfied_in``): the language is listed, a
-        surviving positive match contains a ``positive_with`` term (if given), and no ``unless`` term occurs
-        anywhere in title or body."""
+                      language: str | None, texts: Mapping[str, _Text]) -> str:
+        """A ``requires`` group met by the article itself (``satisfied_in``): its language is listed or an
+        ``owners`` term occurs anywhere in title or body, a surviving positive match contains a
+        ``positive_with`` term (if given), and no ``unless`` term occurs anywhere in title or body. Returns
+        ``'language'``, ``'owner'`` or ``''``."""
         within = group.get("satisfied_in")
-        if not within or language not in within["languages"]:
-            return False
+        if not within:
+            return ""
+        if language in within["languages"]:
+            how = "language"
+        elif within.get("owners") and self._owner_named(name, group, within, language, texts):
+            how = "owner"
+        else:
+            return ""
         if within["positive_with"]:
             words = _matches(self._matcher((name, "requires-with", group["name"]), within["positive_with"], language),
                              texts)
             if not any(w["field"] == m["field"] and w["start"] < m["end"] and m["start"] < w["end"]
                        for m in positive for w in words):
-                return False
-        return not _matches(self._matcher((name, "requires-unless", group["name"]), within["unless"], language), texts)
+                return ""
+        if _matches(self._matcher((name, "requires-unless", group["name"]), within["unless"], language), texts):
+            return ""
+        return how
 
     def score_label(self, name: str, title: str, body: str, language: str | None = None) -> dict[str, Any]:
         """Score one label; returns the evidence dict with ``assigned`` and ``reason``."""
@@ -841,9 +871,10 @@ class CompiledTaxonomy:
                     m["term"][len("combo:"):] in group["satisfied_by"] for m in positive
                     if m["term"].startswith("combo:")):
                 continue  # a combo that stands for the requirement survived the vetoes
-            if self._satisfied_in(name, group, positive, language, texts):
-                result["satisfied_in"] = {group["name"]: language}
-                continue  # the article's language is written (almost) only by members, and names no other owner
+            how = self._satisfied_in(name, group, positive, language, texts)
+            if how:
+                result["satisfied_in"] = {group["name"]: language if how == "language" else "owner"}
+                continue  # the article's language or a member named in it is the owner, and no other state is named
             found = _matches(self._matcher((name, "requires", group["name"]), group["terms"], language), texts)
             if group["window"] is not None:
                 # A title match relates to the whole article: it is "near" everything.

@@ -23,6 +23,8 @@ DEFAULT_SETS = (
     ("real-news held-out 5", os.path.join(DATA, "realnews_heldout5.jsonl")),
     ("real-news held-out 6", os.path.join(DATA, "realnews_heldout6.jsonl")),
     ("real-news held-out 7", os.path.join(DATA, "realnews_heldout7.jsonl")),
+    ("real-news held-out 8", os.path.join(DATA, "realnews_heldout8.jsonl")),
+    ("real-news held-out 9", os.path.join(DATA, "realnews_heldout9.jsonl")),
     ("written dev", os.path.join(DATA, "topics_dev.jsonl")),
     ("written held-out", os.path.join(DATA, "topics_heldout.jsonl")),
 )

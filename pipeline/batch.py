@@ -18,7 +18,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import progress
 from pipeline.config import ConfigError
-from pipeline.runner import describe, make_runner, pipeline_options, running_mode_for
+from pipeline.runner import IN_PROCESS, describe, make_runner, pipeline_options, running_mode_for, warm_workers
 from pipeline.settings import RunSettings
 from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
 from transforms.commit import CommitRun, read_manifest, recover, staging_root
@@ -219,6 +219,9 @@ def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: d
         base["recovered"] = {k: v for k, v in recovered.items() if v}
         pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
         (build or build_file_pipeline)(pipeline, settings, run, base)
+        # Local worker processes fork from one warm server per run (models loaded once: pipeline/worker.py).
+        warm_workers({"language": dict(settings.language), "taxonomy": taxonomy_of(settings.topics)}
+                     if workers > 1 and settings.runner == IN_PROCESS else None)
         result = pipeline.run()
         if not wait:
             return {**base, "status": "submitted", "pipeline_state": str(result.state)}

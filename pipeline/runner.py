@@ -17,6 +17,9 @@ from typing import Any
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.config import PROJECT_ROOT
+from pipeline.worker import SERVER_ENV
+
+LOG = logging.getLogger(__name__)
 
 IN_PROCESS = "DirectRunner"
 
@@ -59,10 +62,94 @@ def _in_process_runner() -> Any:
                                                            "default_sdk_harness_log_level": level})
                 direct = options.view_as(DirectOptions)
             direct.direct_running_mode = "subprocesses"  # the environment above, not FnApiRunner's own
-            with _stop_workers_on_interrupt():
-                return super().run_pipeline(pipeline, options)
+            previous = os.environ.get(SERVER_ENV)
+            try:
+                with _stop_workers_on_interrupt():  # Ctrl-C also ends a worker server still warming up
+                    address = warm_workers_address()
+                    if address:
+                        os.environ[SERVER_ENV] = address  # inherited by the workers Beam starts (pipeline/worker.py)
+                    return super().run_pipeline(pipeline, options)
+            finally:
+                if previous is None:
+                    os.environ.pop(SERVER_ENV, None)
+                else:
+                    os.environ[SERVER_ENV] = previous
 
     return LocalRunner()
+
+
+# -- warm workers (pipeline/worker.py --serve) --------------------------------------------------------
+
+_WARM: dict[str, Any] = {"spec": None, "server": None}
+
+
+def warm_workers(spec: dict[str, Any] | None) -> None:
+    """What the next ``--workers N`` pipelines' worker server builds before it forks workers: the
+    ``language`` settings and validated ``taxonomy`` of the run (the objects transforms/enrich.py caches).
+    None: no server (every worker starts cold, as Beam starts it)."""
+    _WARM["spec"] = spec
+
+
+def warm_workers_address() -> str | None:
+    """The address of this process's worker server for the current spec (started on first use, once per
+    spec); None when there is no spec or the server could not start (workers then start cold)."""
+    import atexit
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    spec = _WARM["spec"]
+    if spec is None or os.environ.get("NEWSBEAM_COLD_WORKERS"):
+        return None
+    key = json.dumps(spec, sort_keys=True, default=str)
+    server = _WARM["server"]
+    if server is not None and server["key"] == key and server["process"].poll() is None:
+        return server["address"]
+    stop_warm_workers()
+    folder = tempfile.mkdtemp(prefix="newsbeam-workers-")
+    spec_path = os.path.join(folder, "spec.json")
+    with open(spec_path, "w", encoding="utf-8") as handle:
+        # In the spec's own order: the taxonomy's label order is the order of every row's `topics`.
+        handle.write(json.dumps(spec, default=str))
+    address = os.path.join(folder, "socket")
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, spec_path],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
+    try:
+        ready = process.stdout.readline()
+    except BaseException:  # Ctrl-C while it warms up: it goes too
+        process.kill()
+        process.wait()
+        raise
+    if ready.strip() != b"ready":
+        LOG.warning("the worker server did not start (%r): workers start cold", ready[-200:])
+        process.kill()
+        process.wait()
+        return None
+    _WARM["server"] = {"key": key, "process": process, "address": address, "folder": folder}
+    if not _WARM.get("atexit"):
+        atexit.register(stop_warm_workers)
+        _WARM["atexit"] = True
+    return address
+
+
+def stop_warm_workers() -> None:
+    """End this process's worker server (closing its stdin; it ends its workers)."""
+    import shutil
+
+    server = _WARM.get("server")
+    _WARM["server"] = None
+    if server is None:
+        return
+    process = server["process"]
+    with contextlib.suppress(OSError, ValueError):
+        process.stdin.close()
+    try:
+        process.wait(timeout=10)
+    except Exception:  # noqa: BLE001 - a stuck server is killed
+        process.kill()
+        process.wait()
+    shutil.rmtree(server["folder"], ignore_errors=True)
 
 
 def _descendants(pid: int) -> list[int]:

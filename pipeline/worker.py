@@ -10,26 +10,203 @@ the same harness with:
   start-up chatter never reaches the terminal;
 * the harness's own logger at ERROR (its start-up INFO lines and that warning);
 * SIGINT ignored: Ctrl-C is handled once, by the launching process, which shuts the workers down.
+
+Warm workers (``--serve``): a new worker process costs ~9 s of CPU before its first article (Beam's
+imports 2.7 s, the language models 5 s, the taxonomy 1 s; measured in docs/bench.md), and a chunked
+run starts ``workers`` of them per chunk. The launching process therefore starts one *worker server*
+per run (:class:`WarmWorkers`, pipeline/runner.py): it imports the harness and the steps' modules and
+builds the language tagger and the compiled taxonomy once (the same objects ``transforms/enrich.py``
+caches per process), then forks one child per worker that Beam asks for. A child starts in
+milliseconds and shares the loaded models with its siblings (copy-on-write). Beam still starts
+``python -m pipeline.worker`` per worker: with ``NEWSBEAM_WORKER_SERVER`` set, that process only hands
+its environment to the server and relays the child's exit status (it never imports Beam); when the
+server cannot be reached it runs the harness itself, as before. The server exits when the launching
+process closes its stdin or dies (EOF), and ends its children then.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
+import socket
+import struct
 import sys
 
+SERVER_ENV = "NEWSBEAM_WORKER_SERVER"
 
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+def _quiet_harness_logging() -> None:
     root = logging.getLogger()
     handler = logging.StreamHandler()
     handler.setLevel(logging.CRITICAL)
     handler.setFormatter(logging.Formatter("newsbeam worker: %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)  # also keeps logging.warning() from installing a default INFO handler
     logging.getLogger("apache_beam.runners.worker.sdk_worker_main").setLevel(logging.ERROR)
+
+
+def run_harness(argv: list[str]) -> None:
+    """Beam's SDK harness in this process (its environment says where the runner is)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _quiet_harness_logging()
     from apache_beam.runners.worker import sdk_worker_main
 
-    sdk_worker_main.main(sys.argv)
+    sdk_worker_main.main(argv)
+
+
+# -- the wire: one length-prefixed JSON message each way --------------------------------------------
+
+def _send(sock: socket.socket, message: dict) -> None:
+    data = json.dumps(message).encode("utf-8")
+    sock.sendall(struct.pack("!I", len(data)) + data)
+
+
+def _receive(sock: socket.socket) -> dict | None:
+    header = _read_exactly(sock, 4)
+    if header is None:
+        return None
+    data = _read_exactly(sock, struct.unpack("!I", header)[0])
+    return None if data is None else json.loads(data.decode("utf-8"))
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+    chunks, missing = [], size
+    while missing:
+        chunk = sock.recv(missing)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+# -- the client: what Beam starts per worker ----------------------------------------------------------
+
+def _via_server(address: str, argv: list[str]) -> int | None:
+    """Have the worker server fork this worker; its exit status, or None when there is no server."""
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(address)
+    except OSError:
+        return None
+    with sock:
+        env = {k: v for k, v in os.environ.items() if k != SERVER_ENV}
+        _send(sock, {"env": env, "argv": argv})
+        reply = _receive(sock)
+    if reply is None:
+        return 1  # the server went away while the worker ran (the run was stopped)
+    return int(reply.get("status", 1))
+
+
+# -- the server ---------------------------------------------------------------------------------------
+
+def _warm(spec_path: str | None) -> None:
+    """Import what a worker imports and build the objects its DoFns would build (enrich.cached)."""
+    from apache_beam.runners.worker import sdk_worker_main  # noqa: F401  (the harness's imports)
+
+    from transforms import dedupe, enrich, normalize, read, write  # noqa: F401  (the steps' imports)
+
+    if not spec_path:
+        return
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    from transforms.language import EXPECTED_LANGUAGES, LanguageTagger
+    from transforms.topics import CompiledTaxonomy
+
+    if spec.get("language") is not None:
+        language = spec["language"]
+        tagger = enrich.cached("language", language, lambda: LanguageTagger(**language))
+        if tagger._lingua is not None and tagger.second_opinion is not None:
+            # With a second opinion, lingua arbitrates long texts too and every worker loads all its models
+            # (~4 s): load them once here. Without (the fast profile) it sees only uncertain short texts and
+            # loads a language's models on first use, where that happens.
+            tagger._lingua.compute_language_confidence_values("warm up every model of the archive")
+    if spec.get("taxonomy") is not None:
+        taxonomy = spec["taxonomy"]
+        compiled = enrich.cached("taxonomy", taxonomy, lambda: CompiledTaxonomy(taxonomy))
+        compiled.compile_all([None, *EXPECTED_LANGUAGES])
+
+
+def serve(address: str, spec_path: str | None) -> None:
+    """Fork a warm worker per connection until stdin closes (the launching process ended)."""
+    import select
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _quiet_harness_logging()
+    _warm(spec_path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(16)
+    try:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os._exit(0)  # the launcher stopped while this server warmed up
+    # The launcher reads only that line: nothing of this process or its workers may write to the pipe again
+    # (a write after the launcher is gone would fail with a broken pipe on the launcher's terminal).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    children: dict[int, socket.socket] = {}
+    try:
+        while True:
+            ready, _, _ = select.select([listener, sys.stdin], [], [], 0.2)
+            if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
+                return  # EOF: the launching process is gone or done
+            if listener in ready:
+                conn, _ = listener.accept()
+                request = _receive(conn)
+                if request is None:
+                    conn.close()
+                    continue
+                pid = os.fork()
+                if pid == 0:  # the worker
+                    status = 1
+                    try:
+                        listener.close()
+                        conn.close()
+                        os.environ.clear()
+                        os.environ.update(request["env"])
+                        run_harness(request["argv"])
+                        status = 0
+                    finally:
+                        logging.shutdown()
+                        os._exit(status)
+                children[pid] = conn
+            for pid in list(children):
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    conn = children.pop(pid)
+                    status = os.waitstatus_to_exitcode(code)
+                    try:
+                        _send(conn, {"status": status if status >= 0 else 128 - status})
+                    except OSError:
+                        pass
+                    conn.close()
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        listener.close()
+        try:
+            os.unlink(address)
+        except OSError:
+            pass
+
+
+def main() -> None:
+    if len(sys.argv) >= 3 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
+        return
+    address = os.environ.get(SERVER_ENV)
+    if address:
+        status = _via_server(address, sys.argv)
+        if status is not None:
+            sys.exit(status)
+    run_harness(sys.argv)
 
 
 if __name__ == "__main__":

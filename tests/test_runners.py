@@ -99,3 +99,65 @@ def test_dataflow_profiles_select_dataflow(profile, streaming):
     for key in ("project", "region", "temp_location", "setup_file", "machine_type", "max_num_workers"):
         assert key in settings.beam_options, key
     assert settings.output.startswith("gs://")
+
+
+def test_two_workers_fork_from_one_warm_server_across_pipelines():
+    """With a warm spec, `--workers 2` workers are children of one worker server (pipeline/worker.py
+    --serve), which the next pipeline of the same process reuses; without a spec they start cold."""
+    import pipeline.runner as runner
+
+    runner.warm_workers({"language": None, "taxonomy": None})
+    try:
+        options = pipeline_options("DirectRunner", 2, running_mode_for(2, "in_memory"))
+        parents = []
+        for _ in range(2):
+            runner.warm_workers_address()  # started (or kept) for this spec before the pipeline asks for it
+            server = runner._WARM["server"]["process"].pid
+            with beam.Pipeline(runner=make_runner("DirectRunner"), options=options) as p:
+                ppids = p | beam.Create(list(range(6))) | beam.Map(lambda x: os.getppid()) | beam.Distinct()
+                assert_that(ppids, equal_to([server]))
+            parents.append(server)
+        assert parents[0] == parents[1]  # one server for both pipelines
+    finally:
+        runner.warm_workers(None)
+        runner.stop_warm_workers()
+    assert runner._WARM["server"] is None
+
+
+def test_the_worker_server_ends_when_its_launcher_is_killed(tmp_path):
+    """kill -9 of the launching process closes the server's stdin: the server (and its workers) end."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import pipeline.runner as r, os, sys, time\n"
+              "r.warm_workers({'language': None, 'taxonomy': None})\n"
+              "r.warm_workers_address()\n"
+              "print(r._WARM['server']['process'].pid, flush=True)\n"
+              "time.sleep(120)\n")
+    launcher = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                                cwd=os.path.dirname(os.path.dirname(__file__)))
+    server = int(launcher.stdout.readline())
+    assert os.path.exists(f"/proc/{server}")
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with open(f"/proc/{server}/stat") as handle:
+                if handle.read().split(") ", 1)[1].startswith("Z"):
+                    break  # gone, waiting only for init to reap it
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"worker server {server} outlived its launcher")
+
+
+def test_warm_and_cold_workers_write_identical_articles(tmp_path, seeds_glob, run_pipeline, monkeypatch):
+    warm = run_pipeline(tmp_path / "warm", [seeds_glob], now=FIXED_NOW, workers=2, run_id="same")
+    monkeypatch.setenv("NEWSBEAM_COLD_WORKERS", "1")
+    cold = run_pipeline(tmp_path / "cold", [seeds_glob], now=FIXED_NOW, workers=2, run_id="same")
+    assert warm["counters"] == cold["counters"]
+    assert _article_rows(tmp_path / "warm") == _article_rows(tmp_path / "cold")

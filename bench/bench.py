@@ -74,15 +74,35 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def tree_pss(pid: int) -> int:
+    """Proportional set size of ``pid`` and its descendants (bytes; 0 once gone): a page shared by n
+    processes counts 1/n in each, so forked workers sharing their models are not counted n times, as
+    their RSS sum counts them (the warm workers of ``--workers N``)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+        stack.extend(_children(current))
+    return total
+
+
 class PeakSampler(threading.Thread):
     def __init__(self, pid: int, interval: float = 0.05):
         super().__init__(daemon=True)
-        self.pid, self.interval, self.peak = pid, interval, 0
+        self.pid, self.interval, self.peak, self.peak_pss = pid, interval, 0, 0
         self._stop_event = threading.Event()
 
     def run(self):
         while not self._stop_event.is_set():
             self.peak = max(self.peak, tree_rss(self.pid))
+            self.peak_pss = max(self.peak_pss, tree_pss(self.pid))
             self._stop_event.wait(self.interval)
 
     def stop(self):
@@ -169,7 +189,8 @@ def run_measured(args: list[str], cwd, env: dict[str, str] | None = None) -> dic
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"returncode": proc.returncode, "stdout": stdout, "stderr": stderr, "wall": wall,
-            "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), "peak": sampler.peak}
+            "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), "peak": sampler.peak,
+            "peak_pss": sampler.peak_pss}
 
 
 def run_variant(job: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +207,7 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds": round(wall, 3),
         "articles_per_second": round(inputs / result["seconds"], 1) if result["seconds"] else None,
         "peak_rss_tree_mb": round(done["peak"] / 2**20, 1),
+        "peak_pss_tree_mb": round(done["peak_pss"] / 2**20, 1),
         # CPU seconds of the subprocess and the workers it reaped, start-up included: unlike wall
         # time, not inflated by other programs on a shared machine.
         "cpu_seconds": round(cpu, 3),
@@ -245,15 +267,16 @@ def markdown(results: dict[str, Any]) -> str:
         f"Python {results['machine']['python']}, run {results['started_at'][:16]} UTC.",
         "",
         "| profile | variant | articles/s | run time (s) | time vs plain loop | CPU µs per article | "
-        "peak RSS, process tree (MiB) | articles | duplicates | dead letters | files written |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "peak RSS, process tree (MiB) | peak PSS, process tree (MiB) | articles | duplicates | dead letters | "
+        "files written |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["runs"]:
         c = r["counters"]
         lines.append(
             f"| {r['profile']} | {r['variant']} | {r['articles_per_second']:,.0f} | {r['seconds']:.1f} | "
             f"{r.get('ratio_to_loop', 1.0):.2f}x | {r['cpu_us_per_article']:,.0f} | {r['peak_rss_tree_mb']:,.0f} | "
-            f"{c['articles']:,} | "
+            f"{r.get('peak_pss_tree_mb', 0):,.0f} | {c['articles']:,} | "
             f"{c['duplicates']:,} | {c['dead_letters']:,} | {r.get('files', 0):,} |")
     for profile, costs in results["step_costs"].items():
         lines += ["", f"Cost per input article of each step (plain loop, profile `{profile}`):", "",
@@ -278,7 +301,7 @@ def print_run(r: dict[str, Any]) -> None:
     print(f"  {r['profile']:<6} {r['variant']:<9} {r['articles_per_second']:>8,.0f} articles/s  "
           f"{r['seconds']:>7.1f} s  x{r.get('ratio_to_loop', 1.0):.2f} vs loop  cpu {r['cpu_seconds']:>7.1f} s = "
           f"{r['cpu_us_per_article']:>6,.0f} µs/article (x{r.get('cpu_ratio_to_loop', 1.0):.2f} loop)  "
-          f"peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB  "
+          f"peak RSS {r['peak_rss_tree_mb']:>6,.0f} MiB (PSS {r.get('peak_pss_tree_mb', 0):>6,.0f})  "
           f"articles={c['articles']} duplicates={c['duplicates']} dead={c['dead_letters']} files={r.get('files')}"
           + (f" chunks={r['chunks']}" if r.get("chunks", 1) > 1 else ""), flush=True)
 

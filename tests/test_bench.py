@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from bench.bench import check, tree_rss
+from bench.bench import check, tree_pss, tree_rss
 from bench.bench_corpus import CorpusSpec, generate
 from bench.bench_loop import run_plain_loop
 from tests.conftest import FIXED_NOW, make_settings
@@ -70,6 +70,12 @@ def test_check_reports_lost_dead_letters(corpus):
 def test_tree_rss_counts_this_process():
     assert tree_rss(os.getpid()) > 10 * 2**20
     assert tree_rss(2**22 + 12345) == 0  # no such process
+
+
+def test_tree_pss_counts_this_process_at_most_its_rss():
+    pss = tree_pss(os.getpid())
+    assert 10 * 2**20 < pss <= tree_rss(os.getpid())
+    assert tree_pss(2**22 + 12345) == 0
 
 
 def test_results_file_is_well_formed_when_present():

@@ -11,13 +11,14 @@ the same harness with:
 * the harness's own logger at ERROR (its start-up INFO lines and that warning);
 * SIGINT ignored: Ctrl-C is handled once, by the launching process, which shuts the workers down.
 
-Warm workers (``--serve``): a new worker process costs ~9 s of CPU before its first article (Beam's
-imports 2.7 s, the language models 5 s, the taxonomy 1 s; measured in docs/bench.md), and a chunked
-run starts ``workers`` of them per chunk. The launching process therefore starts one *worker server*
-per run (:class:`WarmWorkers`, pipeline/runner.py): it imports the harness and the steps' modules and
-builds the language tagger and the compiled taxonomy once (the same objects ``transforms/enrich.py``
-caches per process), then forks one child per worker that Beam asks for. A child starts in
-milliseconds and shares the loaded models with its siblings (copy-on-write). Beam still starts
+Warm workers (``--serve``): a new worker process costs seconds of CPU before its first article (Beam's
+imports 2.7 s, the language tagger 0.7 s, the compiled taxonomy 1 s, lingua's models up to 4 s), and a
+chunked run starts ``workers`` of them per chunk. The launching process therefore starts one *worker
+server* per run (``warm_workers_address`` in pipeline/runner.py): it imports the harness and the steps'
+modules and builds the language tagger and the compiled taxonomy once (the same objects
+``transforms/enrich.py`` caches per process), then forks one child per worker that Beam asks for. A
+child starts in milliseconds with those objects in place (copy-on-write). lingua's models still load
+in each worker on first use (see ``_warm``). Beam still starts
 ``python -m pipeline.worker`` per worker: with ``NEWSBEAM_WORKER_SERVER`` set, that process only hands
 its environment to the server and relays the child's exit status (it never imports Beam); when the
 server cannot be reached it runs the harness itself, as before. The server exits when the launching
@@ -116,12 +117,10 @@ def _warm(spec_path: str | None) -> None:
 
     if spec.get("language") is not None:
         language = spec["language"]
-        tagger = enrich.cached("language", language, lambda: LanguageTagger(**language))
-        if tagger._lingua is not None and tagger.second_opinion is not None:
-            # With a second opinion, lingua arbitrates long texts too and every worker loads all its models
-            # (~4 s): load them once here. Without (the fast profile) it sees only uncertain short texts and
-            # loads a language's models on first use, where that happens.
-            tagger._lingua.compute_language_confidence_values("warm up every model of the archive")
+        # lingua's models are left to load on first use in each worker: loaded here (4 s, 355 MB), they were
+        # not shared for long (bench, profile local: +450 MB PSS, no CPU saved), as Python's reference counts
+        # and lingua's caches write to the pages a fork shares.
+        enrich.cached("language", language, lambda: LanguageTagger(**language))
     if spec.get("taxonomy") is not None:
         taxonomy = spec["taxonomy"]
         compiled = enrich.cached("taxonomy", taxonomy, lambda: CompiledTaxonomy(taxonomy))

@@ -141,8 +141,16 @@ def page_meta(tree, url: str | None) -> dict[str, Any]:
     return out
 
 
+# trafilatura over lxml crashes the process now and then (SIGSEGV) when several threads extract at once
+# (adbar/trafilatura#840, #925; seen here in tests/test_pages.py): the fetch threads of a host pool download
+# in parallel, but extract one page at a time. Extraction holds the GIL for most of its time anyway.
+_EXTRACT_LOCK = threading.Lock()
+
+
 def extract(html: bytes | str, url: str | None = None, fallbacks: bool = True) -> dict[str, Any]:
     """Article text and page metadata of one HTML document (pure; never raises for bad HTML).
+
+    One extraction at a time per process (``_EXTRACT_LOCK``: lxml is not safe across threads here).
 
     ``fallbacks``: let trafilatura try its fallback extractors (readability, jusText) when its own
     result looks poor; off is about 2x faster for a small loss (docs/fulltext.md).
@@ -156,23 +164,26 @@ def extract(html: bytes | str, url: str | None = None, fallbacks: bool = True) -
     out: dict[str, Any] = {"text": None, "title": None, "author": None, "published": None,
                            "canonical_url": None, "canonical_source": None, "language": None,
                            "language_source": None}
-    tree = trafilatura.load_html(html)
-    if tree is None:
-        return out
-    out.update(page_meta(tree, url))
-    doc = trafilatura.bare_extraction(tree, url=url, with_metadata=True, include_comments=False,
-                                      include_tables=True, deduplicate=False, no_fallback=not fallbacks,
-                                      # structured dates only (meta, JSON-LD, URL, <time>): the extensive
-                                      # search of free text costs 150 ms/page and guesses (docs/fulltext.md)
-                                      date_extraction_params=set_date_params(False))
-    if doc is None:
-        return out
-    out["text"] = (doc.text or "").strip() or None
-    out["title"] = (doc.title or "").strip() or None
-    out["author"] = (doc.author or "").strip() or None
-    if doc.date:
+    with _EXTRACT_LOCK:
+        tree = trafilatura.load_html(html)
+        if tree is None:
+            return out
+        out.update(page_meta(tree, url))
+        doc = trafilatura.bare_extraction(tree, url=url, with_metadata=True, include_comments=False,
+                                          include_tables=True, deduplicate=False, no_fallback=not fallbacks,
+                                          # structured dates only (meta, JSON-LD, URL, <time>): the extensive
+                                          # search of free text costs 150 ms/page and guesses (docs/fulltext.md)
+                                          date_extraction_params=set_date_params(False))
+        if doc is None:
+            return out
+        out["text"] = (doc.text or "").strip() or None
+        out["title"] = (doc.title or "").strip() or None
+        out["author"] = (doc.author or "").strip() or None
+        date = doc.date
+        del doc, tree  # their lxml trees are freed under the lock too
+    if date:
         try:
-            out["published"] = dt.date.fromisoformat(doc.date[:10])
+            out["published"] = dt.date.fromisoformat(date[:10])
         except ValueError:
             pass
     return out

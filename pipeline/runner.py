@@ -9,9 +9,15 @@ executes streaming pipelines (TestStream). Other names go to Beam as given.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import logging
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
@@ -41,7 +47,6 @@ def running_mode_for(workers: int, requested: str) -> str:
 def _in_process_runner() -> Any:
     """Beam's FnApiRunner; with ``--workers N`` its worker processes run :mod:`pipeline.worker`."""
     import shlex
-    import sys
 
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.transforms.environments import SubprocessSDKEnvironment
@@ -93,12 +98,6 @@ def warm_workers(spec: dict[str, Any] | None) -> None:
 def warm_workers_address() -> str | None:
     """The address of this process's worker server for the current spec (started on first use, once per
     spec); None when there is no spec or the server could not start (workers then start cold)."""
-    import atexit
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
     spec = _WARM["spec"]
     if spec is None or os.environ.get("NEWSBEAM_COLD_WORKERS"):
         return None
@@ -127,16 +126,11 @@ def warm_workers_address() -> str | None:
         process.wait()
         return None
     _WARM["server"] = {"key": key, "process": process, "address": address, "folder": folder}
-    if not _WARM.get("atexit"):
-        atexit.register(stop_warm_workers)
-        _WARM["atexit"] = True
     return address
 
 
 def stop_warm_workers() -> None:
     """End this process's worker server (closing its stdin; it ends its workers)."""
-    import shutil
-
     server = _WARM.get("server")
     _WARM["server"] = None
     if server is None:
@@ -150,6 +144,9 @@ def stop_warm_workers() -> None:
         process.kill()
         process.wait()
     shutil.rmtree(server["folder"], ignore_errors=True)
+
+
+atexit.register(stop_warm_workers)  # a no-op unless a run of this process started a server
 
 
 def _descendants(pid: int) -> list[int]:

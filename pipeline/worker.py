@@ -86,10 +86,11 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
 
 def _via_server(address: str, argv: list[str]) -> int | None:
     """Have the worker server fork this worker; its exit status, or None when there is no server."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address)
     except OSError:
+        sock.close()
         return None
     with sock:
         env = {k: v for k, v in os.environ.items() if k != SERVER_ENV}

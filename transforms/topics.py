@@ -186,15 +186,9 @@ def _validate_label(v: Validator, name: str, spec: Any) -> dict[str, Any]:
                     v.fail(f"{ipath}.languages", f"unknown language code {code!r} (ISO 639-1 codes only)")
             if spec_in.get("unless") is None:
                 v.fail(f"{ipath}.unless", "expected term lists naming other owners (the rule needs its exceptions)")
-            satisfied_in = {"languages": languages,
-                            "owners": (_validate_term_lists(v, spec_in["owners"], f"{ipath}.owners")
-                                       if spec_in.get("owners") is not None else None),
-                            "owner_not_near": (_validate_term_lists(v, spec_in["owner_not_near"],
-                                                                    f"{ipath}.owner_not_near")
-                                               if spec_in.get("owner_not_near") is not None else None),
-                            "unless": _validate_term_lists(v, spec_in["unless"], f"{ipath}.unless"),
-                            "positive_with": (_validate_term_lists(v, spec_in["positive_with"], f"{ipath}.positive_with")
-                                              if spec_in.get("positive_with") is not None else None)}
+            satisfied_in = {"languages": languages, **{
+                key: _validate_term_lists(v, spec_in[key], f"{ipath}.{key}") if spec_in.get(key) is not None else None
+                for key in ("owners", "owner_not_near", "unless", "positive_with")}}
         for combo in satisfied_by:
             if combo not in combo_names:
                 v.fail(f"{gpath}.satisfied_by", f"{combo!r} is not a combo of this label "

@@ -25,6 +25,7 @@ DEFAULT_SETS = (
     ("real-news held-out 7", os.path.join(DATA, "realnews_heldout7.jsonl")),
     ("real-news held-out 8", os.path.join(DATA, "realnews_heldout8.jsonl")),
     ("real-news held-out 9", os.path.join(DATA, "realnews_heldout9.jsonl")),
+    ("real-news held-out 10", os.path.join(DATA, "realnews_heldout10.jsonl")),
     ("written dev", os.path.join(DATA, "topics_dev.jsonl")),
     ("written held-out", os.path.join(DATA, "topics_heldout.jsonl")),
 )

@@ -1383,7 +1383,7 @@ def test_every_weapon_of_the_arms_purchase_combo_has_a_positive_and_hard_negativ
     combo = _combo(taxonomy_data, "member_arms_purchase")
     checked = 0
     for lang in ARMS_OWNER:
-        for term in combo["groups"][1].get(lang, []) + combo["groups"][1]["any"]:
+        for term in [t["pattern"] for t in combo["groups"][0].get(lang, []) + combo["groups"][0]["any"]]:
             weapon = _example(term)
             text, (topics, evidence) = _arms(tax, ARMS_OWNER[lang], ARMS_BUY[lang], weapon, ARMS_MONEY[lang], lang)
             assert topics == [NATO], (lang, term, text)
@@ -1401,10 +1401,10 @@ def test_every_purchase_word_and_amount_of_the_arms_purchase_combo_has_a_positiv
     with a civilian purchase (trains) or a non-member buyer."""
     combo = _combo(taxonomy_data, "member_arms_purchase")
     checked = 0
-    for group in (0, 2):
+    for group in (1, 2):  # groups: weapons, purchase words, amounts
         for lang, terms in combo["groups"][group].items():
             for term in terms:
-                buy = _example(term["pattern"]) if group == 0 else ARMS_BUY[lang]
+                buy = _example(term["pattern"]) if group == 1 else ARMS_BUY[lang]
                 money = _example(term["pattern"]) if group == 2 else ARMS_MONEY[lang]
                 text, (topics, _) = _arms(tax, ARMS_OWNER[lang], buy, ARMS_WEAPON[lang], money, lang)
                 assert topics == [NATO], (lang, term["pattern"], text)
@@ -1447,7 +1447,7 @@ def test_every_recipient_phrase_of_spending_for_defence_has_a_positive_and_hard_
     for health, are not labeled."""
     combo = _combo(taxonomy_data, "spending_for_defence")
     checked = 0
-    for lang, terms in combo["groups"][1].items():
+    for lang, terms in combo["groups"][0].items():  # groups: recipient phrases, spending words
         for term in terms:
             phrase = _example(term["pattern"])
             text = f"{ARMS_OWNER[lang]} {SPEND_MONEY[lang]} {phrase}."
@@ -1523,8 +1523,8 @@ def test_every_money_budget_word_of_member_institutions_has_a_positive_and_a_har
      "The Austrian Government has announced it will increase its defence spending."),
     ("en", "The chancellor will announce a rise in defence spending.",
      "Austria's chancellor will announce a rise in defence spending."),
-    ("de", "Schatzkanzlerin Reeves kündigt höhere Verteidigungsausgaben an.",
-     "Die Schweiz kündigt höhere Verteidigungsausgaben an."),
+    ("de", "Schatzkanzlerin Reeves kündigt eine Erhöhung der Verteidigungsausgaben an.",
+     "Die Schweiz kündigt eine Erhöhung der Verteidigungsausgaben an."),
     ("fr", "Le chancelier de l'Échiquier annonce une hausse du budget de la défense.",
      "Le chancelier autrichien annonce une hausse du budget de la défense."),
 ])
@@ -1534,7 +1534,7 @@ def test_the_uk_and_its_chancellor_own_a_defence_budget(tax, lang, positive, neg
 
 
 def _coalition_terms(taxonomy_data):
-    return taxonomy_data["labels"][COW]["requires"][0]["terms"]["any"]
+    return [t["pattern"] for t in taxonomy_data["labels"][COW]["requires"][0]["terms"]["any"]]
 
 
 def test_every_round_7_coalition_co_term_has_a_positive_and_a_hard_negative(tax, taxonomy_data):
@@ -1570,40 +1570,37 @@ def test_coalition_named_with_security_or_leaders_context_without_ukraine(tax, l
     assert COW not in labels(tax, None, negative, lang), (lang, negative)
 
 
-SANCTION_PACKAGE = {"en": "the {} sanctions package", "de": "das {} Sanktionspaket", "fr": "le {} paquet de sanctions",
-                    "it": "il {} pacchetto di sanzioni", "es": "el {} paquete de sanciones",
-                    "pt": "o {} pacote de sanções", "nl": "het {} sanctiepakket", "pl": "{} pakiet sankcji",
-                    "cs": "{} balík sankcí", "sk": "{} balík sankcií", "ro": "{} pachet de sancțiuni",
-                    "sv": "det {} sanktionspaketet", "uk": "{} пакет санкцій", "ru": "{} пакет санкций"}
-SANCTION_SENTENCE = {"en": "Ministers agreed {}.", "de": "Die Minister billigten {}.", "fr": "Les ministres ont adopté {}.",
-                     "it": "I ministri hanno approvato {}.", "es": "Los ministros aprobaron {}.",
-                     "pt": "Os ministros aprovaram {}.", "nl": "De ministers keurden {} goed.",
-                     "pl": "Ministrowie przyjęli {}.", "cs": "Ministři schválili {}.", "sk": "Ministri schválili {}.",
-                     "ro": "Miniștrii au aprobat {}.", "sv": "Ministrarna antog {}.", "uk": "Міністри ухвалили {}.",
-                     "ru": "Министры одобрили {}."}
+SANCTIONS_PACKAGE_TERM = {"en": "the sanctions package", "de": "das Sanktionspaket", "fr": "le paquet de sanctions",
+                          "it": "il pacchetto di sanzioni", "es": "el paquete de sanciones", "pt": "o pacote de sanções",
+                          "nl": "het sanctiepakket", "pl": "pakiet sankcji", "cs": "balík sankcí", "sk": "balík sankcií",
+                          "ro": "pachetul de sancțiuni", "sv": "sanktionspaketet", "uk": "пакет санкцій",
+                          "ru": "пакет санкций"}
+FILLER = " ".join(["Lorem ipsum dolor sit amet."] * 12)  # 335 characters: beyond state_actor's window (300)
+_PACKAGE_STEMS = ("pak", "pac", "paq", "bal", "пакет", "pach", "round", "runde", "ronda", "rodada", "train de")
 
 
-def test_every_ordinal_of_a_numbered_sanctions_package_has_a_positive_and_hard_negatives(tax, taxonomy_data):
-    """numbered_sanctions_package: an ordinal, a package word and a sanctions word in one sentence stand for the
-    state actor (the EU only implied: "El nuevo paquete de sanciones, el decimoséptimo"); without the ordinal, or
-    with the sanctions word in the next sentence, no state actor is named and the label stays out."""
-    combo = next(c for c in taxonomy_data["labels"][SANCTIONS]["combos"] if c["name"] == "numbered_sanctions_package")
+def _numbered_package_terms(taxonomy_data):
+    terms = taxonomy_data["labels"][SANCTIONS]["requires"][0]["terms"]
+    return [(lang, t["pattern"]) for lang, lst in terms.items() if lang != "any" for t in lst
+            if any(stem in t["pattern"] for stem in _PACKAGE_STEMS)]
+
+
+def test_every_numbered_sanctions_package_term_has_a_positive_and_hard_negatives(tax, taxonomy_data):
+    """A numbered package of sanctions stands for the state actor (the EU only implied: "El nuevo paquete de
+    sanciones, el decimoséptimo", "Ce quatrième paquet", "19. pakietem sankcji"): each ordinal-and-package term next
+    to a sanctions term makes the label; the sanctions term alone (an unnumbered package), or with the numbered
+    package beyond the requirement's window, does not."""
     checked = 0
-    for lang, terms in combo["groups"][1].items():
-        for term in terms:
-            ordinal = _example(term["pattern"])
-            if any(w in term["pattern"] for w in ("pak", "pac", "paq", "bal", "пакет", "pach", "round", "runde")):
-                package = f"{ordinal} ({SANCTION_PACKAGE[lang].format('').strip()})"  # the term holds the package
-            else:
-                package = SANCTION_PACKAGE[lang].format(ordinal)
-            text = SANCTION_SENTENCE[lang].format(package)
-            topics, evidence = tax.label(None, text, lang)
-            assert topics == [SANCTIONS], (lang, term["pattern"], text)
-            assert "combo:numbered_sanctions_package" in evidence[0]["terms"], (lang, term["pattern"])
-            checked += 1
-        unnumbered = SANCTION_SENTENCE[lang].format(SANCTION_PACKAGE[lang].format("").replace("  ", " ").strip())
-        assert labels(tax, None, unnumbered, lang) == [], (lang, unnumbered)
-    assert checked > 200
+    for lang, pattern in _numbered_package_terms(taxonomy_data):
+        text = f"{SANCTIONS_PACKAGE_TERM[lang]}: {_example(pattern)}."
+        assert labels(tax, None, text, lang) == [SANCTIONS], (lang, pattern, text)
+        if not any(stem in pattern for stem in ("sanc", "sanç", "sank", "санкц")):  # the phrase is no sanctions match itself
+            far = f"{SANCTIONS_PACKAGE_TERM[lang]}. {FILLER} {_example(pattern)}."
+            assert labels(tax, None, far, lang) == [], (lang, pattern, far)
+        checked += 1
+    for lang, term in SANCTIONS_PACKAGE_TERM.items():
+        assert labels(tax, None, f"{term}.", lang) == [], (lang, term)
+    assert checked > 400
 
 
 @pytest.mark.parametrize("lang,positive,negative", [
@@ -1614,8 +1611,8 @@ def test_every_ordinal_of_a_numbered_sanctions_package_has_a_positive_and_hard_n
     ("pl", "Warszawa apeluje o przyspieszenie prac nad 19. pakietem sankcji.",
      "Warszawa apeluje o przyspieszenie prac nad pakietem sankcji dla kierowców."),
     ("de", "Das 17. Sanktionspaket ist beschlossen.", "Das Paket ist beschlossen, am 17. Mai drohen Sanktionen."),
-    ("en", "The 18th sanctions package is ready.", "The 18th package of reforms is ready. Sanctions for late filers "
-                                                  "follow."),
+    ("en", "The 18th sanctions package is ready.",
+     "Sanctions for late tax filers rise. " + FILLER + " The 18th package of reforms is ready."),
 ])
 def test_numbered_sanctions_packages_without_a_named_state(tax, lang, positive, negative):
     assert labels(tax, None, positive, lang) == [SANCTIONS], (lang, positive)

@@ -432,7 +432,7 @@ def test_label_lookup_path_equals_regex_path_on_generated_articles(taxonomy_data
     patterns = sorted({t["pattern"] for t in _all_terms(taxonomy_data)})
     words = _words_from_terms(patterns, rng) + TRICKY_WORDS + ["und", "the", "die", "Regierung", "government"] * 20
     assigned = 0
-    for n, text in enumerate(_generated_texts(words, 600, seed=3)):
+    for n, text in enumerate(_generated_texts(words, 700, seed=3)):  # 700: round 7 added veto words
         title, _, body = text.partition("\n")
         for language in ("de", "en", "fr", "uk", None):
             got = fast.label(title, body, language)
@@ -1343,3 +1343,277 @@ def test_asset_freeze_verbs_and_definite_restrictive_measures(tax):
     assert labels(tax, None, "Consiliul Uniunii Europene a prelungit măsurile restrictive care vizează persoanele "
                              "responsabile de subminarea integrității Ucrainei.", "ro") == [SANCTIONS]
     assert labels(tax, None, "Primăria a impus măsurile restrictive de trafic în centrul orașului.", "ro") == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Round 7 (held-out 9 classes, taxonomy 2026.12.03-1)
+
+ARMS_OWNER = {"de": "Deutschland", "en": "Britain", "fr": "La France", "it": "L'Italia", "es": "España",
+              "pt": "Portugal", "nl": "Nederland", "pl": "Polska", "cs": "Česko", "sk": "Slovensko", "ro": "România",
+              "sv": "Sverige", "uk": "Польща", "ru": "Германия"}
+ARMS_NON_MEMBER = {"de": "Russland", "en": "Russia", "fr": "La Russie", "it": "La Russia", "es": "Rusia",
+                   "pt": "A Rússia", "nl": "Rusland", "pl": "Rosja", "cs": "Rusko", "sk": "Rusko", "ro": "Rusia",
+                   "sv": "Ryssland", "uk": "Росія", "ru": "Россия"}
+ARMS_MONEY = {"de": "für 8 Milliarden Euro", "en": "for 8 billion pounds", "fr": "pour 8 milliards d'euros",
+              "it": "per 8 miliardi di euro", "es": "por 800 millones de euros", "pt": "por 800 milhões de euros",
+              "nl": "voor 8 miljard euro", "pl": "za 8 mld zł", "cs": "za 8 miliard korun", "sk": "za 8 miliardy eur",
+              "ro": "pentru 8 miliarde de lei", "sv": "för 8 miljarder kronor", "uk": "за 8 млрд доларів",
+              "ru": "за 8 млрд евро"}
+ARMS_BUY = {"de": "kauft", "en": "buys", "fr": "achète", "it": "compra", "es": "compra", "pt": "compra",
+            "nl": "koopt", "pl": "kupi", "cs": "koupí", "sk": "kúpi", "ro": "cumpără", "sv": "köper", "uk": "купує",
+            "ru": "покупает"}
+ARMS_WEAPON = {"de": "Kampfjets", "en": "fighter jets", "fr": "avions de combat", "it": "carri armati",
+               "es": "aviones de combate", "pt": "caças", "nl": "gevechtsvliegtuigen", "pl": "czołgi",
+               "cs": "stíhačky", "sk": "stíhačky", "ro": "avioane de luptă", "sv": "stridsflygplan", "uk": "винищувачі",
+               "ru": "истребители"}
+ARMS_CIVIL = {"de": "Züge", "en": "trains", "fr": "des trains", "it": "treni", "es": "trenes", "pt": "comboios",
+              "nl": "treinen", "pl": "pociągi", "cs": "vlaky", "sk": "vlaky", "ro": "trenuri", "sv": "tåg",
+              "uk": "потяги", "ru": "поезда"}
+
+
+def _arms(tax, owner, buy, weapon, money, lang):
+    text = f"{owner} {buy} {weapon} {money}."
+    return text, tax.label(None, text, lang)
+
+
+def test_every_weapon_of_the_arms_purchase_combo_has_a_positive_and_hard_negatives(tax, taxonomy_data):
+    """member_arms_purchase: a member buying a weapon system for an amount of money is a member's defence spending
+    (the owner: its language, or the member named with no other state); a non-member buying it, or the purchase with
+    no amount, is not."""
+    combo = _combo(taxonomy_data, "member_arms_purchase")
+    checked = 0
+    for lang in ARMS_OWNER:
+        for term in [t["pattern"] for t in combo["groups"][0].get(lang, []) + combo["groups"][0]["any"]]:
+            weapon = _example(term)
+            text, (topics, evidence) = _arms(tax, ARMS_OWNER[lang], ARMS_BUY[lang], weapon, ARMS_MONEY[lang], lang)
+            assert topics == [NATO], (lang, term, text)
+            assert "combo:member_arms_purchase" in evidence[0]["terms"], (lang, term)
+            text, (topics, _) = _arms(tax, ARMS_NON_MEMBER[lang], ARMS_BUY[lang], weapon, ARMS_MONEY[lang], lang)
+            assert topics == [], (lang, term, text)
+            text, (topics, _) = _arms(tax, ARMS_OWNER[lang], ARMS_BUY[lang], weapon, "", lang)
+            assert topics == [], (lang, term, text)
+            checked += 1
+    assert checked > 250
+
+
+def test_every_purchase_word_and_amount_of_the_arms_purchase_combo_has_a_positive_and_hard_negatives(tax, taxonomy_data):
+    """Each purchase word and each amount of money forms the combo with the language's member and a weapon, and not
+    with a civilian purchase (trains) or a non-member buyer."""
+    combo = _combo(taxonomy_data, "member_arms_purchase")
+    checked = 0
+    for group in (1, 2):  # groups: weapons, purchase words, amounts
+        for lang, terms in combo["groups"][group].items():
+            for term in terms:
+                buy = _example(term["pattern"]) if group == 1 else ARMS_BUY[lang]
+                money = _example(term["pattern"]) if group == 2 else ARMS_MONEY[lang]
+                text, (topics, _) = _arms(tax, ARMS_OWNER[lang], buy, ARMS_WEAPON[lang], money, lang)
+                assert topics == [NATO], (lang, term["pattern"], text)
+                text, (topics, _) = _arms(tax, ARMS_OWNER[lang], buy, ARMS_CIVIL[lang], money, lang)
+                assert topics == [], (lang, term["pattern"], text)
+                text, (topics, _) = _arms(tax, ARMS_NON_MEMBER[lang], buy, ARMS_WEAPON[lang], money, lang)
+                assert topics == [], (lang, term["pattern"], text)
+                checked += 1
+    assert checked > 100
+
+
+SPEND_MONEY = {"de": "gibt mehr Geld", "en": "will spend more money", "fr": "consacre plus d'argent",
+               "it": "stanzia più fondi", "es": "destina más dinero", "pt": "destina mais dinheiro",
+               "nl": "geeft meer geld", "pl": "przeznacza więcej pieniędzy", "cs": "dá více peněz",
+               "sk": "dá viac peňazí", "ro": "alocă mai mulți bani", "sv": "lägger mer pengar",
+               "uk": "спрямовує більше коштів", "ru": "направляет больше средств"}
+SPEND_HEALTH = {"de": "für die Gesundheit", "en": "on health", "fr": "à la santé", "it": "per la sanità",
+                "es": "a la sanidad", "pt": "à saúde", "nl": "aan zorg", "pl": "na zdrowie", "cs": "na zdravotnictví",
+                "sk": "na zdravotníctvo", "ro": "pentru sănătate", "sv": "på vården", "uk": "на медицину",
+                "ru": "на медицину"}
+# "in defence of" idioms next to a recipient phrase (`not_near`)
+SPEND_IDIOM = {
+    "de": "Deutschland gibt mehr Geld für die Verteidigung der Menschenrechte.",
+    "en": "Britain will spend more money on defence lawyers for asylum seekers.",
+    "fr": "La France consacre plus d'argent à la défense des droits de l'homme.",
+    "it": "L'Italia stanzia più fondi per la difesa dei diritti umani.",
+    "es": "España destina más dinero a la defensa de los derechos humanos.",
+    "pt": "Portugal destina mais dinheiro à defesa dos direitos humanos.",
+    "pl": "Polska przeznacza więcej pieniędzy na obronę praw człowieka.",
+    "cs": "Česko dá více peněz na obranu práv menšin.",
+    "sk": "Slovensko dá viac peňazí na obranu práv menšín.",
+    "uk": "Польща спрямовує більше коштів на оборону прав людини.",
+    "ru": "Германия направляет больше средств на оборону прав человека.",
+}
+
+
+def test_every_recipient_phrase_of_spending_for_defence_has_a_positive_and_hard_negatives(tax, taxonomy_data):
+    """spending_for_defence: money spent on defence in any word order ("на оборону буде витрачатися", "destinado
+    ... a defensa"); each recipient phrase with a member as owner; the same with a non-member, and the same money
+    for health, are not labeled."""
+    combo = _combo(taxonomy_data, "spending_for_defence")
+    checked = 0
+    for lang, terms in combo["groups"][0].items():  # groups: recipient phrases, spending words
+        for term in terms:
+            phrase = _example(term["pattern"])
+            text = f"{ARMS_OWNER[lang]} {SPEND_MONEY[lang]} {phrase}."
+            topics, evidence = tax.label(None, text, lang)
+            assert topics == [NATO], (lang, term["pattern"], text)
+            assert "combo:spending_for_defence" in evidence[0]["terms"], (lang, term["pattern"])
+            text = f"{ARMS_NON_MEMBER[lang]} {SPEND_MONEY[lang]} {phrase}."
+            assert labels(tax, None, text, lang) == [], (lang, term["pattern"], text)
+            checked += 1
+        text = f"{ARMS_OWNER[lang]} {SPEND_MONEY[lang]} {SPEND_HEALTH[lang]}."
+        assert labels(tax, None, text, lang) == [], (lang, text)
+    assert checked > 80
+
+
+@pytest.mark.parametrize("lang", sorted(SPEND_IDIOM))
+def test_in_defence_of_idioms_are_no_spending_for_defence(tax, lang):
+    assert labels(tax, None, SPEND_IDIOM[lang], lang) == [], (lang, SPEND_IDIOM[lang])
+
+
+@pytest.mark.parametrize("lang,positive", [
+    # the reversed word order and the verbs of held-out 9's leaders' statements, as general phrasings
+    ("uk", "Польща: з 2027 року на оборону буде витрачатися на 13,4 мільярда більше."),
+    ("es", "El Gobierno de España había destinado 10.471 millones de euros a defensa."),
+    ("pt", "Portugal vai investir mais na defesa já este ano."),
+    ("it", "L'Italia destinerà nuovi stanziamenti alla difesa."),
+])
+def test_spending_for_defence_in_the_order_no_term_covers(tax, lang, positive):
+    topics, evidence = tax.label(None, positive, lang)
+    assert topics == [NATO], (lang, positive)
+    # the same sentence about a football team's defence is vetoed (sport)
+    assert labels(tax, None, positive + {"uk": " Тренер команди задоволений.", "es": " El entrenador lo celebra.",
+                                         "pt": " O treinador está satisfeito.",
+                                         "it": " La squadra ha subito un gol."}[lang], lang) == [], lang
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    # money nouns and amounts as budget words of a member's own institution (member_institution_budget)
+    ("fr", "Le ministère des Armées a besoin de bien plus d'argent.",
+     "Le ministère des Armées a besoin de bien plus de soldats."),
+    ("en", "The Pentagon will get an extra 800 million next year.",
+     "The Pentagon said China's army will get an extra 800 million next year."),
+    ("de", "Die Bundeswehr bekommt mehr Geld.", "Die Bundeswehr bekommt mehr Soldaten."),
+    ("pl", "Ministerstwo Obrony Narodowej dostanie 10 mld zł więcej.",
+     "Ministerstwo Obrony Narodowej dostanie 10 tys. żołnierzy więcej."),
+    ("ru", "Бундесвер получит деньги на новые самолёты.", "Бундесвер получит новые самолёты."),
+])
+def test_money_for_a_members_defence_institution_without_a_budget_word(tax, lang, positive, negative):
+    assert labels(tax, None, positive, lang) == [NATO], (lang, positive)
+    assert labels(tax, None, negative, lang) == [], (lang, negative)
+
+
+def test_every_money_budget_word_of_member_institutions_has_a_positive_and_a_hard_negative(tax, taxonomy_data):
+    """Each budget word of member_institution_budget (round 7 added money nouns and amounts) next to the Pentagon
+    makes the label; next to the Chinese army (a non-member's institution, no member one) it does not."""
+    combo = _combo(taxonomy_data, "member_institution_budget")
+    chinese_army = {"de": "Chinas Armee", "en": "China's army", "fr": "l'armée chinoise", "it": "l'esercito cinese",
+                    "es": "el ejército chino", "pt": "o exército chinês", "nl": "het Chinese leger",
+                    "pl": "chińska armia", "cs": "čínská armáda", "sk": "čínska armáda", "ro": "armata chineză",
+                    "sv": "Kinas armé", "uk": "китайська армія", "ru": "китайская армия"}
+    checked = 0
+    for lang, terms in combo["groups"][0].items():
+        institution = _example(combo["groups"][1][lang][0]["pattern"]).capitalize()
+        for term in terms:
+            word = _example(term["pattern"])
+            assert labels(tax, None, f"{institution}: {word}.", lang) == [NATO], (lang, term["pattern"])
+            assert labels(tax, None, f"{chinese_army[lang]}: {word}.", lang) == [], (lang, term["pattern"])
+            checked += 1
+    assert checked > 100
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    ("en", "The UK Government has announced it will increase its defence spending.",
+     "The Austrian Government has announced it will increase its defence spending."),
+    ("en", "The chancellor will announce a rise in defence spending.",
+     "Austria's chancellor will announce a rise in defence spending."),
+    ("de", "Schatzkanzlerin Reeves kündigt eine Erhöhung der Verteidigungsausgaben an.",
+     "Die Schweiz kündigt eine Erhöhung der Verteidigungsausgaben an."),
+    ("fr", "Le chancelier de l'Échiquier annonce une hausse du budget de la défense.",
+     "Le chancelier autrichien annonce une hausse du budget de la défense."),
+])
+def test_the_uk_and_its_chancellor_own_a_defence_budget(tax, lang, positive, negative):
+    assert labels(tax, None, positive, lang) == [NATO], (lang, positive)
+    assert labels(tax, None, negative, lang) == [], (lang, negative)
+
+
+def _coalition_terms(taxonomy_data):
+    return [t["pattern"] for t in taxonomy_data["labels"][COW]["requires"][0]["terms"]["any"]]
+
+
+def test_every_round_7_coalition_co_term_has_a_positive_and_a_hard_negative(tax, taxonomy_data):
+    """The coalition's name with Russia, Putin, a peace deal, a security or defence word or a leaders' video
+    meeting, and no Ukraine (held-out 9: "koalicja chętnych ... zespole bezpieczeństwa i obronności", "на віртуальну
+    зустріч збереться коаліція охочих"); the same next to another security coalition (Hormuz) is vetoed, and the
+    name alone stays out."""
+    terms = _coalition_terms(taxonomy_data)
+    new = terms[terms.index("russia*"):]
+    assert len(new) > 80
+    for pattern in new:
+        word = _example(pattern)
+        assert labels(tax, None, f"Die Koalition der Willigen trifft sich: {word}.", "de") == [COW], pattern
+        assert labels(tax, None, f"Die Koalition der Willigen in der Straße von Hormuz trifft sich: {word}.",
+                      "de") == [], pattern
+    assert labels(tax, None, "Die Koalition der Willigen trifft sich.", "de") == []
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    ("pl", "Istnieją trzy cele, dla których powstała koalicja chętnych - powiedział ekspert ds. bezpieczeństwa.",
+     "Istnieją trzy cele, dla których powstała koalicja chętnych w Sejmie - powiedział poseł."),
+    ("uk", "Сьогодні на віртуальну зустріч збереться коаліція охочих.",
+     "Сьогодні на зустріч збереться коаліція охочих з питань клімату."),
+    ("en", "The coalition of the willing discussed a peace plan.",
+     "The coalition of the willing discussed the Iraq war of 2003 and its peace plan."),
+    ("en", "Leaders of the coalition of the willing met to discuss security.",
+     "A coalition of the willing to secure shipping in the Red Sea met to discuss security."),
+    ("cs", "Koalice ochotných jednala o bezpečnosti.", "Koalice ochotných jednala o rozpočtu obce."),
+    ("ro", "Coaliția de voință a discutat despre securitate.", "Coaliția de voință a discutat despre buget."),
+])
+def test_coalition_named_with_security_or_leaders_context_without_ukraine(tax, lang, positive, negative):
+    assert labels(tax, None, positive, lang) == [COW], (lang, positive)
+    assert COW not in labels(tax, None, negative, lang), (lang, negative)
+
+
+SANCTIONS_PACKAGE_TERM = {"en": "the sanctions package", "de": "das Sanktionspaket", "fr": "le paquet de sanctions",
+                          "it": "il pacchetto di sanzioni", "es": "el paquete de sanciones", "pt": "o pacote de sanções",
+                          "nl": "het sanctiepakket", "pl": "pakiet sankcji", "cs": "balík sankcí", "sk": "balík sankcií",
+                          "ro": "pachetul de sancțiuni", "sv": "sanktionspaketet", "uk": "пакет санкцій",
+                          "ru": "пакет санкций"}
+FILLER = " ".join(["Lorem ipsum dolor sit amet."] * 12)  # 335 characters: beyond state_actor's window (300)
+_PACKAGE_STEMS = ("pak", "pac", "paq", "bal", "пакет", "pach", "round", "runde", "ronda", "rodada", "train de")
+
+
+def _numbered_package_terms(taxonomy_data):
+    terms = taxonomy_data["labels"][SANCTIONS]["requires"][0]["terms"]
+    return [(lang, t["pattern"]) for lang, lst in terms.items() if lang != "any" for t in lst
+            if any(stem in t["pattern"] for stem in _PACKAGE_STEMS)]
+
+
+def test_every_numbered_sanctions_package_term_has_a_positive_and_hard_negatives(tax, taxonomy_data):
+    """A numbered package of sanctions stands for the state actor (the EU only implied: "El nuevo paquete de
+    sanciones, el decimoséptimo", "Ce quatrième paquet", "19. pakietem sankcji"): each ordinal-and-package term next
+    to a sanctions term makes the label; the sanctions term alone (an unnumbered package), or with the numbered
+    package beyond the requirement's window, does not."""
+    checked = 0
+    for lang, pattern in _numbered_package_terms(taxonomy_data):
+        text = f"{SANCTIONS_PACKAGE_TERM[lang]}: {_example(pattern)}."
+        assert labels(tax, None, text, lang) == [SANCTIONS], (lang, pattern, text)
+        if not any(stem in pattern for stem in ("sanc", "sanç", "sank", "санкц")):  # the phrase is no sanctions match itself
+            far = f"{SANCTIONS_PACKAGE_TERM[lang]}. {FILLER} {_example(pattern)}."
+            assert labels(tax, None, far, lang) == [], (lang, pattern, far)
+        checked += 1
+    for lang, term in SANCTIONS_PACKAGE_TERM.items():
+        assert labels(tax, None, f"{term}.", lang) == [], (lang, term)
+    assert checked > 400
+
+
+@pytest.mark.parametrize("lang,positive,negative", [
+    ("es", "El nuevo paquete de sanciones, el decimoséptimo, está ya prácticamente cerrado.",
+     "La DGT prepara un nuevo paquete de sanciones para los conductores."),
+    ("fr", "Ce quatrième paquet de sanctions élargira la liste noire.",
+     "Ce nouveau paquet de sanctions vise les fraudeurs aux allocations."),
+    ("pl", "Warszawa apeluje o przyspieszenie prac nad 19. pakietem sankcji.",
+     "Warszawa apeluje o przyspieszenie prac nad pakietem sankcji dla kierowców."),
+    ("de", "Das 17. Sanktionspaket ist beschlossen.", "Das Paket ist beschlossen, am 17. Mai drohen Sanktionen."),
+    ("en", "The 18th sanctions package is ready.",
+     "Sanctions for late tax filers rise. " + FILLER + " The 18th package of reforms is ready."),
+])
+def test_numbered_sanctions_packages_without_a_named_state(tax, lang, positive, negative):
+    assert labels(tax, None, positive, lang) == [SANCTIONS], (lang, positive)
+    assert labels(tax, None, negative, lang) == [], (lang, negative)

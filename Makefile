@@ -21,10 +21,12 @@ ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (CI images, this machine) nothing caches .pyc files and every
+# process compiled Beam from source: `import apache_beam, pyarrow` 3.6 s -> 1.2 s per process (tests, workers, CLI).
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) pip sync --quiet --python $(PY) $(LOCK)
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $@
 
@@ -77,7 +79,7 @@ GCP_STAMP := $(GCP_VENV)/.installed
 
 $(GCP_STAMP): $(GCP_LOCK) pyproject.toml $(STAMP)
 	@test -x $(GCP_VENV)/bin/python || $(PYTHON) -m venv $(GCP_VENV)
-	$(UV) pip sync --quiet --python $(GCP_VENV)/bin/python $(GCP_LOCK)
+	$(UV) pip sync --quiet --compile-bytecode --python $(GCP_VENV)/bin/python $(GCP_LOCK)
 	$(UV) pip install --quiet --python $(GCP_VENV)/bin/python --no-deps -e .
 	@touch $@
 
@@ -119,7 +121,7 @@ PEERS_STAMP := $(PEERS_VENV)/.installed
 
 $(PEERS_STAMP): $(PEERS_LOCK) pyproject.toml $(STAMP)
 	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
-	$(UV) pip sync --quiet --python $(PEERS_VENV)/bin/python $(PEERS_LOCK)
+	$(UV) pip sync --quiet --compile-bytecode --python $(PEERS_VENV)/bin/python $(PEERS_LOCK)
 	$(UV) pip install --quiet --python $(PEERS_VENV)/bin/python --no-deps -e .
 	@touch $@
 

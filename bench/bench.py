@@ -12,7 +12,7 @@ profile, runs in a fresh subprocess each:
 
 Per variant it records wall time, articles per second (input files / time
 inside the run), peak memory (the largest sum of RSS over the subprocess and
-all its children, sampled from /proc every 50 ms, and the largest single
+all its children, sampled from /proc every 100 ms, PSS every 500 ms, and the largest single
 process from ``getrusage``), the run's counters and the ratio to the plain
 loop. ``datatrove`` (``make bench-peers``, optional extra ``peers``) runs datatrove's
 equivalent pipeline (:mod:`bench.bench_peers`) on the same files, profile ``fast`` only
@@ -94,15 +94,25 @@ def tree_pss(pid: int) -> int:
 
 
 class PeakSampler(threading.Thread):
-    def __init__(self, pid: int, interval: float = 0.05):
+    """Peak RSS and PSS of a process tree, sampled in this (the bench's) process.
+
+    The sampler competes with the measured run for the machine's two cores: reading every
+    process's ``smaps_rollup`` every 50 ms took about a fifth of a core during a ``beam-2`` run
+    (py-spy, session 6). RSS (``statm``, cheap) is read every ``interval`` seconds, PSS every
+    ``pss_every``-th sample; runs last tens of seconds and their peaks far longer than a sample."""
+
+    def __init__(self, pid: int, interval: float = 0.1, pss_every: int = 5):
         super().__init__(daemon=True)
-        self.pid, self.interval, self.peak, self.peak_pss = pid, interval, 0, 0
+        self.pid, self.interval, self.pss_every, self.peak, self.peak_pss = pid, interval, pss_every, 0, 0
         self._stop_event = threading.Event()
 
     def run(self):
+        sample = 0
         while not self._stop_event.is_set():
             self.peak = max(self.peak, tree_rss(self.pid))
-            self.peak_pss = max(self.peak_pss, tree_pss(self.pid))
+            if sample % self.pss_every == 0:
+                self.peak_pss = max(self.peak_pss, tree_pss(self.pid))
+            sample += 1
             self._stop_event.wait(self.interval)
 
     def stop(self):

@@ -166,7 +166,7 @@ def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, m
         max_bytes=settings.read["max_bytes"], payload_cap=settings.read["dead_letter_payload_bytes"],
         max_title_chars=settings.read["max_title_chars"])
     read_dead = read[DEAD_LETTER]
-    inputs = _count(read["matched"], "MatchedPaths", "inputs")  # every matched path, counted before reading
+    inputs = _count(read["matched"], "MatchedPaths", "inputs", batched=True)  # every matched path, before reading
     return process_items(read["items"], [read_dead], inputs, settings, run, taxonomy, manifest_base)
 
 

@@ -139,7 +139,7 @@ def test_read_transform_accounts_for_every_matched_path(odd):
             (read["items"] | "ItemOrigins" >> beam.Map(lambda i: (i["origin"], "article", None)),
              read[DEAD_LETTER] | "DeadOrigins" >> beam.Map(lambda d: (d["origin"], "dead", d["error"])))
             | beam.Flatten())
-        matched = read["matched"] | beam.combiners.Count.Globally()
+        matched = read["matched"] | beam.FlatMap(lambda batch: batch) | beam.combiners.Count.Globally()
 
         def check(rows):
             by_origin = {}

@@ -161,3 +161,30 @@ def test_warm_and_cold_workers_write_identical_articles(tmp_path, seeds_glob, ru
     cold = run_pipeline(tmp_path / "cold", [seeds_glob], now=FIXED_NOW, workers=2, run_id="same")
     assert warm["counters"] == cold["counters"]
     assert _article_rows(tmp_path / "warm") == _article_rows(tmp_path / "cold")
+
+
+def test_one_glob_is_read_by_every_worker(tmp_path):
+    """One pattern matching every file (the usual `--input 'inbox/*.txt'`) is matched in one call, but its
+    paths are redistributed in batches before reading: both workers read, every file exactly once."""
+    from transforms.common import RunInfo
+    from transforms.read import ReadArticleFiles
+
+    for n in range(24):
+        (tmp_path / f"a{n:02d}.txt").write_text(f"Title {n}\n\nBody of article number {n}, long enough.\n")
+    options = pipeline_options("DirectRunner", 2, running_mode_for(2, "in_memory"))
+    run = RunInfo(run_id="spread", ingested_at=FIXED_NOW)
+    with beam.Pipeline(runner=make_runner("DirectRunner"), options=options) as p:
+        read = p | ReadArticleFiles([str(tmp_path / "*.txt")], "files", run, max_bytes=10_000, payload_cap=4096,
+                                    max_title_chars=200, batch_size=3)
+        readers = (read["items"] | "Reader" >> beam.Map(lambda item: (item["origin"], os.getpid()))
+                   | beam.combiners.ToList())
+        batches = read["matched"] | "BatchSizes" >> beam.Map(len) | "Sizes" >> beam.combiners.ToList()
+
+        def check(lists):
+            (pairs,) = lists
+            origins = sorted(origin for origin, _ in pairs)
+            assert origins == sorted(str(tmp_path / f"a{n:02d}.txt") for n in range(24))
+            assert len({pid for _, pid in pairs}) == 2, "one worker read every file"
+
+        assert_that(readers, check, label="spread")
+        assert_that(batches, equal_to([[3] * 8]), label="batches")

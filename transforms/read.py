@@ -337,12 +337,33 @@ def _read_fd(fd: int, limit: int) -> bytes:
         return handle.read(limit)
 
 
-class _MatchFn(beam.DoFn):
-    """A pattern (as bytes: local names need not be UTF-8) -> ``(path as bytes, size or None)``
-    per matched path (local sizes are taken when the file is opened)."""
+# Matched paths per element between match and read: few elements through the runner, enough of them
+# to spread the reading over the workers.
+PATHS_PER_BATCH = 100
 
-    def process(self, pattern: bytes) -> Iterable[tuple[bytes, int | None]]:
-        pattern = os.fsdecode(pattern)
+
+class _MatchFn(beam.DoFn):
+    """All patterns (as bytes: local names need not be UTF-8) -> ``(batch number, [(path as bytes,
+    size or None), ...])`` with at most ``batch_size`` matched paths per batch, in match order
+    (local sizes are taken when the file is opened). The numbers key the redistribution that follows."""
+
+    def __init__(self, batch_size: int = PATHS_PER_BATCH):
+        self._batch_size = batch_size
+
+    def process(self, patterns: list[bytes]) -> Iterable[tuple[int, list[tuple[bytes, int | None]]]]:
+        batch: list[tuple[bytes, int | None]] = []
+        number = 0
+        for pattern in patterns:
+            for matched in self._match(os.fsdecode(pattern)):
+                batch.append(matched)
+                if len(batch) == self._batch_size:
+                    yield number, batch
+                    batch, number = [], number + 1
+        if batch:
+            yield number, batch
+
+    @staticmethod
+    def _match(pattern: str) -> Iterable[tuple[bytes, int | None]]:
         if "://" in pattern:
             for m in FileSystems.match([pattern])[0].metadata_list:
                 yield os.fsencode(m.path), m.size_in_bytes
@@ -409,20 +430,30 @@ class ReadArticleFiles(beam.PTransform):
     """Read text files matching ``patterns``; returns ``{'items', 'dead_letter', 'matched'}``.
 
     Every matched path (see :func:`match_local`) yields exactly one output: an item or a
-    dead letter; ``matched`` has one element per matched path, for the ``inputs`` counter.
+    dead letter. ``matched`` holds the matched paths as lists (batches of at most
+    :data:`PATHS_PER_BATCH`), for the ``inputs`` counter: count the elements of its lists.
+    The batches are redistributed (a GroupByKey on the batch number) before reading, so the
+    read and everything fused after it run on every worker, also when one glob matches all files.
     """
 
     def __init__(self, patterns: list[str], source: str | Callable[[str], str], run: RunInfo, *, max_bytes: int,
-                 payload_cap: int, max_title_chars: int):
+                 payload_cap: int, max_title_chars: int, batch_size: int = PATHS_PER_BATCH):
         super().__init__()
         self._patterns = [os.fsencode(p) for p in patterns]
         self._fn = _ReadFileFn(source, run, max_bytes, payload_cap, max_title_chars)
+        self._batch_size = batch_size
 
     def expand(self, pbegin):
-        matched = (
+        batches = (
             pbegin
-            | "Patterns" >> beam.Create(self._patterns)
-            | "Match" >> beam.ParDo(_MatchFn())
+            | "Patterns" >> beam.Create([self._patterns])
+            | "Match" >> beam.ParDo(_MatchFn(self._batch_size))
         )
-        results = matched | "Parse" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="items")
+        paths = (
+            batches
+            | "Distribute" >> beam.GroupByKey()
+            | "Paths" >> beam.FlatMap(lambda keyed: (path for batch in keyed[1] for path in batch))
+        )
+        results = paths | "Parse" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="items")
+        matched = batches | "MatchedLists" >> beam.Values()
         return {"items": results.items, DEAD_LETTER: results[DEAD_LETTER], "matched": matched}

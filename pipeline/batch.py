@@ -170,6 +170,13 @@ def build_file_pipeline(p: beam.Pipeline, settings: RunSettings, run: RunInfo, m
     return process_items(read["items"], [read_dead], inputs, settings, run, taxonomy, manifest_base)
 
 
+def start_warm_workers(settings: RunSettings) -> None:
+    """Start warming up the worker server of ``--workers N`` (N > 1) on the local runner, or drop it
+    (one worker, other runners); idempotent for the same settings (pipeline.runner.warm_workers)."""
+    warm_workers({"language": dict(settings.language), "taxonomy": taxonomy_of(settings.topics)}
+                 if settings.workers > 1 and settings.runner == IN_PROCESS else None)
+
+
 def manifest_base(settings: RunSettings, run: RunInfo, workers: int, running_mode: str) -> dict[str, Any]:
     chunk = {"parent_run_id": settings.parent_run_id} if settings.parent_run_id else {}
     return {
@@ -217,11 +224,11 @@ def run_batch(settings: RunSettings, extra_args: list[str] | None = None, now: d
     with writer_lease(settings, run.run_id):
         recovered = recover(settings.output, active=(settings.lease_owner, settings.parent_run_id, run.run_id))
         base["recovered"] = {k: v for k, v in recovered.items() if v}
+        # Local worker processes fork from one warm server per run (models loaded once: pipeline/worker.py);
+        # it warms up on the other core while this process builds the graph (run_once starts it earlier).
+        start_warm_workers(settings)
         pipeline = beam.Pipeline(runner=make_runner(settings.runner), options=options)
         (build or build_file_pipeline)(pipeline, settings, run, base)
-        # Local worker processes fork from one warm server per run (models loaded once: pipeline/worker.py).
-        warm_workers({"language": dict(settings.language), "taxonomy": taxonomy_of(settings.topics)}
-                     if workers > 1 and settings.runner == IN_PROCESS else None)
         result = pipeline.run()
         if not wait:
             return {**base, "status": "submitted", "pipeline_state": str(result.state)}

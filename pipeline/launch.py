@@ -75,12 +75,13 @@ def run_once(settings: RunSettings, extra_args: list[str] | None = None,
     on a local runner run in chunks of ``read.max_files_per_run`` files, feeds alone in chunks of
     ``feeds.max_items_per_run`` items, each a committed sub-run (pipeline/chunking.py), so memory
     does not grow with the input."""
-    from pipeline.batch import check_output
+    from pipeline.batch import check_output, start_warm_workers
     from transforms.commit import run_id_taken
     from transforms.lease import WriterLease
 
     check_inputs(settings)
     check_output(settings.output)
+    start_warm_workers(settings)  # warms up while the inputs are matched and the graph is built
     now = now or dt.datetime.now(dt.timezone.utc)
     config = None
     if settings.feeds_file:

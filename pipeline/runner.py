@@ -91,20 +91,23 @@ _WARM: dict[str, Any] = {"spec": None, "server": None}
 def warm_workers(spec: dict[str, Any] | None) -> None:
     """What the next ``--workers N`` pipelines' worker server builds before it forks workers: the
     ``language`` settings and validated ``taxonomy`` of the run (the objects transforms/enrich.py caches).
-    None: no server (every worker starts cold, as Beam starts it)."""
+    None: no server (every worker starts cold, as Beam starts it).
+
+    The server starts warming up now, in its own process, while this one builds and translates the
+    graph; the first worker Beam asks for waits until it is ready (:func:`warm_workers_address`)."""
     _WARM["spec"] = spec
+    _server_for_spec()
 
 
-def warm_workers_address() -> str | None:
-    """The address of this process's worker server for the current spec (started on first use, once per
-    spec); None when there is no spec or the server could not start (workers then start cold)."""
+def _server_for_spec() -> dict[str, Any] | None:
+    """The worker server of the current spec, started (not necessarily ready) if it is not running."""
     spec = _WARM["spec"]
     if spec is None or os.environ.get("NEWSBEAM_COLD_WORKERS"):
         return None
     key = json.dumps(spec, sort_keys=True, default=str)
     server = _WARM["server"]
     if server is not None and server["key"] == key and server["process"].poll() is None:
-        return server["address"]
+        return server
     stop_warm_workers()
     folder = tempfile.mkdtemp(prefix="newsbeam-workers-")
     spec_path = os.path.join(folder, "spec.json")
@@ -114,19 +117,34 @@ def warm_workers_address() -> str | None:
     address = os.path.join(folder, "socket")
     process = subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, spec_path],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
-    try:
-        ready = process.stdout.readline()
-    except BaseException:  # Ctrl-C while it warms up: it goes too
-        process.kill()
-        process.wait()
-        raise
-    if ready.strip() != b"ready":
-        LOG.warning("the worker server did not start (%r): workers start cold", ready[-200:])
-        process.kill()
-        process.wait()
+    _WARM["server"] = {"key": key, "process": process, "address": address, "folder": folder, "ready": False}
+    return _WARM["server"]
+
+
+def warm_workers_address() -> str | None:
+    """The address of this process's worker server for the current spec (started on first use, once per
+    spec, and waited for until it is warm); None when there is no spec or the server could not start
+    (workers then start cold)."""
+    server = _server_for_spec()
+    if server is None:
         return None
-    _WARM["server"] = {"key": key, "process": process, "address": address, "folder": folder}
-    return address
+    if not server["ready"]:
+        process = server["process"]
+        try:
+            ready = process.stdout.readline()
+        except BaseException:  # Ctrl-C while it warms up: it goes too
+            process.kill()
+            process.wait()
+            stop_warm_workers()
+            raise
+        if ready.strip() != b"ready":
+            LOG.warning("the worker server did not start (%r): workers start cold", ready[-200:])
+            process.kill()
+            process.wait()
+            stop_warm_workers()
+            return None
+        server["ready"] = True
+    return server["address"]
 
 
 def stop_warm_workers() -> None:

@@ -108,6 +108,10 @@ def test_two_workers_fork_from_one_warm_server_across_pipelines():
 
     runner.warm_workers({"language": None, "taxonomy": None})
     try:
+        # it starts warming up at once (while the caller builds its graph), ready when first asked for
+        started = runner._WARM["server"]
+        assert started is not None and started["process"].poll() is None and not started["ready"]
+        assert runner.warm_workers_address() == started["address"] and started["ready"]
         options = pipeline_options("DirectRunner", 2, running_mode_for(2, "in_memory"))
         parents = []
         for _ in range(2):

@@ -411,7 +411,9 @@ class _TermTable:
     def __init__(self, patterns: Iterable[str]):
         self.patterns = sorted(set(patterns))
         self.ids = {p: i for i, p in enumerate(self.patterns)}
-        self.regexes = [_term_rx(p) for p in self.patterns]
+        # Compiled on first use (_regex): most terms never reach their regex in a run, and compiling all
+        # ~3,700 took about a second per worker process.
+        self.regexes: list[re.Pattern | None] = [None] * len(self.patterns)
         self._search_always: list[int] = []  # "search" terms without any literal part (only "#")
         # Per key: (term, search?, starts a word?, the whole term?). A hit of an anchored term that does
         # not start a word (or, for a term that is its key alone, does not end one) cannot match: its
@@ -443,9 +445,15 @@ class _TermTable:
         automaton.make_automaton()
         return automaton
 
+    def _regex(self, i: int) -> re.Pattern:
+        rx = self.regexes[i]
+        if rx is None:
+            rx = self.regexes[i] = _term_rx(self.patterns[i])
+        return rx
+
     def _search(self, i: int, raw: str, found: dict[int, list[tuple[int, int]]]) -> None:
         """Every start position where term ``i`` matches (overlapping ones included)."""
-        rx = self.regexes[i]
+        rx = self._regex(i)
         match = rx.search(raw)
         while match:
             found.setdefault(i, []).append((match.start(), match.end()))
@@ -454,7 +462,7 @@ class _TermTable:
     def _search_near(self, i: int, raw: str, at: int, length: int, found: dict[int, list[tuple[int, int]]],
                      seen: set[tuple[int, int]]) -> None:
         """Matches of term ``i`` that contain its key's hit at ``at`` (start at most _NEAR before it)."""
-        rx = self.regexes[i]
+        rx = self._regex(i)
         pos, stop = max(0, at - _NEAR), at + length + _NEAR
         match = rx.search(raw, pos, stop)
         while match is not None and match.start() <= at:
@@ -483,7 +491,7 @@ class _TermTable:
         q = p
         while q > limit and (raw[q - 1].isdecimal() or raw[q - 1] in ".,"):
             q -= 1
-        rx = self.regexes[i]
+        rx = self._regex(i)
         for start in range(q, p + 1):
             if not raw[start].isdecimal() or (i, start) in seen:
                 continue
@@ -510,7 +518,10 @@ class _TermTable:
                     continue
                 if whole and last + 1 < size and _is_word(raw[last + 1]):
                     continue
-                match = regexes[i].match(raw, at)
+                rx = regexes[i]
+                if rx is None:
+                    rx = self._regex(i)
+                match = rx.match(raw, at)
                 if match is not None:
                     found.setdefault(i, []).append((at, match.end()))
 

@@ -33,6 +33,10 @@ class EmptyArticleError(ValueError):
     """The item has no text left after normalization."""
 
 
+def _as_is(text: str | None) -> str:
+    return text or ""
+
+
 def to_article(
     item: Mapping[str, Any], run: RunInfo, min_body_chars: int = 1, future_tolerance_minutes: int = 0,
     signer: Callable[[str], bytes] | None = None,
@@ -46,9 +50,10 @@ def to_article(
     ``content_hash`` (exact dedup) and the stored ``body`` always cover the whole text.
     Raises :class:`EmptyArticleError` when title and body are empty.
     """
-    title = normalize_text(item.get("title")) or None
-    summary = normalize_text(item.get("summary")) or None
-    body = normalize_text(item.get("body"))
+    clean = _as_is if item.get("text_normalized") else normalize_text  # read's items are normalized already
+    title = clean(item.get("title")) or None
+    summary = clean(item.get("summary")) or None
+    body = clean(item.get("body"))
     if not body and summary:
         body = summary
     if len(body) < min_body_chars and not title:

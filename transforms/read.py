@@ -139,7 +139,7 @@ def file_to_item(raw: bytes, path: str, source: str, max_title_chars: int) -> di
         raise UnreadableInput("empty file: no text")
     item = _parse_normalized(text, max_title_chars)
     # title, summary and body are pieces of the normalized text cut at line ends: normalize_text leaves
-    # them as they are, and to_article need not run it again (tests/test_normalize.py checks this).
+    # them as they are, and to_article need not run it again (tests/test_normalize_equivalence.py checks this).
     item.update({"source": source, "origin": path, "url": None, "guid": None, "encoding": encoding,
                  "text_normalized": True})
     return item

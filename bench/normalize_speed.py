@@ -33,26 +33,27 @@ def main(folder: str, n_files: int = 3000, rounds: int = 5) -> None:
             continue
     run = RunInfo(run_id="bench", ingested_at=dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc))
     hasher = MinHasher()
-    current_key = normalize.content_key
+    current_key = normalize.content_key_words
     variants = {
-        "previous": (old_content_key, lambda key: old_signature(hasher, key)),
+        "previous": (lambda title, body: (old_content_key(title, body), None),
+                     lambda key, words: old_signature(hasher, key)),
         "current": (current_key, hasher.signature),
     }
     outputs = {}
     for name, (key_fn, signer) in variants.items():
-        normalize.content_key = key_fn
+        normalize.content_key_words = key_fn
         outputs[name] = [normalize.to_article(item, run, signer=signer) for item in items]
     assert outputs["previous"] == outputs["current"], "articles differ"
     print(f"{len(items)} articles, identical output")
     times = {name: [] for name in variants}
     for _ in range(rounds):
         for name, (key_fn, signer) in variants.items():
-            normalize.content_key = key_fn
+            normalize.content_key_words = key_fn
             start = time.process_time()
             for item in items:
                 normalize.to_article(item, run, signer=signer)
             times[name].append((time.process_time() - start) / len(items) * 1e6)
-    normalize.content_key = current_key
+    normalize.content_key_words = current_key
     for name, values in times.items():
         print(f"{name:9s} µs/article CPU: " + " ".join(f"{v:.0f}" for v in values) + f"  (min {min(values):.0f})")
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import PROJECT
 from transforms.common import stable_hash
 from transforms.minhash import BLOCK, MinHasher
-from transforms.text import content_key
+from transforms.text import content_key, content_key_words
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -116,9 +116,16 @@ def test_content_key_is_unchanged_on_random_and_real_text(monkeypatch):
     cases = [(None, None), ("", ""), (None, ""), ("Titel", None), (None, "   \n\t "), ("…", "– „“ —")]
     cases += [(None, text) for text in REAL] + [(text, None) for text in REAL[:50]]
     cases += [(rng.choice([None, "", _random_text(rng)]), _random_text(rng)) for _ in range(20000)]
+    hasher = MinHasher(32, 3, 8, 1)
+    regex_path = 0
     for title, body in cases:
-        assert content_key(title, body) == old_content_key(title, body), (title, body)
-    assert len(cases) // 10 < counting.calls < len(cases) * 9 // 10, counting.calls  # both paths are exercised
+        before = counting.calls
+        key, words = content_key_words(title, body)
+        regex_path += counting.calls - before
+        assert key == content_key(title, body) == old_content_key(title, body), (title, body)
+        assert words == key.encode("utf-8").split(), (title, body)
+        assert hasher.signature(key, words) == old_signature(hasher, key), (title, body)
+    assert len(cases) // 10 < regex_path < len(cases) * 9 // 10, regex_path  # both paths are exercised
 
 
 @pytest.mark.parametrize("num_perm,shingle_size,bands,seed,max_chars", [
@@ -150,7 +157,7 @@ def test_signature_bytes_are_unchanged_past_one_block_and_past_max_chars():
         assert hasher.signature(key) == old_signature(hasher, key), n_words
     default = MinHasher()
     long_text = " ".join(rng.choice(REAL) for _ in range(4000))
-    long_key = content_key("Title", long_text)
+    long_key, words = content_key_words("Title", long_text)
     assert long_key == old_content_key("Title", long_text) and len(long_key) > default.max_chars
     assert stable_hash("text:" + long_key) == stable_hash("text:" + old_content_key("Title", long_text))
-    assert default.signature(long_key) == old_signature(default, long_key)
+    assert default.signature(long_key) == default.signature(long_key, words) == old_signature(default, long_key)

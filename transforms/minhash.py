@@ -73,12 +73,16 @@ class MinHasher:
         cut = key.rfind(" ", 0, self.max_chars + 1)
         return key[:cut] if cut > 0 else key[:self.max_chars]
 
-    def shingle_hashes(self, key: str) -> np.ndarray:
-        """Hashes of the word shingles of ``capped(key)``."""
+    def shingle_hashes(self, key: str, words: list[bytes] | None = None) -> np.ndarray:
+        """Hashes of the word shingles of ``capped(key)``.
+
+        ``words``: ``key.encode("utf-8").split()`` when the caller has it
+        (``transforms.text.content_key_words``); used when the key is within the cap."""
         # Encode once and split the bytes: the words of a content_key are separated by single
         # spaces, and UTF-8 continuation bytes are never ASCII whitespace, so these are exactly the
         # UTF-8 words; map() keeps the per-word CRC-32 calls in C (same values as before).
-        words = self.capped(key).encode("utf-8").split()
+        if words is None or len(key) > self.max_chars:
+            words = self.capped(key).encode("utf-8").split()
         if not words:
             return np.zeros(1, dtype=np.uint64)
         hashes = np.array(list(map(zlib.crc32, words)), dtype=np.uint64)
@@ -91,9 +95,11 @@ class MinHasher:
         shingles ^= shingles >> np.uint64(31)
         return shingles
 
-    def signature(self, key: str) -> bytes:
-        """``num_perm`` 16-bit minima of the shingle set of ``key`` (a content_key), as bytes."""
-        shingles = self.shingle_hashes(key)
+    def signature(self, key: str, words: list[bytes] | None = None) -> bytes:
+        """``num_perm`` 16-bit minima of the shingle set of ``key`` (a content_key), as bytes.
+
+        ``words``: optional, ``key.encode("utf-8").split()`` (see :meth:`shingle_hashes`)."""
+        shingles = self.shingle_hashes(key, words)
         if len(shingles) <= BLOCK:  # one block (every news article): no loop, no running minimum
             work = self._a * shingles
             work += self._b

@@ -16,7 +16,7 @@ import apache_beam as beam
 from schemas import SCHEMA_VERSION
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter, stable_hash
 from transforms.minhash import minhasher
-from transforms.text import content_key, normalize_text  # noqa: F401  (re-exported)
+from transforms.text import content_key, content_key_words, normalize_text  # noqa: F401  (re-exported)
 from transforms.urls import canonicalize_url  # noqa: F401 - defined there, used and re-exported here
 
 
@@ -39,13 +39,14 @@ def _as_is(text: str | None) -> str:
 
 def to_article(
     item: Mapping[str, Any], run: RunInfo, min_body_chars: int = 1, future_tolerance_minutes: int = 0,
-    signer: Callable[[str], bytes] | None = None,
+    signer: Callable[[str, list[bytes]], bytes] | None = None,
 ) -> dict[str, Any]:
     """Build the article record (see schemas.ARTICLES) from a parsed item.
 
     Language, topics and cluster columns get neutral defaults here; later steps fill them.
-    ``signer`` (e.g. ``MinHasher.signature``): adds ``minhash``, the signature of the
-    content key, computed here because the key is at hand (dedup would compute it again).
+    ``signer`` (``MinHasher.signature``): adds ``minhash``, the signature of the content key,
+    computed here because the key is at hand (dedup would compute it again); it is called as
+    ``signer(key, words)`` with the key's UTF-8 words (found with the key, not split again).
     The signature covers the key's first ``transforms.minhash.MAX_CHARS`` characters; the
     ``content_hash`` (exact dedup) and the stored ``body`` always cover the whole text.
     Raises :class:`EmptyArticleError` when title and body are empty.
@@ -62,7 +63,7 @@ def to_article(
     text_length = len(title or "") + len(body)
     if not body:
         body = title or ""
-    key = content_key(title, body)
+    key, words = content_key_words(title, body)
     if not key:
         raise EmptyArticleError("no words in the text")
     content_hash = stable_hash("text:" + key)
@@ -122,7 +123,7 @@ def to_article(
         "page_fields": item.get("page_fields"),
     }
     if signer is not None:
-        article["minhash"] = signer(key)
+        article["minhash"] = signer(key, words)
     return article
 
 

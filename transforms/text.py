@@ -56,19 +56,32 @@ def normalize_text(text: str | None) -> str:
 def content_key(title: str | None, body: str | None) -> str:
     r"""Case-folded words of title and body: what 'the same text' means for dedup.
 
-    By definition ``" ".join(re.findall(r"\w+", f"{title}\n{body}".casefold()))``. Computed as: replace
-    known non-word characters by spaces (ASCII ones through a byte table, a few frequent non-ASCII
-    ones with str.replace), split on whitespace, join with single spaces; that is the definition
-    whenever every remaining character is a word character (checked: isalnum() or "_" is exactly
-    re's \w), else the regex runs (same result, 2x slower). tests/test_normalize_equivalence.py
-    compares both on random and bench-like text.
+    By definition ``" ".join(re.findall(r"\w+", f"{title}\n{body}".casefold()))``; computed by
+    :func:`content_key_words`.
+    """
+    return content_key_words(title, body)[0]
+
+
+def content_key_words(title: str | None, body: str | None) -> tuple[str, list[bytes]]:
+    r"""``content_key(title, body)`` and its words in UTF-8 (``key.encode("utf-8").split()``), which
+    MinHash signs: the key's words are found once.
+
+    Computed as: replace known non-word characters by spaces (ASCII ones through a byte table on the
+    UTF-8 bytes, a few frequent non-ASCII ones with str.replace), split on whitespace, join with
+    single spaces; that is the definition whenever every remaining character is a word character
+    (isalnum() or "_", which is exactly re's \w), else the regex runs (same result, 2x slower).
+    tests/test_content_key_equivalence.py compares both with the regex on random and real text.
     """
     text = f"{title or ''}\n{body or ''}".casefold()
     if not text.isascii():
         for separator in _NON_ASCII_SEPARATORS:
             text = text.replace(separator, " ")
-    key = b" ".join(text.encode("utf-8", "surrogatepass").translate(_ASCII_NON_WORD_TO_SPACE).split())
-    key = key.decode("utf-8", "surrogatepass")  # a lone surrogate (not a word character) takes the regex path
-    if key.isascii() or key.replace(" ", "").replace("_", "").isalnum():
-        return key
-    return " ".join(_WORD.findall(text))
+    words = text.encode("utf-8", "surrogatepass").translate(_ASCII_NON_WORD_TO_SPACE).split()
+    key = b" ".join(words).decode("utf-8", "surrogatepass")  # a lone surrogate (not \w) takes the regex path
+    if key.isascii():
+        return key, words
+    check = key.replace(" ", "a")  # 1:1 replacements are the fast ones
+    if check.isalnum() or check.replace("_", "a").isalnum():
+        return key, words
+    key = " ".join(_WORD.findall(text))
+    return key, key.encode("utf-8").split()

@@ -59,4 +59,9 @@ def main(folder: str, n_files: int = 3000, rounds: int = 5) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:]))
+    args = sys.argv[1:]
+    if not 1 <= len(args) <= 3 or not os.path.isdir(args[0]) or not all(a.isdigit() for a in args[1:]):
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        print("needs the bench corpus's articles folder (make bench creates it; ../shared/corpora)", file=sys.stderr)
+        sys.exit(2)
+    main(args[0], *(int(a) for a in args[1:]))

@@ -51,3 +51,14 @@ def test_bench_tools_refuse_without_corpora(bare_project, args, what):
     assert "refusing to run" in done.stderr and "shared" in done.stderr
     assert "Traceback" not in done.stderr
     assert snapshot(bare_project) == before, "a tool without its corpora changed files"
+
+
+@pytest.mark.parametrize("args", [[], ["/nonexistent/articles"], ["/nonexistent/articles", "10"]])
+def test_normalize_speed_refuses_without_its_corpus(bare_project, args):
+    before = snapshot(bare_project)
+    env = {**os.environ, "PYTHONPATH": str(bare_project)}
+    done = subprocess.run([sys.executable, "bench/normalize_speed.py", *args], cwd=bare_project, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "needs the bench corpus" in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(bare_project) == before

@@ -13,16 +13,16 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-
-import transforms.normalize as normalize  # noqa: E402
-from test_content_key_equivalence import old_content_key, old_signature  # noqa: E402
-from transforms.common import RunInfo  # noqa: E402
-from transforms.minhash import MinHasher  # noqa: E402
-from transforms.read import file_to_item  # noqa: E402
 
 
 def main(folder: str, n_files: int = 3000, rounds: int = 5) -> None:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import transforms.normalize as normalize
+    from test_content_key_equivalence import old_content_key, old_signature  # the frozen previous code
+    from transforms.common import RunInfo
+    from transforms.minhash import MinHasher
+    from transforms.read import file_to_item
+
     items = []
     for name in sorted(os.listdir(folder))[:n_files]:
         path = os.path.join(folder, name)

@@ -72,3 +72,55 @@ def test_another_seed_gives_stock_answers_for_that_seed():
     text = "Die Regierung will den Verteidigungshaushalt erhöhen, sagte der Minister am Montag."
     assert _probabilities(fast, text) == _probabilities(stock, text)
     assert _probabilities(fast, text) != _probabilities(build_factory(0), text)
+
+
+# Edge cases of stock's text handling: capitals (``capitalword``), spaces and line ends, URLs and mail,
+# Vietnamese combining marks, scripts that ``cleaning_text`` strips Latin from, characters ``NGram.normalize``
+# maps (Romanian comma-below, Farsi yeh, kana, CJK, Hangul, Latin Extended Additional), titlecase letters,
+# characters outside the BMP, a word at the very end with and without a space after it.
+EDGE_TEXTS = [
+    "NATO", "NATO and the EU", "The USA, the UK AND the EU said ONU", "McDonald's iPhone eBay WhatsApp",
+    "ÉTATS-UNIS: LA FRANCE ET L'ALLEMAGNE", "ПРАВИТЕЛЬСТВО России", "ǅemal ǈubljana ǋ", "A B C d e f",
+    "word  with   many    spaces", "  leading and trailing  ", "lines\nand\ttabs\r\nand\u00a0nbsp",
+    "mail me at someone@example.org or see http://example.com/x?y=1 now", "https://a.b/c",
+    "Tiếng Việt có dấu: Việt Nam", "Tie\u0302\u0301ng Vie\u0323\u0302t", "Ελληνικά με λίγα English words",
+    "Москва Moscow Москва Москва", "ﻣﺮﺣﺒﺎ بالعالم ی Farsi", "ひらがな カタカナ 漢字 한국어", "ạ ả ấ ầ ẩ ẫ ậ ắ",
+    "emoji 😀 text 𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "x", "xy", "ab ", " a", "1234 !!", "Ș ș Ț ț", "«Le» — “the” ‘a’ …",
+    "ß ẞ ÿ Ÿ ı İ", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "a" * 50, "é" * 3 + " " + "E" * 3,
+]
+
+
+def test_edge_cases_equal_stock_bit_for_bit(factories):
+    stock, fast = factories
+    differ = [t for t in EDGE_TEXTS if _probabilities(stock, t) != _probabilities(fast, t)]
+    assert differ == []
+    assert sum(1 for t in EDGE_TEXTS if _probabilities(fast, t)[0] == "error") >= 1  # "1234 !!"
+
+
+def test_random_character_soup_equals_stock_bit_for_bit(factories):
+    """Texts drawn from letters of several scripts in both cases, digits, spaces and punctuation."""
+    import random
+
+    stock, fast = factories
+    pool = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" "äöüßéèêçñåøæœčšžřěůýáíóúĄĘŁŃŚŹŻ"
+            "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЖЗИЙКЛМНОПРСТУ" "αβγδεζηθΑΒΓΔ" "ابتثجحخد"
+            "0123456789" + " " * 12 + ".,;:!?'\"-()\n\t")
+    rng = random.Random(16)
+    texts = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 300))) for _ in range(300)]
+    differ = [t for t in texts if _probabilities(stock, t) != _probabilities(fast, t)]
+    assert differ == []
+
+
+def test_two_appends_and_a_cut_text_equal_stock(factories):
+    stock, fast = factories
+    parts = ["Der Bundestag hat am Donnerstag  ", "  ein neues Gesetz beschlossen. " * 20]
+    results = []
+    for factory in (stock, fast):
+        detector = factory.create()
+        detector.set_max_text_length(200)
+        for part in parts:
+            detector.append(part)
+        detector.get_probabilities()
+        results.append((detector.text, detector.langprob))
+    assert results[0] == results[1]
+    assert len(results[0][0]) < sum(map(len, parts))

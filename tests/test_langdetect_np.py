@@ -124,3 +124,32 @@ def test_two_appends_and_a_cut_text_equal_stock(factories):
         results.append((detector.text, detector.langprob))
     assert results[0] == results[1]
     assert len(results[0][0]) < sum(map(len, parts))
+
+
+@pytest.mark.parametrize("words, blocks", [(8, 1), (64, 3), (300, 1)])
+def test_small_draw_windows_equal_stock(factories, monkeypatch, words, blocks):
+    """The draws are read from the stream in windows that grow, and the factors made some blocks ahead:
+    with tiny windows every trial crosses window ends (a trial can start right at one, after its
+    random.gauss words), and the answers stay stock's."""
+    import transforms.langdetect_np as module
+
+    stock, fast = factories
+    monkeypatch.setattr(module, "DRAW_WORDS", words)
+    monkeypatch.setattr(module, "BLOCKS_AHEAD", blocks)
+    texts = _texts()[::40] + EDGE_TEXTS + ["El presidente francés, Emmanuel Macron, "]
+    differ = [t for t in texts if _probabilities(stock, t) != _probabilities(fast, t)]
+    assert differ == []
+
+
+def test_without_a_seed_detects_like_stock_without_one():
+    """No seed: stock draws from a generator seeded by the system; so does this detector (answers vary
+    in the last digits, the language does not)."""
+    fast = build_factory(0)
+    fast.set_seed(None)
+    assert fast.stream is None
+    text = "Die Regierung will den Verteidigungshaushalt erhöhen, sagte der Minister am Montag in Berlin."
+    for _ in range(3):
+        detector = fast.create()
+        detector.append(text)
+        best = detector.get_probabilities()[0]
+        assert best.lang == "de" and best.prob > 0.99

@@ -45,8 +45,7 @@ _SPACES = re.compile(' {2,}')
 # The characters stock ``cleaning_text`` counts as Latin ('A' <= ch <= 'z') and as not Latin (ch >= U+0300).
 _LATIN = re.compile('[A-z]')
 _FROM_0300 = re.compile('[\u0300-\U0010ffff]')
-# A word of the normalized text with the space after it, if there is one.
-_WORD = re.compile('[^ ]+ ?')
+_NOT_A_TO_z = bytes(b for b in range(256) if not 0x41 <= b <= 0x7a)  # deleted: the ASCII bytes left are 'A'..'z'
 # Words whose n-gram rows the factory keeps, then it starts again (about 320 bytes a word on the bench
 # texts: 16 MB at most; 17,372 distinct words in 2,000 bench articles).
 WORD_CACHE_SIZE = 50_000
@@ -125,9 +124,8 @@ class NumpyDetector(Detector):
         characters 'A'..'z', the characters 'A'..'z' are removed. (Stock compares ``unicode_block(ch)``, a
         number, with the string 'Latin Extended Additional', so every character from U+0300 on counts.)"""
         text = self.text
-        if text.isascii():
-            return  # nothing from U+0300 on: never more than twice the Latin count
-        if len(_LATIN.findall(text)) * 2 < len(_FROM_0300.findall(text)):
+        non_latin = len(_FROM_0300.findall(text))
+        if non_latin and len(text.encode('ascii', 'ignore').translate(None, _NOT_A_TO_z)) * 2 < non_latin:
             self.text = _LATIN.sub('', text)
 
     def _extract_rows(self) -> list[int]:
@@ -138,23 +136,26 @@ class NumpyDetector(Detector):
         other than a space after ``NGram.normalize``) padded with the space before it and the space after
         it (none for a last word at the end of the text); they are cached per word in the factory.
         """
-        normalized = self.text.translate(self._factory.normalized)
+        words = self.text.translate(self._factory.normalized).split(' ')
+        last = words.pop()  # after the text's last space: a word without a space after it, or ''
         cache = self._factory.word_rows
         result: list[int] = []
-        for word in _WORD.findall(normalized):
-            rows = cache.get(word)
-            if rows is None:
-                rows = self._word_rows(word)
-                if len(cache) >= WORD_CACHE_SIZE:
-                    cache.clear()
-                cache[word] = rows
-            result += rows
+        for word in words:
+            if word:
+                rows = cache.get(word)
+                if rows is None:
+                    rows = self._rows_of(' ' + word + ' ')
+                    if len(cache) >= WORD_CACHE_SIZE:
+                        cache.clear()
+                    cache[word] = rows
+                result += rows
+        if last:
+            result += self._rows_of(' ' + last)
         return result
 
-    def _word_rows(self, word: str) -> tuple[int, ...]:
-        """The rows of the n-grams stock emits for ``word`` (normalized, maybe with its space after)."""
+    def _rows_of(self, padded: str) -> tuple[int, ...]:
+        """The rows of the n-grams stock emits for a word (normalized) after a space (and maybe before one)."""
         rows_of = self.word_lang_prob_map
-        padded = ' ' + word
         rows = []
         for end in range(1, len(padded)):
             char, last = padded[end], padded[end - 1]
@@ -284,7 +285,7 @@ class NumpyDetectorFactory(DetectorFactory):
         self.weights = np.array([self.word_lang_prob_map[w] for w in words], dtype=np.float64)
         self.word_lang_prob_map = {w: row for row, w in enumerate(words)}
         self.normalized = _NormalizedChars()  # filled as text arrives
-        self.word_rows = {}  # normalized word (with its space after) -> rows of its n-grams
+        self.word_rows = {}  # normalized word (followed by a space) -> rows of its n-grams
 
     def set_seed(self, seed) -> None:
         """Stock ``set_seed``; the detectors then draw from the words of ``random.Random(seed)``."""

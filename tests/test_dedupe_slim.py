@@ -7,7 +7,8 @@ import random
 
 from dateutil import tz
 
-from transforms.dedupe import PRIOR, pack as _pack, unpack as _unpack, assign_clusters, canonical_order, cluster_refs, near_ref, slim
+from transforms.batching import decode_records, encode_records
+from transforms.dedupe import PRIOR, assign_clusters, canonical_order, cluster_refs, near_ref, slim
 
 UTC = dt.timezone.utc
 
@@ -46,7 +47,7 @@ def test_star_clustering_on_refs_matches_the_dict_form():
             assert size == sizes[head] + sum(sizes[k] for k in attached)
 
 
-def test_pack_restores_datetimes_dates_and_time_zones():
+def test_shuffled_records_keep_datetimes_dates_and_time_zones():
     article = {
         "published_at": dt.datetime(2026, 1, 6, 5, 6, 7, 891011, tzinfo=UTC),
         "offset": dt.datetime(1950, 3, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
@@ -56,9 +57,7 @@ def test_pack_restores_datetimes_dates_and_time_zones():
         "published_date": dt.date(2026, 1, 6),
         "title": "x", "topics": ["a"], "minhash": b"\x00\x01", "language_confidence": None,
     }
-    plain, times, dates = _pack(article)
-    assert set(times) == {"published_at", "offset", "naive"} and set(dates) == {"published_date"}
-    restored = _unpack((plain, times, dates))
+    [restored] = decode_records(encode_records([article]))
     assert restored == article
     for key, value in article.items():
         assert type(restored[key]) is type(value)

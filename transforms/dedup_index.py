@@ -32,7 +32,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils import shared
 
 from schemas import DEDUP_INDEX, TABLES
-from transforms.dedupe import pack, prior_article, slim, unpack
+from transforms.batching import decode_records, encode_records
+from transforms.dedupe import prior_article, slim
 from transforms import storage
 from transforms.storage import read_text
 from transforms.write import batch_run_id, join, write_parquet_file
@@ -269,37 +270,28 @@ class LookupDedupIndex(beam.PTransform):
                 | "PriorSlim" >> beam.Map(lambda indexed: indexed[1]))
 
 
-INDEX_ROWS_CODER = beam.coders.FastPrimitivesCoder()
-
-
 class _WritePendingFn(beam.DoFn):
     def __init__(self, output_root: str, run_id: str):
         self._root = output_root
         self._run_id = run_id
 
-    def setup(self):
-        self._decode = INDEX_ROWS_CODER.get_impl().decode
-
     def process(self, keyed: tuple[None, Iterable[bytes | None]]):
         _, batches = keyed
         path = segment_path(self._root, self._run_id)
-        rows = sorted((unpack(row) for batch in batches if batch is not None for row in self._decode(batch)),
+        rows = sorted((row for batch in batches if batch is not None for row in decode_records(batch)),
                       key=lambda r: r["article_id"])
         write_parquet_file(DEDUP_INDEX, rows, path)
         yield {"table": "dedup_index_pending", "partition": "", "path": path, "rows": len(rows)}
 
 
 class _IndexRowsFn(beam.DoFn):
-    """An article (``batched``: a list of them) -> ``(None, encoded list of packed index rows)``."""
+    """An article (``batched``: a list of them) -> ``(None, encoded list of its index rows)``."""
 
     def __init__(self, batched: bool):
         self._batched = batched
 
-    def setup(self):
-        self._encode = INDEX_ROWS_CODER.get_impl().encode
-
     def process(self, articles):
-        yield None, self._encode([pack(index_row(a)) for a in (articles if self._batched else (articles,))])
+        yield None, encode_records([index_row(a) for a in (articles if self._batched else (articles,))])
 
 
 class WritePendingIndex(beam.PTransform):
@@ -312,8 +304,8 @@ class WritePendingIndex(beam.PTransform):
         self._batched = batched
 
     def expand(self, articles):
-        # Rows cross as one encoded list per input element (datetimes as integers, dedupe.pack: Beam's
-        # coder would pickle them), grouped under one key: the runner moves bytes. A seed element
+        # Rows cross as one encoded list per input element (batching.encode_records: Beam's coder
+        # would pickle each datetime on its own), grouped under one key: the runner moves bytes. A seed element
         # makes the group exist when there are no articles: a run always writes one segment.
         seed = articles.pipeline | "Seed" >> beam.Create([(None, None)])
         return ((articles | "IndexRows" >> beam.ParDo(_IndexRowsFn(self._batched)), seed)

@@ -34,6 +34,7 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas import SCHEMA_VERSION
+from transforms.batching import RecordBatch, decode_records, encode_records
 from transforms.minhash import MinHasher, minhasher, similarity  # noqa: F401  (minhasher re-exported)
 from transforms.text import content_key
 
@@ -93,7 +94,6 @@ def prior_article(row: Mapping[str, Any]) -> dict[str, Any]:
 # Sorting slim tuples gives the canonical order: their first six fields mirror canonical_order.
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
 _MICROSECOND = dt.timedelta(microseconds=1)
 # Slim article: (current, undated, published µs, -text_length, article_id, origin, content_hash, size, minhash)
 _CURRENT, _ID, _HASH, _SIZE, _SIG = 0, 4, 6, 7, 8
@@ -131,40 +131,6 @@ def slim(article: Mapping[str, Any]) -> tuple:
 def _order_key(article: Mapping[str, Any]) -> tuple:
     """Order of full copies in the final join: the same as of their slim records."""
     return slim(article)[:_SIG]
-
-
-def _fixed_offset(when: dt.datetime) -> bool:
-    tz = when.tzinfo
-    return when.fold == 0 and (tz is None or (type(tz) is dt.timezone
-                                              and tz.tzname(None) == dt.timezone(tz.utcoffset(None)).tzname(None)))
-
-
-def pack(article: Mapping[str, Any]) -> tuple[dict, dict, dict]:
-    """An article for a shuffle, with its datetimes and dates as integers: Beam's coder pickles
-    those otherwise (~3x the cost of the rest of the article). Only naive and fixed-offset
-    datetimes are converted; :func:`unpack` restores equal values with the same time zones."""
-    plain, times, dates = {}, {}, {}
-    for key, value in article.items():
-        kind = type(value)
-        if kind is dt.datetime and _fixed_offset(value):
-            offset = value.utcoffset()
-            times[key] = (_micros(value.replace(tzinfo=None)), None if offset is None else offset // _MICROSECOND)
-        elif kind is dt.date:
-            dates[key] = value.toordinal()
-        else:
-            plain[key] = value
-    return plain, times, dates
-
-
-def unpack(packed: tuple[dict, dict, dict]) -> dict[str, Any]:
-    plain, times, dates = packed
-    article = dict(plain)
-    for key, (micros, offset) in times.items():
-        when = _NAIVE_EPOCH + micros * _MICROSECOND
-        article[key] = when if offset is None else when.replace(tzinfo=dt.timezone(offset * _MICROSECOND))
-    for key, ordinal in dates.items():
-        article[key] = dt.date.fromordinal(ordinal)
-    return article
 
 
 def near_ref(record: Mapping[str, Any] | tuple) -> tuple:
@@ -396,11 +362,10 @@ class _MinHashFn(beam.DoFn):
 SLIM = "slim"
 # Full articles cross the join with their decisions in a fixed number of shards (of the article_id),
 # in lists of up to ``BATCH`` entries: a few elements per shard instead of one per article. Each
-# list crosses as bytes, encoded once here and decoded once in the join: the runner's grouping
-# decodes and re-encodes every value it groups, which for bytes costs nothing.
+# list crosses as bytes (transforms/batching.py ``encode_records``), encoded once here and decoded
+# once in the join.
 JOIN_SHARDS = 16
 BATCH = 512
-BATCH_CODER = beam.coders.FastPrimitivesCoder()
 
 
 def join_shard(article_id: str, shards: int) -> int:
@@ -409,9 +374,8 @@ def join_shard(article_id: str, shards: int) -> int:
 
 
 class _SignFn(_MinHashFn):
-    """Full articles -> ``(shard, encoded [(article_id, packed article), ...])`` (main output; lists
-    encoded by ``BATCH_CODER``) and lists of their slim records (``SLIM``), buffered over the bundle
-    per window.
+    """Full articles -> ``(shard, encode_records([(article_id, article), ...]))`` (main output) and
+    lists of their slim records (``SLIM``), buffered over the bundle per window.
 
     Normalize signs articles when it is given the dedup parameters (it has the content key at
     hand); others are signed here.
@@ -422,10 +386,6 @@ class _SignFn(_MinHashFn):
         self._shards = shards or JOIN_SHARDS
         self._batch = batch or BATCH
         self._buffers: dict = {}
-
-    def setup(self):
-        super().setup()
-        self._encode = BATCH_CODER.get_impl().encode
 
     def start_bundle(self):
         self._buffers = {}  # window -> [slim records, one list per shard]
@@ -441,9 +401,9 @@ class _SignFn(_MinHashFn):
         article_id = article["article_id"]
         slims.append(slim(article))
         shard = join_shard(article_id, self._shards)
-        shards[shard].append((article_id, pack(article)))
+        shards[shard].append((article_id, article))
         if len(shards[shard]) >= self._batch:
-            yield shard, self._encode(shards[shard])
+            yield shard, encode_records(shards[shard])
             shards[shard] = []
         if len(slims) >= self._batch * self._shards:
             yield beam.pvalue.TaggedOutput(SLIM, slims)
@@ -456,7 +416,7 @@ class _SignFn(_MinHashFn):
                 yield beam.pvalue.TaggedOutput(SLIM, WindowedValue(slims, timestamp, [window]))
             for shard, batch in enumerate(shards):
                 if batch:
-                    yield WindowedValue((shard, self._encode(batch)), timestamp, [window])
+                    yield WindowedValue((shard, encode_records(batch)), timestamp, [window])
         self._buffers = {}
 
 
@@ -518,15 +478,12 @@ class _ApplyDecisionsFn(beam.DoFn):
     """The full copies and decisions of one join shard -> one list of kept articles (main output)
     and one list of duplicate rows (``DUPLICATE``)."""
 
-    def setup(self):
-        self._decode = BATCH_CODER.get_impl().decode
-
     def process(self, joined):
         _, groups = joined
         copies: dict[str, list] = {}
         for encoded in groups["articles"]:
-            for article_id, packed in self._decode(encoded):
-                copies.setdefault(article_id, []).append(unpack(packed))
+            for article_id, article in decode_records(encoded):
+                copies.setdefault(article_id, []).append(article)
         decided = {article_id: decision for batch in groups[DECISION] for article_id, decision in batch}
         kept_all, duplicates = [], []
         for article_id in sorted(copies.keys() | decided.keys()):
@@ -535,9 +492,9 @@ class _ApplyDecisionsFn(beam.DoFn):
                 kept_all.append(kept)
             duplicates.extend(dups)
         if kept_all:
-            yield kept_all
+            yield RecordBatch(kept_all)
         if duplicates:
-            yield beam.pvalue.TaggedOutput(DUPLICATE, duplicates)
+            yield beam.pvalue.TaggedOutput(DUPLICATE, RecordBatch(duplicates))
 
 
 def _flatten(batch):
@@ -593,7 +550,8 @@ class Deduplicate(beam.PTransform):
         applied = (
             {"articles": signed.keyed, DECISION: decisions}
             | "JoinDecisions" >> beam.CoGroupByKey()
-            | "Apply" >> beam.ParDo(_ApplyDecisionsFn()).with_outputs(DUPLICATE, main="articles")
+            | "Apply" >> beam.ParDo(_ApplyDecisionsFn()).with_output_types(RecordBatch, **{DUPLICATE: RecordBatch})
+            .with_outputs(DUPLICATE, main="articles")
         )
         kept, duplicates = applied.articles, applied[DUPLICATE]
         if not self._output_batches:
@@ -614,4 +572,4 @@ class DedupExact(Deduplicate):
 
 __all__ = ["DUPLICATE", "Deduplicate", "DedupExact", "apply_decision", "assign_clusters", "band_pairs",
            "candidate_pairs", "canonical_order", "cluster_refs", "decide", "duplicate_record", "member",
-           "near_clusters", "near_ref", "pack", "pick_canonical", "prior_article", "shard_pairs", "slim", "unpack"]
+           "near_clusters", "near_ref", "pick_canonical", "prior_article", "shard_pairs", "slim"]

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 import apache_beam as beam
 
+from transforms.batching import RecordBatch
 from transforms.language import LanguageTagger, tag_language
 from transforms.topics import CompiledTaxonomy, label_article
 
@@ -57,7 +58,7 @@ class _EnrichFn(beam.DoFn):
 
     def process(self, articles: list[dict[str, Any]]):
         if articles:
-            yield enrich(articles, self._tagger, self._taxonomy)
+            yield RecordBatch(enrich(articles, self._tagger, self._taxonomy))
 
 
 class EnrichArticles(beam.PTransform):
@@ -73,4 +74,4 @@ class EnrichArticles(beam.PTransform):
         self._fn = _EnrichFn(language, taxonomy)
 
     def expand(self, batches):
-        return batches | beam.ParDo(self._fn)
+        return batches | beam.ParDo(self._fn).with_output_types(RecordBatch)

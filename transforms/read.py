@@ -335,10 +335,28 @@ def open_local(path: str) -> tuple[int, int]:
     return fd, opened.st_size
 
 
-def _read_fd(fd: int, limit: int) -> bytes:
-    """At most ``limit`` bytes from ``fd`` (a file may grow while it is read)."""
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(limit)
+def read_fd(fd: int, limit: int, size: int = 0) -> bytes:
+    """The bytes of ``fd`` up to its end, at most ``limit`` of them; closes ``fd``.
+
+    ``size`` (from ``fstat``) sizes the first read, one byte past it so a file that grew shows;
+    the reads go on until the end (or ``limit``), so a file that grew or shrank while it was read
+    gives what it held. Plain ``os.read`` calls: a buffered reader asked for ``limit`` bytes
+    allocates ``limit`` bytes first (~45 µs a file with the 5 MB limit, against ~13 µs).
+    """
+    parts = []
+    remaining = limit
+    request = min(limit, max(size, 0) + 1)
+    try:
+        while remaining > 0:
+            part = os.read(fd, min(request, remaining))
+            if not part:
+                break
+            parts.append(part)
+            remaining -= len(part)
+            request = 1 << 20
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 # Matched paths per element between match and read: few elements through the runner, enough of them
@@ -402,7 +420,7 @@ class _ReadFileFn(beam.DoFn):
             with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
                 return handle.read(self._max_bytes + 1), size
         fd, size = open_local(path)
-        return _read_fd(fd, self._max_bytes + 1), size
+        return read_fd(fd, self._max_bytes + 1, size), size
 
     def process(self, matched: tuple[bytes, int | None]) -> Iterable[Any]:
         encoded, size = matched

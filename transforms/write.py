@@ -31,6 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas import Table
+from transforms.batching import RecordBatch
 from transforms.common import stable_int
 from transforms.storage import TEMP_SUFFIX, fault_point, join, replace_file  # noqa: F401 (re-exported)
 
@@ -323,7 +324,7 @@ class _DecodeRowsFn(beam.DoFn):
         if self._batched:
             rows = [row for batch in rows for row in batch]
         names, decode = self._names, self._decode
-        yield key, [dict(zip(names, decode(row))) for row in rows]
+        yield key, RecordBatch(dict(zip(names, decode(row))) for row in rows)
 
 
 class WriteTable(beam.PTransform):
@@ -358,6 +359,7 @@ class WriteTable(beam.PTransform):
             | "KeyByFile" >> beam.ParDo((_KeyBatchesByFileFn if self._batched else _KeyByFileFn)(
                 self._table, self._shards, self._shard_key))
             | "GroupByFile" >> beam.GroupByKey()
-            | "DecodeRows" >> beam.ParDo(_DecodeRowsFn(self._table, self._batched))
+            | "DecodeRows" >> beam.ParDo(_DecodeRowsFn(self._table, self._batched)).with_output_types(
+                beam.typehints.Tuple[Any, RecordBatch])
             | "WriteFiles" >> beam.ParDo(self.write_fn())
         )

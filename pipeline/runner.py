@@ -22,13 +22,15 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from pipeline import collector
+from pipeline import beam_speedups, collector
 from pipeline.config import PROJECT_ROOT
 from pipeline.worker import SERVER_ENV
 
 LOG = logging.getLogger(__name__)
 
 IN_PROCESS = "DirectRunner"
+
+beam_speedups.install()  # graphs built and run in this process (pipeline/beam_speedups.py)
 
 
 def describe(runner_name: str, workers: int, running_mode: str) -> str:

@@ -53,8 +53,9 @@ def run_harness(argv: list[str]) -> None:
     _quiet_harness_logging()
     from apache_beam.runners.worker import sdk_worker_main
 
-    from pipeline import collector
+    from pipeline import beam_speedups, collector
 
+    beam_speedups.install()
     collector.settle()  # this process runs bundles (a forked worker: the server's objects are frozen already)
     sdk_worker_main.main(argv)
 
@@ -138,8 +139,9 @@ def serve(address: str, spec_path: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _quiet_harness_logging()
     _warm(spec_path)
-    from pipeline import collector
+    from pipeline import beam_speedups, collector
 
+    beam_speedups.install()
     collector.settle()  # the warm objects frozen once, before any fork
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)

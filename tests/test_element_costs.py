@@ -91,6 +91,9 @@ def test_size_estimate_never_encodes_and_is_near_the_encoded_size(monkeypatch):
     size, observables = impl.get_estimated_size_and_observables(RecordBatch(articles))
     assert size >= estimate and observables == []
     assert estimated_size([]) == 0 and estimated_size([("x", b"yz")]) > estimated_size([()])
+    # Long lists: a spread sample scaled to the length (exact when the records are alike).
+    same = [{"body": "x" * 100, "n": 1}] * 1001
+    assert estimated_size(same) == 1001 * estimated_size(same[:1])
 
 
 def test_list_outputs_are_declared_record_batches():

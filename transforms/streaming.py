@@ -47,7 +47,7 @@ from transforms import commit
 from transforms.common import DEAD_LETTER, RunInfo, dead_letter
 from transforms.dedupe import DUPLICATE, duplicate_record
 from transforms.normalize import EmptyArticleError, to_article
-from transforms.write import WriteTable, join, sort_key, window_file_name, write_parquet_file
+from transforms.write import WriteTable, join, row_sort_key, window_file_name, write_parquet_file, write_parquet_rows
 
 
 # -- cores --------------------------------------------------------------------
@@ -282,13 +282,13 @@ class _WriteWindowFn(beam.DoFn):
 
     def process(self, group, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         (partition, shard), records = group
-        rows = sorted(records, key=sort_key(self._table))
+        rows = sorted(records, key=row_sort_key(self._table))
         start, end = to_datetime(win.start), to_datetime(win.end)
         for chunk, first in enumerate(range(0, len(rows), self._rows_per_file)):
             part = rows[first:first + self._rows_per_file]
             name = window_file_name(self._run_id, start, end, pane.index, shard, chunk)
             path = join(self._root, self._table.name, partition, name)
-            write_parquet_file(self._table, part, path)
+            write_parquet_rows(self._table, part, path)
             yield pane_descriptor(self._table.name, partition, path, len(part), win, pane)
 
 

@@ -99,6 +99,21 @@ def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str
     write_arrow_file(table, table.to_table(records), path)
 
 
+def rows_table(table: Table, rows: list[tuple]) -> pa.Table:
+    """An Arrow table of ``table``'s file schema from rows as :func:`encode_row` makes them (tuples in
+    file-column order): the same table ``table.to_table`` makes of the rows' dicts, without the dicts."""
+    schema = table.file_schema
+    if not rows:
+        return schema.empty_table()
+    return pa.Table.from_arrays([pa.array(column, type=field.type) for column, field in zip(zip(*rows), schema)],
+                                schema=schema)
+
+
+def write_parquet_rows(table: Table, rows: list[tuple], path: str) -> None:
+    """:func:`write_parquet_file` for rows as :func:`encode_row` makes them."""
+    write_arrow_file(table, rows_table(table, rows), path)
+
+
 def write_arrow_file(table: Table, arrow_table: pa.Table, path: str) -> None:
     """Write an Arrow table of ``table``'s file schema to ``path`` atomically (temp file, then rename)."""
     temp_path = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
@@ -230,6 +245,21 @@ def sort_key(table: Table):
     return lambda record: (str(record.get(first)), str(record.get("origin", "")))
 
 
+def row_sort_key(table: Table):
+    """:func:`sort_key` for rows as :func:`encode_row` makes them (the same order as of their dicts)."""
+    names = row_codec(table)[0]
+
+    def at(name: str) -> int | None:
+        return names.index(name) if name in names else None
+
+    if table.sort_by:
+        where = [at(name) for name in (*table.sort_by, "origin")]
+        return lambda row: tuple((v is None, "" if v is None else v)
+                                 for v in (None if i is None else row[i] for i in where))
+    first, origin = at(table.columns[0].name), at("origin")
+    return lambda row: (str(None if first is None else row[first]), "" if origin is None else str(row[origin]))
+
+
 
 class _WriteGroupFn(beam.DoFn):
     def __init__(self, table: Table, output_root: str, run_id: str, rows_per_file: int):
@@ -238,13 +268,13 @@ class _WriteGroupFn(beam.DoFn):
         self._run_id = run_id
         self._rows_per_file = rows_per_file
 
-    def process(self, group: tuple[tuple[str, int], Iterable[Mapping[str, Any]]]):
+    def process(self, group: tuple[tuple[str, int], Iterable[tuple]]):
         (partition, shard), records = group
-        rows = sorted(records, key=sort_key(self._table))
+        rows = sorted(records, key=row_sort_key(self._table))
         for chunk, start in enumerate(range(0, len(rows), self._rows_per_file)):
             part = rows[start:start + self._rows_per_file]
             path = join(self._root, self._table.name, partition, file_name(self._run_id, shard, chunk))
-            write_parquet_file(self._table, part, path)
+            write_parquet_rows(self._table, part, path)
             yield {"table": self._table.name, "partition": partition, "path": path, "rows": len(part)}
 
 
@@ -307,24 +337,21 @@ class _KeyBatchesByFileFn(_KeyByFileFn):
 
 
 class _DecodeRowsFn(beam.DoFn):
-    """``(key, encoded rows)`` -> ``(key, list of dicts of the file columns)``, once per group
-    (``batched``: the group's values are lists of encoded rows)."""
+    """``(key, encoded rows)`` -> ``(key, rows)``: the rows as :func:`encode_row` made them (tuples in
+    file-column order), once per group (``batched``: the group's values are lists of encoded rows)."""
 
     def __init__(self, table: Table, batched: bool = False):
         self._table = table
         self._batched = batched
-        self._names: list[str] = []
 
     def setup(self):
-        self._names = row_codec(self._table)[0]
         self._decode = ROW_CODER.get_impl().decode
 
     def process(self, group):
         key, rows = group
         if self._batched:
             rows = [row for batch in rows for row in batch]
-        names, decode = self._names, self._decode
-        yield key, RecordBatch(dict(zip(names, decode(row))) for row in rows)
+        yield key, RecordBatch(map(self._decode, rows))
 
 
 class WriteTable(beam.PTransform):
@@ -348,8 +375,10 @@ class WriteTable(beam.PTransform):
     def write_fn(self) -> beam.DoFn:
         """The DoFn that writes one (partition, shard) group; windowed writers override it.
 
-        Its input: ``((partition, shard), records)``, records as dicts of the table's file
-        columns (no partition columns), timestamps as int µs (UTC) and dates as int days.
+        Its input: ``((partition, shard), rows)``, rows as :func:`encode_row` makes them: tuples of
+        the table's file columns (no partition columns) in file-schema order, timestamps as int µs
+        (UTC) and dates as int days; sort them with :func:`row_sort_key`, write them with
+        :func:`write_parquet_rows`.
         """
         return _WriteGroupFn(self._table, self._root, self._run_id, self._rows_per_file)
 

@@ -42,7 +42,11 @@ def cached(kind: str, settings: Mapping[str, Any], build: Callable[[], Any]) -> 
 
 def enrich(articles: list[dict[str, Any]], tagger: LanguageTagger, taxonomy: CompiledTaxonomy) -> list[dict[str, Any]]:
     """Language, then topics, of every article of a list (new dicts; the input is left as it is)."""
-    return [label_article(tag_language(article, tagger), taxonomy) for article in articles]
+    # The whole list through one model, then through the other (as the plain loop does): article by
+    # article, the two models evicted each other from the CPU caches. 5,000 bench articles, profile
+    # fast, one worker, two rounds each: language 1.27-1.35 -> 1.02 s, topics 1.62-1.69 -> 1.50 s.
+    tagged = [tag_language(article, tagger) for article in articles]
+    return [label_article(article, taxonomy) for article in tagged]
 
 
 class _EnrichFn(beam.DoFn):

@@ -93,6 +93,14 @@ class Table:
         arrays = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema]
         return pa.Table.from_arrays(arrays, schema=schema)
 
+    def rows_to_table(self, rows: list[tuple]) -> pa.Table:
+        """:meth:`to_table` for rows given as tuples in file-schema order (no dict per row)."""
+        schema = self.file_schema
+        if not rows:
+            return schema.empty_table()
+        arrays = [pa.array(column, type=f.type) for column, f in zip(zip(*rows), schema)]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
 
 def _c(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> Column:
     return Column(name, type_, nullable, doc)

@@ -12,7 +12,7 @@ from conftest import FIXED_NOW
 from schemas import ARTICLES, DEAD_LETTERS, DUPLICATES
 from schemas.article import TIMESTAMP, Column, Table
 from transforms.common import RunInfo, dead_letter
-from transforms.write import (ROW_CODER, encode_row, row_codec, row_sort_key, rows_table, sort_key,
+from transforms.write import (ROW_CODER, encode_row, row_codec, row_sort_key, sort_key,
                              write_parquet_file, write_parquet_rows)
 
 RUN = RunInfo(run_id="test-rows", ingested_at=FIXED_NOW)
@@ -80,7 +80,7 @@ def test_parquet_from_rows_equals_parquet_from_records(tmp_path):
         tuples = tmp_path / f"{table.name}-tuples.parquet"
         write_parquet_rows(table, [encode_row(r, *codec) for r in rows], str(tuples))
         assert pq.read_table(tuples).equals(pq.read_table(direct), check_metadata=True)
-    assert rows_table(ARTICLES, []).equals(ARTICLES.to_table([]))
+    assert ARTICLES.rows_to_table([]).equals(ARTICLES.to_table([]))
 
 
 def test_rows_sort_as_their_records():

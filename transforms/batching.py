@@ -74,10 +74,10 @@ class RecordBatchCoder(beam.coders.Coder):
     :func:`estimated_size`, which never encodes. Not deterministic: never a grouping key."""
 
     def encode(self, value: list) -> bytes:
-        return pickle.dumps(list(value), pickle.HIGHEST_PROTOCOL)
+        return encode_records(list(value))
 
     def decode(self, encoded: bytes) -> RecordBatch:
-        return RecordBatch(pickle.loads(encoded))
+        return RecordBatch(decode_records(encoded))
 
     def estimate_size(self, value: list) -> int:
         return estimated_size(value)

@@ -305,8 +305,8 @@ class WritePendingIndex(beam.PTransform):
 
     def expand(self, articles):
         # Rows cross as one encoded list per input element (batching.encode_records: Beam's coder
-        # would pickle each datetime on its own), grouped under one key: the runner moves bytes. A seed element
-        # makes the group exist when there are no articles: a run always writes one segment.
+        # would pickle each datetime on its own), grouped under one key: the runner moves bytes. A
+        # seed element makes the group exist when there are no articles: a run always writes one segment.
         seed = articles.pipeline | "Seed" >> beam.Create([(None, None)])
         return ((articles | "IndexRows" >> beam.ParDo(_IndexRowsFn(self._batched)), seed)
                 | "WithSeed" >> beam.Flatten()

@@ -99,19 +99,9 @@ def write_parquet_file(table: Table, records: list[Mapping[str, Any]], path: str
     write_arrow_file(table, table.to_table(records), path)
 
 
-def rows_table(table: Table, rows: list[tuple]) -> pa.Table:
-    """An Arrow table of ``table``'s file schema from rows as :func:`encode_row` makes them (tuples in
-    file-column order): the same table ``table.to_table`` makes of the rows' dicts, without the dicts."""
-    schema = table.file_schema
-    if not rows:
-        return schema.empty_table()
-    return pa.Table.from_arrays([pa.array(column, type=field.type) for column, field in zip(zip(*rows), schema)],
-                                schema=schema)
-
-
 def write_parquet_rows(table: Table, rows: list[tuple], path: str) -> None:
-    """:func:`write_parquet_file` for rows as :func:`encode_row` makes them."""
-    write_arrow_file(table, rows_table(table, rows), path)
+    """:func:`write_parquet_file` for rows as :func:`encode_row` makes them (``Table.rows_to_table``)."""
+    write_arrow_file(table, table.rows_to_table(rows), path)
 
 
 def write_arrow_file(table: Table, arrow_table: pa.Table, path: str) -> None:
@@ -235,30 +225,32 @@ def encode_row(record: Mapping[str, Any], names: list[str], converters: list[tup
     return tuple(row)
 
 
-def sort_key(table: Table):
-    """Row order inside a file: the table's ``sort_by`` columns (nulls last), else its first column;
-    for reproducible files and, with ``sort_by``, tight row-group statistics."""
+def _order_key(table: Table, value_of):
+    """Row order inside a file, over records read by ``value_of(record, column, default=None)``:
+    the table's ``sort_by`` columns (nulls last), else its first column; then ``origin``."""
     if table.sort_by:
         columns = (*table.sort_by, "origin")
-        return lambda record: tuple((v is None, "" if v is None else v) for v in map(record.get, columns))
+        return lambda record: tuple((v is None, "" if v is None else v)
+                                    for v in (value_of(record, c) for c in columns))
     first = table.columns[0].name
-    return lambda record: (str(record.get(first)), str(record.get("origin", "")))
+    return lambda record: (str(value_of(record, first)), str(value_of(record, "origin", "")))
+
+
+def sort_key(table: Table):
+    """Row order inside a file, for records as dicts: the table's ``sort_by`` columns (nulls last),
+    else its first column; for reproducible files and, with ``sort_by``, tight row-group statistics."""
+    return _order_key(table, lambda record, name, default=None: record.get(name, default))
 
 
 def row_sort_key(table: Table):
     """:func:`sort_key` for rows as :func:`encode_row` makes them (the same order as of their dicts)."""
-    names = row_codec(table)[0]
+    index = {name: i for i, name in enumerate(row_codec(table)[0])}
 
-    def at(name: str) -> int | None:
-        return names.index(name) if name in names else None
+    def value_of(row: tuple, name: str, default: Any = None) -> Any:
+        i = index.get(name)
+        return default if i is None else row[i]
 
-    if table.sort_by:
-        where = [at(name) for name in (*table.sort_by, "origin")]
-        return lambda row: tuple((v is None, "" if v is None else v)
-                                 for v in (None if i is None else row[i] for i in where))
-    first, origin = at(table.columns[0].name), at("origin")
-    return lambda row: (str(None if first is None else row[first]), "" if origin is None else str(row[origin]))
-
+    return _order_key(table, value_of)
 
 
 class _WriteGroupFn(beam.DoFn):

@@ -1,5 +1,6 @@
 """pipeline/beam_speedups.py: DoFn state and timer specs remembered per DoFn instance give Beam's
-answers, for stateful and stateless DoFns, for ``beam.FlatMap`` wrappers, and in real pipelines."""
+answers, for stateful and stateless DoFns, for ``beam.FlatMap`` wrappers, and in real pipelines;
+remembered option views equal Beam's, share its option store and are made anew when flags change."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import gc
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
+from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, GoogleCloudOptions, PipelineOptions,
+                                                  SetupOptions, StandardOptions, TypeOptions)
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
@@ -96,7 +99,83 @@ def test_uninstall_restores_beam():
     try:
         beam_speedups.uninstall()
         assert userstate.get_dofn_specs is beam_speedups._ORIGINAL
+        assert PipelineOptions.view_as is beam_speedups._ORIGINAL_VIEW_AS
         assert beam_speedups.remembered() == 0
     finally:
         beam_speedups.install()
     assert userstate.get_dofn_specs is beam_speedups.dofn_specs
+    assert PipelineOptions.view_as is beam_speedups.view_as
+
+
+# -- PipelineOptions.view_as -----------------------------------------------------------------------
+
+VIEW_CLASSES = (StandardOptions, TypeOptions, DebugOptions, SetupOptions, GoogleCloudOptions, DirectOptions)
+
+
+def _values(view) -> dict:
+    return {name: getattr(view, name) for name in view._visible_option_list()}
+
+
+def test_views_equal_beams_for_every_options_class():
+    flags = ["--runner=DirectRunner", "--experiments=a", "--experiments=b", "--direct_num_workers=2",
+             "--pipeline_type_check", "--project=p", "--no_such_flag=1"]
+    ours, beams = PipelineOptions(flags), PipelineOptions(list(flags))
+    for cls in VIEW_CLASSES:
+        expected = beam_speedups._ORIGINAL_VIEW_AS(beams, cls)
+        first, again = ours.view_as(cls), ours.view_as(cls)
+        assert again is first  # remembered
+        assert type(first) is cls and _values(first) == _values(expected)
+    assert ours.get_all_options() == beams.get_all_options()
+    assert ours._all_options == beams._all_options  # the same defaults stored as Beam stores them
+
+
+def test_a_remembered_view_shares_the_option_store():
+    """A value set through one view is seen by every view, the remembered one included, as with Beam's."""
+    options = PipelineOptions(["--runner=DirectRunner"])
+    standard = options.view_as(StandardOptions)
+    options.view_as(StandardOptions).streaming = True
+    assert standard.streaming is True and options.view_as(StandardOptions).streaming is True
+    options.view_as(DebugOptions).add_experiment("x")
+    assert "x" in options.view_as(DebugOptions).experiments
+    assert options.view_as(StandardOptions).view_as(DebugOptions).experiments == ["x"]
+
+
+def test_changed_flags_or_store_make_a_new_view():
+    """Flags changed in place and a new option store: a new view, with the values Beam's own function
+    gives in the same steps (a value already in the store wins over the new flag, as with Beam)."""
+    def steps(view_as):
+        flags = ["--runner=DirectRunner"]
+        options = PipelineOptions(flags)
+        first = view_as(options, StandardOptions)
+        flags.append("--streaming")
+        changed = view_as(options, StandardOptions)
+        options._all_options = {}
+        rebuilt = view_as(options, StandardOptions)
+        return options, first, changed, rebuilt
+
+    options, first, changed, rebuilt = steps(PipelineOptions.view_as)
+    _, b_first, b_changed, b_rebuilt = steps(beam_speedups._ORIGINAL_VIEW_AS)
+    assert changed is not first and rebuilt is not changed
+    assert rebuilt._all_options is options._all_options
+    assert [_values(v) for v in (first, changed, rebuilt)] == [_values(v) for v in (b_first, b_changed, b_rebuilt)]
+    assert rebuilt.streaming is True  # parsed again from the changed flags into the new store
+    assert options.view_as(StandardOptions) is rebuilt
+
+
+def test_a_removed_default_is_stored_again():
+    options = PipelineOptions([])
+    options.view_as(TypeOptions)
+    del options._all_options["pipeline_type_check"]
+    assert options.view_as(TypeOptions).pipeline_type_check is True
+    assert options._all_options["pipeline_type_check"] is True
+
+
+def test_views_die_with_their_options():
+    gc.collect()
+    options = PipelineOptions([])
+    options.view_as(StandardOptions)
+    assert options in beam_speedups._VIEWS
+    before = len(beam_speedups._VIEWS)
+    del options
+    gc.collect()
+    assert len(beam_speedups._VIEWS) == before - 1

@@ -4,14 +4,17 @@ remembered option views equal Beam's, share its option store and are made anew w
 
 from __future__ import annotations
 
+import functools
 import gc
+import inspect
+import types
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
 from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   SetupOptions, StandardOptions, TypeOptions)
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.transforms import userstate
+from apache_beam.transforms import core, userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
@@ -100,11 +103,13 @@ def test_uninstall_restores_beam():
         beam_speedups.uninstall()
         assert userstate.get_dofn_specs is beam_speedups._ORIGINAL
         assert PipelineOptions.view_as is beam_speedups._ORIGINAL_VIEW_AS
+        assert core.get_function_args_defaults is beam_speedups._ORIGINAL_ARGS
         assert beam_speedups.remembered() == 0
     finally:
         beam_speedups.install()
     assert userstate.get_dofn_specs is beam_speedups.dofn_specs
     assert PipelineOptions.view_as is beam_speedups.view_as
+    assert core.get_function_args_defaults is beam_speedups.function_args_defaults
 
 
 # -- PipelineOptions.view_as -----------------------------------------------------------------------
@@ -179,3 +184,63 @@ def test_views_die_with_their_options():
     del options
     gc.collect()
     assert len(beam_speedups._VIEWS) == before - 1
+
+
+# -- core.get_function_args_defaults ---------------------------------------------------------------
+
+def _decorated(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+class WithDefaults(beam.DoFn):
+    def process(self, element, window=beam.DoFn.WindowParam, *rest, key=None):
+        yield element
+
+    @_decorated
+    def finish_bundle(self, timestamp=beam.DoFn.TimestampParam):
+        return None
+
+
+def test_args_and_defaults_equal_beams_for_every_kind_of_callable():
+    def plain(a, b=2, *args, c, **kwargs):
+        return a
+    dofn = WithDefaults()
+    callables = [dofn.process, dofn.finish_bundle, WithDefaults.process, plain, lambda x, y=beam.DoFn.ElementParam: x,
+                 functools.partial(plain, 1), len, str.strip, CountPerKey().process, beam.FlatMap(len).fn.process]
+    for f in callables:
+        expected = beam_speedups._ORIGINAL_ARGS(f)
+        assert beam_speedups.function_args_defaults(f) == expected
+        again = beam_speedups.function_args_defaults(f)  # remembered (functions and methods)
+        assert again == expected and again[1] is not expected[1]
+        assert [a is b for a, b in zip(again[1], expected[1])] == [True] * len(expected[1])  # the same sentinels
+        function = getattr(f, "__func__", f)
+        assert (function in beam_speedups._ARGS) == isinstance(function, types.FunctionType)
+    assert core.get_function_arguments(dofn, "process") == (["element", "window", ], [beam.DoFn.WindowParam])
+
+
+def test_callers_get_copies_and_a_changed_function_is_inspected_again():
+    def fn(a, b=1):
+        return a
+    args, defaults = beam_speedups.function_args_defaults(fn)
+    args.append("x"), defaults.clear()
+    assert beam_speedups.function_args_defaults(fn) == (["a", "b"], [1])
+    fn.__defaults__ = (5,)
+    assert beam_speedups.function_args_defaults(fn) == (["a", "b"], [5])
+
+    def other(c):
+        return c
+    fn.__code__ = other.__code__
+    fn.__defaults__ = None
+    assert beam_speedups.function_args_defaults(fn) == beam_speedups._ORIGINAL_ARGS(fn) == (["c"], [])
+    fn.__signature__ = inspect.Signature([inspect.Parameter("z", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    assert beam_speedups.function_args_defaults(fn) == (["z"], [])
+
+
+def test_a_bound_method_and_its_function_are_answered_apart():
+    dofn = WithDefaults()
+    assert beam_speedups.function_args_defaults(WithDefaults.process)[0][0] == "self"
+    assert beam_speedups.function_args_defaults(dofn.process)[0][0] == "element"
+    assert beam_speedups.function_args_defaults(WithDefaults.process)[0][0] == "self"

@@ -160,6 +160,9 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         extra = {"step_seconds": result["step_seconds"], "step_cpu_seconds": result["step_cpu_seconds"],
                  "files": result["files"]}
     else:
+        from pipeline.worker import prestart
+
+        prestart(settings.runner, settings.workers)  # as `newsbeam run` does (pipeline/commands/run.py)
         from pipeline.launch import run_once
 
         manifest = run_once(settings, now=FIXED_NOW)

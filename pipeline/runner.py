@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from pipeline import beam_speedups, collector
 from pipeline.config import PROJECT_ROOT
-from pipeline.worker import SERVER_ENV
+from pipeline.worker import SERVER_ENV, take_prestarted
 
 LOG = logging.getLogger(__name__)
 
@@ -113,14 +113,23 @@ def _server_for_spec() -> dict[str, Any] | None:
     if server is not None and server["key"] == key and server["process"].poll() is None:
         return server
     stop_warm_workers()
-    folder = tempfile.mkdtemp(prefix="newsbeam-workers-")
+    early = take_prestarted()  # started before Beam was imported (pipeline.worker.prestart): only the spec is missing
+    folder = early["folder"] if early else tempfile.mkdtemp(prefix="newsbeam-workers-")
     spec_path = os.path.join(folder, "spec.json")
     with open(spec_path, "w", encoding="utf-8") as handle:
         # In the spec's own order: the taxonomy's label order is the order of every row's `topics`.
         handle.write(json.dumps(spec, default=str))
-    address = os.path.join(folder, "socket")
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, spec_path],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
+    if early:
+        process, address = early["process"], early["address"]
+        try:
+            process.stdin.write(spec_path.encode("utf-8") + b"\n")
+            process.stdin.flush()
+        except OSError:  # it ended: start one as usual
+            early = None
+    if not early:
+        address = os.path.join(folder, "socket")
+        process = subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, spec_path],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
     _WARM["server"] = {"key": key, "process": process, "address": address, "folder": folder, "ready": False}
     return _WARM["server"]
 

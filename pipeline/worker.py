@@ -107,16 +107,21 @@ def _via_server(address: str, argv: list[str]) -> int | None:
 
 # -- the server ---------------------------------------------------------------------------------------
 
-def _warm(spec_path: str | None) -> None:
-    """Import what a worker imports and build the objects its DoFns would build (enrich.cached)."""
+def _import_harness() -> None:
+    """Import what a worker imports (the harness and the steps' modules): ~1.8 s of a server's start."""
     from apache_beam.runners.worker import sdk_worker_main  # noqa: F401  (the harness's imports)
 
     from transforms import dedupe, enrich, normalize, read, write  # noqa: F401  (the steps' imports)
 
+
+def _warm(spec_path: str | None) -> None:
+    """Build the objects a worker's DoFns would build (enrich.cached) from the spec file, if any."""
+    _import_harness()
     if not spec_path:
         return
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
+    from transforms import enrich
     from transforms.language import EXPECTED_LANGUAGES, LanguageTagger
     from transforms.topics import CompiledTaxonomy
 
@@ -132,12 +137,35 @@ def _warm(spec_path: str | None) -> None:
         compiled.compile_all([None, *EXPECTED_LANGUAGES])
 
 
+SPEC_FROM_STDIN = "-"
+
+
+def _read_line(fd: int) -> str | None:
+    """One line from ``fd``, read a byte at a time (nothing past it is consumed); None at EOF."""
+    data = bytearray()
+    while True:
+        byte = os.read(fd, 1)
+        if not byte:
+            return None
+        if byte == b"\n":
+            return data.decode("utf-8")
+        data += byte
+
+
 def serve(address: str, spec_path: str | None) -> None:
-    """Fork a warm worker per connection until stdin closes (the launching process ended)."""
+    """Fork a warm worker per connection until stdin closes (the launching process ended).
+
+    ``spec_path`` ``-`` (an early start, :func:`prestart`): the server imports the harness first and
+    then reads the spec's path (or an empty line: no spec) from the first line of stdin."""
     import select
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _quiet_harness_logging()
+    if spec_path == SPEC_FROM_STDIN:
+        _import_harness()
+        spec_path = _read_line(sys.stdin.fileno())
+        if spec_path is None:
+            return  # the launcher ended (or ran no pipeline) before it sent a spec
     _warm(spec_path)
     from pipeline import beam_speedups, collector
 
@@ -203,6 +231,65 @@ def serve(address: str, spec_path: str | None) -> None:
             os.unlink(address)
         except OSError:
             pass
+
+
+# -- the launcher's side of an early start ------------------------------------------------------------
+
+_PRESTARTED: dict | None = None
+
+
+def prestart(runner: str, workers: int) -> None:
+    """Start a worker server now, before this process imports Beam, for a run of ``workers`` local
+    worker processes on ``runner``; it imports the harness (~1.8 s, on the other core, while this
+    process imports Beam) and then waits for the run's spec (``pipeline.runner.warm_workers`` hands it
+    over: :func:`take_prestarted`). A no-op for one worker, another runner, ``NEWSBEAM_COLD_WORKERS``,
+    or when a server was started already. The server ends when this process ends (its stdin closes);
+    a server that never got a spec leaves nothing behind (its folder is removed at exit)."""
+    global _PRESTARTED
+    if _PRESTARTED is not None or workers <= 1 or runner != "DirectRunner" or os.environ.get("NEWSBEAM_COLD_WORKERS"):
+        return
+    import atexit
+    import subprocess
+    import tempfile
+
+    from pipeline.config import PROJECT_ROOT
+
+    folder = tempfile.mkdtemp(prefix="newsbeam-workers-")
+    address = os.path.join(folder, "socket")
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, SPEC_FROM_STDIN],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
+    _PRESTARTED = {"process": process, "address": address, "folder": folder}
+    atexit.register(_drop_prestarted)
+
+
+def take_prestarted() -> dict | None:
+    """The early-started server (``process``, ``address``, ``folder``), handed over once; None if there
+    is none or it has ended. The caller sends it the spec's path as a line on its stdin."""
+    global _PRESTARTED
+    server, _PRESTARTED = _PRESTARTED, None
+    if server is not None and server["process"].poll() is not None:
+        _remove(server)
+        return None
+    return server
+
+
+def _drop_prestarted() -> None:
+    """At exit: end an early-started server that never got a spec (its stdin closes: it returns)."""
+    server = take_prestarted()
+    if server is not None:
+        try:
+            server["process"].stdin.close()
+            server["process"].wait(timeout=10)
+        except Exception:  # noqa: BLE001 - a stuck server is killed
+            server["process"].kill()
+            server["process"].wait()
+        _remove(server)
+
+
+def _remove(server: dict) -> None:
+    import shutil
+
+    shutil.rmtree(server["folder"], ignore_errors=True)
 
 
 def main() -> None:

@@ -159,6 +159,87 @@ def test_the_worker_server_ends_when_its_launcher_is_killed(tmp_path):
         raise AssertionError(f"worker server {server} outlived its launcher")
 
 
+def _gone(pid: int, seconds: float = 10) -> bool:
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                if handle.read().split(") ", 1)[1].startswith("Z"):
+                    return True  # ended, waiting only to be reaped
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_an_early_started_server_is_the_one_the_workers_fork_from():
+    """`newsbeam run --workers 2` starts the worker server before it imports Beam (pipeline.worker.prestart);
+    the run's spec goes to that server, and the pipeline's workers are its children."""
+    import pipeline.runner as runner
+    from pipeline import worker
+
+    runner.stop_warm_workers()
+    worker.prestart("DirectRunner", 2)
+    early = worker._PRESTARTED
+    assert early is not None and early["process"].poll() is None
+    try:
+        worker.prestart("DirectRunner", 2)  # idempotent
+        assert worker._PRESTARTED is early
+        runner.warm_workers({"language": None, "taxonomy": None})
+        assert worker._PRESTARTED is None  # handed over
+        assert runner._WARM["server"]["process"] is early["process"]
+        assert runner.warm_workers_address() == early["address"]
+        options = pipeline_options("DirectRunner", 2, running_mode_for(2, "in_memory"))
+        with beam.Pipeline(runner=make_runner("DirectRunner"), options=options) as p:
+            ppids = p | beam.Create(list(range(6))) | beam.Map(lambda x: os.getppid()) | beam.Distinct()
+            assert_that(ppids, equal_to([early["process"].pid]))
+    finally:
+        runner.warm_workers(None)
+        runner.stop_warm_workers()
+    assert _gone(early["process"].pid) and not os.path.exists(early["folder"])
+
+
+def test_no_early_server_for_one_worker_other_runners_or_cold_workers(monkeypatch):
+    from pipeline import worker
+
+    assert worker._PRESTARTED is None
+    worker.prestart("DirectRunner", 1)
+    worker.prestart("DataflowRunner", 4)
+    worker.prestart("BundleBasedDirectRunner", 2)
+    monkeypatch.setenv("NEWSBEAM_COLD_WORKERS", "1")
+    worker.prestart("DirectRunner", 2)
+    assert worker._PRESTARTED is None
+
+
+def test_an_early_server_that_never_gets_a_spec_ends_with_its_launcher(tmp_path):
+    """A run that stops before its pipeline (a configuration error, exit 2): the early server ends when the
+    launcher exits, and its folder is removed; after kill -9 of the launcher it ends as well."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("from pipeline import worker\n"
+              "import sys, time\n"
+              "worker.prestart('DirectRunner', 2)\n"
+              "s = worker._PRESTARTED\n"
+              "print(s['process'].pid, s['folder'], flush=True)\n"
+              "time.sleep(float(sys.argv[1]))\n")
+    root = os.path.dirname(os.path.dirname(__file__))
+    for how in ("exit", "kill"):
+        launcher = subprocess.Popen([sys.executable, "-c", script, "0.5" if how == "exit" else "120"],
+                                    stdout=subprocess.PIPE, text=True, cwd=root)
+        pid, folder = launcher.stdout.readline().split()
+        assert os.path.exists(f"/proc/{pid}")
+        if how == "kill":
+            launcher.send_signal(signal.SIGKILL)
+        assert launcher.wait(timeout=60) == (0 if how == "exit" else -signal.SIGKILL)
+        assert _gone(int(pid)), f"early server {pid} outlived its launcher ({how})"
+        if how == "exit":
+            assert not os.path.exists(folder)
+
+
 def test_warm_and_cold_workers_write_identical_articles(tmp_path, seeds_glob, run_pipeline, monkeypatch):
     warm = run_pipeline(tmp_path / "warm", [seeds_glob], now=FIXED_NOW, workers=2, run_id="same")
     monkeypatch.setenv("NEWSBEAM_COLD_WORKERS", "1")

@@ -110,12 +110,16 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
-    from pipeline.launch import run_once
-    from pipeline.progress import for_run
     from pipeline.settings import build_settings
-    from pipeline.summary import summarize
+    from pipeline.worker import prestart
 
     settings = apply_run_args(build_settings(args.profile, overrides_from(args)), args)
+    # `--workers N`: the worker server imports Beam's harness on the other core while this process imports Beam.
+    prestart(settings.runner, settings.workers)
+    from pipeline.launch import run_once
+    from pipeline.progress import for_run
+    from pipeline.summary import summarize
+
     if args.compact and not args.wait:
         from pipeline.config import ConfigError
 

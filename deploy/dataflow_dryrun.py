@@ -7,7 +7,8 @@ then returns without contacting Google Cloud. On top of that it
 
 * unpickles every DoFn again from the job's pipeline proto (what a worker does);
 * builds the sdist that ``--setup_file`` makes Beam stage, and checks that it
-  carries every module of the package (what a worker pip-installs).
+  carries every module of the package and the C source of the extension (what a worker pip-installs
+  and builds), and no module compiled here.
 
 Input and output roots are local temp paths here: the batch graph lists the
 dedup index and feed state of its output root while it is built, and listing
@@ -158,10 +159,14 @@ def check_package(setup_file: str, work: str) -> list[str]:
     missing = []
     for package in PACKAGES:
         for name in os.listdir(os.path.join(PROJECT_ROOT, package)):
-            if name.endswith(".py") and f"{package}/{name}" not in names:
+            # the modules, and the C source a worker compiles (setup.py: transforms/_langdetect_trial.c)
+            if name.endswith((".py", ".c")) and f"{package}/{name}" not in names:
                 missing.append(f"{package}/{name}")
     if missing:
         raise SystemExit(f"the sdist for the workers lacks {missing}: fix [tool.setuptools] in pyproject.toml")
+    built = sorted(n for n in names if n.endswith(".so"))
+    if built:  # a module compiled here would not load on a worker of another platform
+        raise SystemExit(f"the sdist for the workers carries compiled modules {built}")
     return sorted(n for n in names if n.endswith(".py"))
 
 

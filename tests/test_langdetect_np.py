@@ -1,6 +1,9 @@
-"""transforms/langdetect_np: stock langdetect's answers, bit for bit, from the numpy detector."""
+"""transforms/langdetect_np: stock langdetect's answers, bit for bit, from the numpy detector, with its
+trials in C (transforms/_langdetect_trial.c) and on numpy alone (Python 3.12+, or no C compiler at install)."""
 
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,46 @@ def _probabilities(factory, text):
     return detector.langprob
 
 
+@pytest.fixture(params=["c", "numpy"])
+def trial_path(request, monkeypatch):
+    """A test with this fixture runs with the trials in C and again with the numpy path."""
+    import transforms.langdetect_np as module
+
+    if request.param == "numpy":
+        monkeypatch.setattr(module, "_trial", None)
+    elif module._trial is None:
+        pytest.skip("the C trial is not built (no C compiler at install, or Python 3.12+)")
+    return request.param
+
+
+def test_the_c_trial_is_built_where_it_can_be():
+    """`make setup` builds it (setup.py) when a C compiler is there; on CPython 3.11 it is then used."""
+    import transforms.langdetect_np as module
+
+    if shutil.which("cc") is None or sys.version_info >= (3, 12):
+        pytest.skip("no C compiler here, or Python 3.12+ (the numpy path is used)")
+    from transforms._langdetect_trial import trial
+
+    assert module._trial is trial
+
+
+def test_the_c_trial_checks_its_buffers():
+    import numpy as np
+
+    trial = pytest.importorskip("transforms._langdetect_trial").trial
+    weights, prob = np.ones((3, 4)), np.full(4, 0.25)
+    with pytest.raises(IndexError):
+        trial(weights, np.array([0, 3], dtype=np.intp), prob, 0.5, 0.99999, 10, 0)
+    with pytest.raises(ValueError):
+        trial(weights, np.array([0], dtype=np.intp), np.full(5, 0.2), 0.5, 0.99999, 10, 0)  # 12 values: no rows of 5
+    with pytest.raises((TypeError, BufferError)):
+        trial(weights, np.array([0], dtype=np.intp), np.full(4, 0.25)[::2], 0.5, 0.99999, 10, 0)  # not contiguous
+    # Two draws, no convergence before the limit: asks for draw 2 (-(2 + 1)), then ends at the limit (update 5).
+    prob = np.full(4, 0.25)
+    assert trial(weights, np.array([0, 1], dtype=np.intp), prob, 0.5, 0.99999, 5, 0) == -3
+    assert trial(weights, np.array([0, 1, 2, 0, 1, 2], dtype=np.intp), prob, 0.5, 0.99999, 5, 2) == 6
+
+
 @pytest.fixture(scope="module")
 def factories():
     stock = DetectorFactory()
@@ -46,6 +89,7 @@ def factories():
     return stock, build_factory(0)
 
 
+@pytest.mark.usefixtures("trial_path")
 def test_every_probability_equals_stock_langdetect_bit_for_bit(factories):
     stock, fast = factories
     texts = _texts()
@@ -58,12 +102,14 @@ def test_every_probability_equals_stock_langdetect_bit_for_bit(factories):
     assert len(answers) >= 14
 
 
+@pytest.mark.usefixtures("trial_path")
 def test_no_features_raises_like_stock(factories):
     stock, fast = factories
     for text in ("", "1234 !!", "   "):
         assert _probabilities(fast, text)[0] == "error" == _probabilities(stock, text)[0]
 
 
+@pytest.mark.usefixtures("trial_path")
 def test_another_seed_gives_stock_answers_for_that_seed():
     stock = DetectorFactory()
     stock.load_profile(PROFILES_DIRECTORY)
@@ -90,6 +136,7 @@ EDGE_TEXTS = [
 ]
 
 
+@pytest.mark.usefixtures("trial_path")
 def test_edge_cases_equal_stock_bit_for_bit(factories):
     stock, fast = factories
     differ = [t for t in EDGE_TEXTS if _probabilities(stock, t) != _probabilities(fast, t)]
@@ -97,6 +144,7 @@ def test_edge_cases_equal_stock_bit_for_bit(factories):
     assert sum(1 for t in EDGE_TEXTS if _probabilities(fast, t)[0] == "error") >= 1  # "1234 !!"
 
 
+@pytest.mark.usefixtures("trial_path")
 def test_random_character_soup_equals_stock_bit_for_bit(factories):
     """Texts drawn from letters of several scripts in both cases, digits, spaces and punctuation."""
     import random
@@ -111,6 +159,7 @@ def test_random_character_soup_equals_stock_bit_for_bit(factories):
     assert differ == []
 
 
+@pytest.mark.usefixtures("trial_path")
 def test_two_appends_and_a_cut_text_equal_stock(factories):
     stock, fast = factories
     parts = ["Der Bundestag hat am Donnerstag  ", "  ein neues Gesetz beschlossen. " * 20]
@@ -126,6 +175,7 @@ def test_two_appends_and_a_cut_text_equal_stock(factories):
     assert len(results[0][0]) < sum(map(len, parts))
 
 
+@pytest.mark.usefixtures("trial_path")
 @pytest.mark.parametrize("words, blocks", [(8, 1), (64, 3), (300, 1)])
 def test_small_draw_windows_equal_stock(factories, monkeypatch, words, blocks):
     """The draws are read from the stream in windows that grow, and the factors made some blocks ahead:
@@ -141,6 +191,7 @@ def test_small_draw_windows_equal_stock(factories, monkeypatch, words, blocks):
     assert differ == []
 
 
+@pytest.mark.usefixtures("trial_path")
 def test_without_a_seed_detects_like_stock_without_one():
     """No seed: stock draws from a generator seeded by the system; so does this detector (answers vary
     in the last digits, the language does not)."""

@@ -23,7 +23,7 @@ help: ## list the targets
 
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (CI images, this machine) nothing caches .pyc files and every
 # process compiled Beam from source: `import apache_beam, pyarrow` 3.6 s -> 1.2 s per process (tests, workers, CLI).
-$(STAMP): $(LOCK) pyproject.toml setup.py transforms/_langdetect_trial.c
+$(STAMP): $(LOCK) pyproject.toml setup.py $(wildcard transforms/*.c)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) pip sync --quiet --compile-bytecode --python $(PY) $(LOCK)

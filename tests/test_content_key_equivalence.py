@@ -3,7 +3,8 @@
 Both are stored in the cross-run dedup index (content_hash is the stable hash of the key), so a faster
 implementation must not change a single byte. The previous code is frozen here; the current one is
 compared with it on random text (unicode letters and marks, punctuation, odd whitespace, underscores,
-lone surrogates, empty, longer than max_chars) and on the real news texts of the dev data.
+lone surrogates, empty, longer than max_chars) and on the real news texts of the dev data. The signature
+tests run on both paths: C (transforms/_minhash_signature.c) and numpy.
 """
 
 from __future__ import annotations
@@ -23,6 +24,43 @@ from transforms.minhash import BLOCK, MinHasher
 from transforms.text import content_key, content_key_words
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@pytest.fixture(params=["c", "numpy"])
+def signature_path(request, monkeypatch):
+    """A test with this fixture runs with MinHash signatures in C and again on numpy."""
+    import transforms.minhash as module
+
+    if request.param == "numpy":
+        monkeypatch.setattr(module, "_signature", None)
+    elif module._signature is None:
+        pytest.skip("the C signature is not built (no C compiler at install)")
+    return request.param
+
+
+def test_the_c_signature_is_built_where_it_can_be():
+    import shutil
+
+    import transforms.minhash as module
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler here: the numpy path is used")
+    from transforms._minhash_signature import signature
+
+    assert module._signature is signature
+
+
+def test_the_c_signature_checks_its_arguments():
+    signature = pytest.importorskip("transforms._minhash_signature").signature
+    a = b = np.ones(4, dtype=np.uint64)
+    position = np.ones(3, dtype=np.uint64)
+    with pytest.raises(TypeError):
+        signature(["a", "b"], a, b, position)  # str words
+    with pytest.raises(TypeError):
+        signature((b"a",), a, b, position)  # not a list
+    with pytest.raises(ValueError):
+        signature([b"a"], a, np.ones(3, dtype=np.uint64), position)  # a and b differ
+    assert len(signature([b"a", b"b"], a, b, position)) == 8
 
 
 def old_content_key(title, body):
@@ -107,6 +145,7 @@ class _CountingWord:
         return _WORD.findall(text)
 
 
+@pytest.mark.usefixtures("signature_path")
 def test_content_key_is_unchanged_on_random_and_real_text(monkeypatch):
     import transforms.text
 
@@ -128,6 +167,7 @@ def test_content_key_is_unchanged_on_random_and_real_text(monkeypatch):
     assert len(cases) // 10 < regex_path < len(cases) * 9 // 10, regex_path  # both paths are exercised
 
 
+@pytest.mark.usefixtures("signature_path")
 @pytest.mark.parametrize("num_perm,shingle_size,bands,seed,max_chars", [
     (128, 3, 32, 1, 500_000), (64, 1, 16, 7, 300), (32, 2, 8, 3, 1_000), (16, 5, 4, 2, 50)])
 def test_signature_bytes_are_unchanged(num_perm, shingle_size, bands, seed, max_chars):
@@ -148,6 +188,7 @@ def _outcome(function, key):
         return type(err)
 
 
+@pytest.mark.usefixtures("signature_path")
 def test_signature_bytes_are_unchanged_past_one_block_and_past_max_chars():
     rng = random.Random(5)
     vocab = [w for text in REAL for w in content_key(None, text).split()]

@@ -32,6 +32,11 @@ import zlib
 
 import numpy as np
 
+try:  # the same signatures in C (setup.py builds it when a C compiler is there)
+    from transforms._minhash_signature import signature as _signature
+except ImportError:
+    _signature = None
+
 _BITS = 16
 _MASK = np.uint64((1 << _BITS) - 1)
 # Characters of a content key a signature covers (the rest is ignored by near-dup only).
@@ -64,6 +69,7 @@ class MinHasher:
         self._a = (rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)).reshape(-1, 1)
         self._b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64).reshape(-1, 1)
         self._position = np.array(_POSITION_MULTIPLIERS[:shingle_size], dtype=np.uint64)
+        self._a_flat, self._b_flat = self._a.ravel().copy(), self._b.ravel().copy()  # for the C path
 
     def capped(self, key: str) -> str:
         """The part of ``key`` a signature covers: its first ``max_chars`` characters, cut back to
@@ -98,7 +104,17 @@ class MinHasher:
     def signature(self, key: str, words: list[bytes] | None = None) -> bytes:
         """``num_perm`` 16-bit minima of the shingle set of ``key`` (a content_key), as bytes.
 
-        ``words``: optional, ``key.encode("utf-8").split()`` (see :meth:`shingle_hashes`)."""
+        ``words``: optional, ``key.encode("utf-8").split()`` (see :meth:`shingle_hashes`).
+        Computed in C when the extension is built (``transforms/_minhash_signature.c``: the same
+        arithmetic, ~4x faster), else on numpy (:meth:`signature_numpy`)."""
+        if _signature is None:
+            return self.signature_numpy(key, words)
+        if words is None or len(key) > self.max_chars:
+            words = self.capped(key).encode("utf-8").split()
+        return _signature(words, self._a_flat, self._b_flat, self._position)
+
+    def signature_numpy(self, key: str, words: list[bytes] | None = None) -> bytes:
+        """:meth:`signature` on numpy arrays (the reference the C path is tested against)."""
         shingles = self.shingle_hashes(key, words)
         if len(shingles) <= BLOCK:  # one block (every news article): no loop, no running minimum
             work = self._a * shingles

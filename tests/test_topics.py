@@ -424,6 +424,61 @@ def test_term_by_term_hits_equal_all_hits_on_tricky_texts():
     assert matched > 1500
 
 
+def test_latin1_haystack_is_lower_casing_for_every_code_point():
+    """The byte haystack (Latin-1 lower case, "?" for other characters) equals str.lower() encoded the same
+    way for every text without a _LOWER_SPECIAL character: derived here from every code point."""
+    import sys
+
+    from transforms.topics import _LATIN1_LOWER, _LOWER_SPECIAL
+
+    special = {chr(c) for c in range(sys.maxunicode + 1)
+               if len(chr(c).lower()) != 1 or (c > 255 and any(ord(x) < 256 for x in chr(c).lower()))}
+    assert special == set(_LOWER_SPECIAL)
+    assert all(len(chr(b).lower()) == 1 and ord(chr(b).lower()) < 256 for b in range(256))
+    assert _LATIN1_LOWER == bytes(ord(chr(b).lower()) for b in range(256))
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c) not in special and c != 0x3a3)
+    assert (everything.encode("latin-1", "replace").translate(_LATIN1_LOWER)
+            == everything.lower().encode("latin-1", "replace"))
+
+
+NON_LATIN1_WORDS = ["Ținta", "ALIANȚA", "alianţa", "Północnoatlantycki", "zł", "ZŁOTYCH", "ČR", "česká", "„Rusko“",
+                    "НАТО", "армія", "Армия", "ООН", "ввп", "σίγμα", "ΣΊΓΜΑ", "–", "„", "“", "?", "z?", "??", "?r",
+                    "Kelvin\u212a", "İstanbul", "ẞ", "Ÿ", "SAN\u212aTIONEN", "STRA\u1e9eE", "\u212bRSBUDGETEN"]
+
+
+def test_latin1_haystack_and_wide_texts_find_the_same_hits():
+    """A term's hits are the same whether a text is looked at through its Latin-1 haystack (keys with other
+    characters as "?", each hit checked) or as str.lower() (a "wide" text), eagerly or term by term."""
+    from transforms.topics import _LOWER_SPECIAL, _TermTable, _Text, case_exceptions, _alphabet
+
+    # Without "ıraq", "ſtaat" and "σίγμα", whose exceptions ("I", "S", "Σ") would send most texts the str.lower() way.
+    terms = [t for t in TRICKY_TERMS if not set(t) & set("ıſσ")] + ["alianț*", "północnoatlantyck*", "zł", "złotych", "čr", "česk*", "нато", "ввп",
+                            "армі*", "# zł", "z r", "årsbudget*"]
+    table = _TermTable(terms)
+    exceptions = case_exceptions(_alphabet(terms))
+    words = TRICKY_WORDS + NON_LATIN1_WORDS
+    plain = [w for w in words if not any(ch in exceptions or ch in _LOWER_SPECIAL for ch in w)]
+    texts = (list(_generated_texts(words, 500, seed=9)) + list(_generated_texts(plain, 1500, seed=10))
+             + NON_LATIN1_WORDS + ["НАТО и ООН — армія " * 20, "Zł, ČR „Rusko“ – ?r z? " * 10])
+    narrow = outside_latin1 = 0
+    for text in texts:
+        analysed = _Text(text, exceptions)
+        wide = _Text(text, exceptions)
+        if wide.haystack is not None:
+            narrow += 1
+            wide.haystack, wide.wide = None, text.lower()
+        expected = wide.exact_only or table.find_all(wide)
+        if analysed.exact_only:
+            continue
+        assert table.find_all(analysed) == expected, text
+        key_hits = table.key_hits(analysed)
+        for i in range(len(table.patterns)):
+            assert table.term_spans(i, analysed, key_hits) == expected.get(i, []), (table.patterns[i], text)
+        if analysed.haystack is not None:
+            outside_latin1 += sum(1 for i in expected if max(map(ord, table.patterns[i])) > 255)
+    assert narrow > 500 and outside_latin1 > 200  # the "?" keys were found (and checked) on the byte path
+
+
 def test_whole_word_terms_skip_the_regex_soundly():
     """A term that is its automaton key alone ("gel", "nato", "u.s.") is reported without its regex when the
     hit starts and ends a word. Sound because lower-case equality implies a case-insensitive regex match for

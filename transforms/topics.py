@@ -315,26 +315,59 @@ def case_exceptions(alphabet: str) -> dict[str, str | None]:
     return exceptions
 
 
-class _Text:
-    """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached)."""
+# Lower-casing a field into one byte per character: a Latin-1 character becomes its lower case (always one
+# Latin-1 character), any other character "?", which no automaton key holds. For a text without the
+# characters below this is exactly ``text.lower().encode("latin-1", "replace")``, at a third of the cost of
+# ``str.lower`` (German news: "–", "„" and "“" make most articles two bytes per character in CPython).
+_LATIN1_LOWER = bytes(ord(chr(b).lower()) for b in range(256))
+# The characters whose lower case is not one character outside Latin-1 (and for which the bytes above would
+# differ from lower-casing): "İ" lowers to two characters, the others to a Latin-1 letter. A text with one
+# takes ``str.lower`` (tests/test_topics.py derives this set from every code point).
+_LOWER_SPECIAL = "\u0130\u0178\u1e9e\u212a\u212b"  # İ Ÿ ẞ K (Kelvin) Å (Angstrom)
 
-    __slots__ = ("text", "folded", "exact_only", "_hits", "_lazy")
+
+class _Text:
+    """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached).
+
+    ``haystack`` is the lower-cased text as Latin-1 bytes (one byte per character, "?" for any other
+    character), where the automata of :class:`_TermTable` look for their keys; :meth:`folded` gives the
+    lower-cased characters of a span, for keys with characters outside Latin-1. A text that is mostly in
+    another script (where such keys would be "found" almost everywhere), or that holds a case exception
+    or one of ``_LOWER_SPECIAL``, has ``haystack`` None and is looked at as ``str.lower()`` (``wide``).
+    ``exact_only``: the text takes the plain regex path (see :func:`case_exceptions`).
+    """
+
+    __slots__ = ("text", "haystack", "wide", "exact_only", "_hits", "_lazy")
 
     def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None):
         self.text = text
-        source = text
         self.exact_only = False
+        self.haystack: bytes | None = None
+        self.wide: str | None = None
         # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
         present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
                    else [])
-        if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the automaton
-            self.exact_only = any(exceptions[ch] is None for ch in present)
-            source = text.translate({ord(ch): exceptions[ch] for ch in present})
-        self.folded = source.lower()
-        # Texts the automaton cannot handle exactly take the plain regex path (see case_exceptions).
-        self.exact_only = self.exact_only or len(self.folded) != len(text)
+        if present or any(ch in text for ch in _LOWER_SPECIAL):
+            source = text
+            if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the automaton
+                self.exact_only = any(exceptions[ch] is None for ch in present)
+                source = text.translate({ord(ch): exceptions[ch] for ch in present})
+            self.wide = source.lower()
+            # Texts the automaton cannot handle exactly take the plain regex path (see case_exceptions).
+            self.exact_only = self.exact_only or len(self.wide) != len(text)
+        else:
+            haystack = text.encode("latin-1", "replace").translate(_LATIN1_LOWER)
+            if (haystack.count(b"?") - text.count("?")) * 8 > len(text):  # mostly another script
+                self.wide = text.lower()
+            else:
+                self.haystack = haystack
         self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
         self._lazy: dict[int, _LazyHits] = {}
+
+    def folded(self, start: int, end: int) -> str:
+        """The characters ``start:end`` of the lower-cased text (of ``haystack``, before the "?")."""
+        # Only "Σ" lowers by context, and with a term holding "σ" it is a case exception (a "wide" text).
+        return self.text[start:end].lower()
 
     def hits(self, table: "_TermTable") -> dict[int, list[tuple[int, int]]]:
         """``{term id: [(start, end), ...]}`` of every term of ``table`` (computed once per table)."""
@@ -472,33 +505,77 @@ class _TermTable:
                      mode == "search" and not body.startswith("*") and _after_a_number(body, key))
             for form in _key_forms(key if pattern.startswith("=") else key.lower()):
                 (exact if pattern.startswith("=") else folded).setdefault(form, []).append(entry)
-        self._folded = self._automaton(folded)
-        self._exact = self._automaton(exact)
-        # Per term: (automaton: 0 folded, 1 exact; key number; length; entry) of each of its keys (term_spans).
-        # Per automaton and key: the ids of its terms (key_hits).
-        self._keys_of: dict[int, list[tuple[int, int, int, tuple]]] = {}
-        self._ids_of_key: tuple[list[frozenset[int]], list[frozenset[int]]] = ([], [])
-        for which, automaton in enumerate((self._folded, self._exact)):
-            for k, (length, entries, _word_start_only) in enumerate(automaton[1] if automaton else ()):
-                self._ids_of_key[which].append(frozenset(entry[0] for entry in entries))
-                for entry in entries:
-                    self._keys_of.setdefault(entry[0], []).append((which, k, length, entry))
+        self._folded_keys = folded
+        # Three automata: the lower-cased keys in a text's Latin-1 haystack, the case-sensitive keys in the
+        # text, and (built when a "wide" text first needs it) the lower-cased keys in its str.lower().
+        self._automata: list = [self._automaton(folded, latin1=True), self._automaton(exact, latin1=False), None]
+        # Per term: (automaton number; key number; length; entry; the key's characters when the hit must be
+        # checked, see _automaton) of each of its keys (term_spans). Per automaton and key: the ids of its
+        # terms (key_hits).
+        self._keys_of: dict[int, list[tuple[int, int, int, tuple, str | None]]] = {}
+        self._ids_of_key: tuple[list[frozenset[int]], ...] = ([], [], [])
+        for which in (0, 1):
+            self._index(which)
+
+    def _index(self, which: int) -> None:
+        """Fill ``_keys_of`` and ``_ids_of_key`` for automaton ``which``."""
+        automaton = self._automata[which]
+        for k, (length, entries, _word_start_only, forms) in enumerate(automaton[1] if automaton else ()):
+            by_form = forms.items() if forms is not None else [(None, entries)]
+            self._ids_of_key[which].append(frozenset(entry[0] for _form, es in by_form for entry in es))
+            for form, es in by_form:
+                for entry in es:
+                    self._keys_of.setdefault(entry[0], []).append((which, k, length, entry, form))
+
+    def _passes(self, text: _Text) -> Iterable[tuple[int, Any, str | bytes]]:
+        """``(automaton number, automaton, haystack)`` of the passes over ``text``: its lower-cased keys in
+        its Latin-1 haystack (or, for a "wide" text, in its lower-cased str), its case-sensitive keys in it."""
+        if text.haystack is not None:
+            if self._automata[0] is not None:
+                yield 0, self._automata[0], text.haystack
+        elif self._folded_keys:
+            if self._automata[2] is None:
+                self._automata[2] = self._automaton(self._folded_keys, latin1=False)
+                self._index(2)
+            yield 2, self._automata[2], text.wide
+        if self._automata[1] is not None:
+            yield 1, self._automata[1], text.text
 
     @staticmethod
-    def _automaton(keyed: Mapping[str, list[tuple]]):
-        """``(automaton, per key: (length, entries, every entry needs a word start))`` of the keys, or None.
+    def _automaton(keyed: Mapping[str, list[tuple]], latin1: bool):
+        """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None.
+
+        ``latin1``: the keys (lower-cased) are looked for in :attr:`_Text.haystack`, as Latin-1 bytes where
+        any other character is "?": a key with such characters ("alianța" -> b"alian?a") has ``entries`` ()
+        and ``forms`` ``{key: entries}`` of the keys that share its bytes, and a hit counts for the key that
+        :meth:`_Text.folded` spells there (if any); for a Latin-1 key ``forms`` is None and the hit is a
+        hit. Otherwise (the case-sensitive keys) the automaton reads the text itself.
 
         ``ahocorasick_rs`` (Rust ``aho-corasick``) as a DFA: one overlapping pass reports every key at every
         position, as pyahocorasick's ``iter`` did, at about a fifth of its cost (bench corpus, 2,600
-        characters: 108 -> 24 µs per field; docs/topics.md "Speed")."""
+        characters: 108 -> 24 µs per field; on Latin-1 bytes about 12 µs; docs/topics.md "Speed")."""
         if not keyed:
             return None
         import ahocorasick_rs
 
-        keys = list(keyed)
-        automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
-                                               implementation=ahocorasick_rs.Implementation.DFA)
-        return automaton, [(len(key), tuple(keyed[key]), all(entry[2] for entry in keyed[key])) for key in keys]
+        if not latin1:
+            keys = list(keyed)
+            automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
+                                                   implementation=ahocorasick_rs.Implementation.DFA)
+            return automaton, [(len(key), tuple(keyed[key]), all(entry[2] for entry in keyed[key]), None)
+                               for key in keys]
+        by_bytes: dict[bytes, dict[str, tuple]] = {}
+        for key, entries in keyed.items():
+            by_bytes.setdefault(key.encode("latin-1", "replace"), {})[key] = tuple(entries)
+        table = []
+        for encoded, forms in by_bytes.items():
+            every = [entry for entries in forms.values() for entry in entries]
+            exact = encoded.decode("latin-1") in forms  # a Latin-1 key (alone: others have a "?")
+            table.append((len(encoded), forms[encoded.decode("latin-1")] if exact else (),
+                          all(entry[2] for entry in every), None if exact else forms))
+        automaton = ahocorasick_rs.BytesAhoCorasick(list(by_bytes), matchkind=ahocorasick_rs.MatchKind.Standard,
+                                                    implementation=ahocorasick_rs.Implementation.DFA)
+        return automaton, table
 
     def _regex(self, i: int) -> re.Pattern:
         rx = self.regexes[i]
@@ -577,15 +654,16 @@ class _TermTable:
         if match is not None:
             found.setdefault(i, []).append((at, match.end()))
 
-    def _scan(self, automaton, haystack: str, raw: str, found: dict[int, list[tuple[int, int]]],
+    def _scan(self, automaton, haystack: str | bytes, text: _Text, found: dict[int, list[tuple[int, int]]],
               seen: set[tuple[int, int]]) -> None:
         """:meth:`_verify` of every entry of every key hit of ``automaton`` in ``haystack``, inlined for
         anchored terms (the hot path of every article): ``ch.isalnum() or ch == "_"`` is :func:`_is_word`."""
         regexes = self.regexes
+        raw = text.text
         size = len(raw)
         automaton, keyed = automaton
         for k, at, end in automaton.find_matches_as_indexes(haystack, overlapping=True):
-            length, entries, word_start_only = keyed[k]
+            length, entries, word_start_only, forms = keyed[k]
             inside = False
             if at:
                 ch = raw[at - 1]
@@ -593,6 +671,8 @@ class _TermTable:
                     if word_start_only:
                         continue
                     inside = True
+            if forms is not None:  # a key with characters outside Latin-1: which one is here, if any
+                entries = forms.get(text.folded(at, end), ())
             for entry in entries:
                 i, search, word_start, whole, after_number = entry
                 if search:
@@ -628,10 +708,8 @@ class _TermTable:
                 self._search(i, raw, found)
             return found
         seen: set[tuple[int, int]] = set()
-        if self._folded is not None:
-            self._scan(self._folded, text.folded, raw, found, seen)
-        if self._exact is not None:
-            self._scan(self._exact, raw, raw, found, seen)
+        for _which, automaton, haystack in self._passes(text):
+            self._scan(automaton, haystack, text, found, seen)
         for i in self._search_always:
             self._search(i, raw, found)
         for spans in found.values():
@@ -639,23 +717,22 @@ class _TermTable:
                 spans.sort()
         return found
 
-    def key_hits(self, text: _Text) -> tuple[tuple[dict[int, list[int]], dict[int, list[int]]], set[int]] | None:
-        """``(starts, candidates)``: per automaton (folded, exact) ``{key number: [start, ...]}`` of the keys'
+    def key_hits(self, text: _Text) -> tuple[tuple[dict[int, list[int]], ...], set[int]] | None:
+        """``(starts, candidates)``: per automaton (see _passes) ``{key number: [start, ...]}`` of the keys'
         hits in ``text``, not verified (:meth:`term_spans` does that per term), and the ids of the terms that
         can match (a key hit, or no key at all); None when ``text`` takes the plain regex path."""
         if text.exact_only:
             return None
-        by_automaton: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
+        by_automaton: tuple[dict[int, list[int]], ...] = ({}, {}, {})
         candidates: set[int] = set()
         if text.text:
             candidates.update(self._search_always)
-            for which, (automaton, haystack) in enumerate(((self._folded, text.folded), (self._exact, text.text))):
-                if automaton is not None:
-                    starts = by_automaton[which]
-                    for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
-                        starts.setdefault(k, []).append(at)
-                    for k in starts:
-                        candidates.update(self._ids_of_key[which][k])
+            for which, automaton, haystack in self._passes(text):
+                starts = by_automaton[which]
+                for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
+                    starts.setdefault(k, []).append(at)
+                for k in starts:
+                    candidates.update(self._ids_of_key[which][k])
         return by_automaton, candidates
 
     def term_spans(self, i: int, text: _Text, key_hits) -> list[tuple[int, int]]:
@@ -669,9 +746,10 @@ class _TermTable:
             self._search(i, raw, found)
         else:
             seen: set[tuple[int, int]] = set()
-            for which, k, length, entry in self._keys_of.get(i, ()):
+            for which, k, length, entry, form in self._keys_of.get(i, ()):
                 for at in key_hits[0][which].get(k, ()):
-                    self._verify(entry, raw, at, length, found, seen)
+                    if form is None or text.folded(at, at + length) == form:
+                        self._verify(entry, raw, at, length, found, seen)
         spans = found.get(i, [])
         spans.sort()
         return spans

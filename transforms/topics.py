@@ -326,6 +326,15 @@ _LATIN1_LOWER = bytes(ord(chr(b).lower()) for b in range(256))
 _LOWER_SPECIAL = "\u0130\u0178\u1e9e\u212a\u212b"  # İ Ÿ ẞ K (Kelvin) Å (Angstrom)
 
 
+def _has_any(text: str, characters: str) -> bool:
+    """True when ``text`` holds one of ``characters`` (one C substring scan each: a few are cheaper so
+    than one regex class scan)."""
+    for ch in characters:
+        if ch in text:
+            return True
+    return False
+
+
 class _Text:
     """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached).
 
@@ -347,7 +356,7 @@ class _Text:
         # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
         present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
                    else [])
-        if present or any(ch in text for ch in _LOWER_SPECIAL):
+        if present or _has_any(text, _LOWER_SPECIAL):
             source = text
             if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the automaton
                 self.exact_only = any(exceptions[ch] is None for ch in present)
@@ -357,7 +366,8 @@ class _Text:
             self.exact_only = self.exact_only or len(self.wide) != len(text)
         else:
             haystack = text.encode("latin-1", "replace").translate(_LATIN1_LOWER)
-            if (haystack.count(b"?") - text.count("?")) * 8 > len(text):  # mostly another script
+            # Mostly another script (more than an eighth of the characters; "?" in the text aside)?
+            if haystack.count(b"?") * 8 > len(text) and (haystack.count(b"?") - text.count("?")) * 8 > len(text):
                 self.wide = text.lower()
             else:
                 self.haystack = haystack
@@ -605,26 +615,32 @@ class _TermTable:
                 found.setdefault(i, []).append((start, full.end()))
             match = rx.search(raw, start + 1, stop)
 
-    def _number_near(self, i: int, raw: str, at: int, found: dict[int, list[tuple[int, int]]],
-                     seen: set[tuple[int, int]]) -> None:
-        """:meth:`_search_near` for a term that is a number, spaces and its key ("# prozent*"): the same
-        matches, from the only places they can start. A match has its key right after the spaces after
-        its number, so the hit at ``at`` yields matches only if the characters before it are spaces
-        (the term's space class) and then a digit; the matches start at the digits of that number
-        ("1.5 Prozent": "1.5 Prozent" and "5 Prozent"), at most _NEAR before the hit. A hit inside a
-        longer match ("3 Prozentprozent") finds nothing here, but that match is found from its own
-        key's hit, exactly as _search_near finds it there (``seen`` drops repeats in both)."""
+    @staticmethod
+    def _digits_before(raw: str, at: int) -> range | None:
+        """Where a match of a number-then-key term ("# prozent*") that holds the key's hit at ``at`` can start:
+        the positions of the number right before the spaces (the term's space class) before ``at``, at most
+        _NEAR back ("1.5 Prozent": "1.5 Prozent" and "5 Prozent"); None without such a number."""
         limit = max(0, at - _NEAR)
         p = at - 1
         while p >= limit and _is_space(raw[p]):
             p -= 1
         if p < limit or not raw[p].isdecimal():
-            return
+            return None
         q = p
         while q > limit and (raw[q - 1].isdecimal() or raw[q - 1] in ".,"):
             q -= 1
+        return range(q, p + 1)
+
+    def _number_near(self, i: int, raw: str, at: int, starts: range, found: dict[int, list[tuple[int, int]]],
+                     seen: set[tuple[int, int]]) -> None:
+        """:meth:`_search_near` for a term that is a number, spaces and its key ("# prozent*"): the same
+        matches, from the only places they can start (``starts``: :meth:`_digits_before` of the hit, shared
+        by the terms of one key). A match has its key right after the spaces after its number, so the hit at
+        ``at`` yields matches only from the digits of that number. A hit inside a longer match ("3
+        Prozentprozent") finds nothing here, but that match is found from its own key's hit, exactly as
+        _search_near finds it there (``seen`` drops repeats in both)."""
         rx = self._regex(i)
-        for start in range(q, p + 1):
+        for start in starts:
             if not raw[start].isdecimal() or (i, start) in seen:
                 continue
             full = rx.match(raw, start)
@@ -639,7 +655,9 @@ class _TermTable:
         i, search, word_start, whole, after_number = entry
         if search:
             if after_number:
-                self._number_near(i, raw, at, found, seen)
+                starts = self._digits_before(raw, at)
+                if starts is not None:
+                    self._number_near(i, raw, at, starts, found, seen)
             else:
                 self._search_near(i, raw, at, length, found, seen)
             return
@@ -673,11 +691,15 @@ class _TermTable:
                     inside = True
             if forms is not None:  # a key with characters outside Latin-1: which one is here, if any
                 entries = forms.get(text.folded(at, end), ())
+            digits: range | None | bool = False  # _digits_before(raw, at), once per hit
             for entry in entries:
                 i, search, word_start, whole, after_number = entry
                 if search:
                     if after_number:
-                        self._number_near(i, raw, at, found, seen)
+                        if digits is False:
+                            digits = self._digits_before(raw, at)
+                        if digits is not None:
+                            self._number_near(i, raw, at, digits, found, seen)
                     else:
                         self._search_near(i, raw, at, length, found, seen)
                     continue
@@ -936,7 +958,8 @@ class _LabelGate:
     def __init__(self, table: _TermTable, used: Mapping[str, tuple[set[str], list[list[set[str]]]]]):
         """``used``: per label (in taxonomy order), the patterns of its terms and, per combo, of each group."""
         self._bits: dict[int, int] = {}  # term id -> OR of the bits it sets
-        self._labels: list[tuple[str, int, list[int]]] = []  # (label, its term bit, per combo: its group bits)
+        # (label, its term bit, per combo: its group bits, all its bits)
+        self._labels: list[tuple[str, int, list[int], int]] = []
         bit = 1
         for name, (terms, combos) in used.items():
             term_bit, bit = bit, bit << 1
@@ -950,7 +973,10 @@ class _LabelGate:
                         self._bits[table.ids[p]] = self._bits.get(table.ids[p], 0) | bit
                     mask, bit = mask | bit, bit << 1
                 combo_masks.append(mask)
-            self._labels.append((name, term_bit, combo_masks))
+            every = term_bit
+            for mask in combo_masks:
+                every |= mask
+            self._labels.append((name, term_bit, combo_masks, every))
 
     def bits(self, present: Iterable[int]) -> int:
         """The bits the term ids in ``present`` set (the argument of :meth:`possible` and :meth:`combos`)."""
@@ -963,15 +989,22 @@ class _LabelGate:
     def possible(self, found: int) -> list[str]:
         """The labels (taxonomy order) with a term among the present ids (``found``: :meth:`bits`) or a combo
         with every group among them."""
-        if not found:
-            return []
-        return [name for name, term_bit, combos in self._labels
-                if found & term_bit or any(found & mask == mask for mask in combos)]
+        possible = []
+        for name, term_bit, combos, every in self._labels:
+            if found & every:  # a plain loop: this runs for most articles ("zwei", "Prozent" are combo words)
+                if found & term_bit:
+                    possible.append(name)
+                    continue
+                for mask in combos:
+                    if found & mask == mask:
+                        possible.append(name)
+                        break
+        return possible
 
     def combos(self, name: str, found: int) -> list[int]:
         """The numbers of label ``name``'s combos with every group among the present ids: only these can match
         (a group's matcher finds something exactly when one of its terms has a hit)."""
-        combos = next(combos for label, _term_bit, combos in self._labels if label == name)
+        combos = next(combos for label, _term_bit, combos, _every in self._labels if label == name)
         return [n for n, mask in enumerate(combos) if found & mask == mask]
 
 

@@ -499,6 +499,8 @@ class _TermTable:
         # ~3,700 took about a second per worker process.
         self.regexes: list[re.Pattern | None] = [None] * len(self.patterns)
         self._search_always: list[int] = []  # "search" terms without any literal part (only "#")
+        # Per "search" term: its literal runs other than its key, lower-cased as Latin-1 bytes (see _search_near).
+        self._runs: dict[int, tuple[bytes, ...]] = {}
         # Per key: (term, search?, starts a word?, the whole term?, a number before the key?). A hit of an
         # anchored term that does not start a word (or, for a term that is its key alone, does not end one)
         # cannot match: its regex is not tried there (the regex's own look-behind/look-ahead would fail, see
@@ -513,6 +515,9 @@ class _TermTable:
                 continue
             entry = (i, mode == "search", mode == "anchored", mode == "anchored" and body == key,
                      mode == "search" and not body.startswith("*") and _after_a_number(body, key))
+            if mode == "search":
+                self._runs[i] = tuple(dict.fromkeys(run.lower().encode("latin-1", "replace")
+                                                    for run in _LITERAL.findall(body) if run != key))
             for form in _key_forms(key if pattern.startswith("=") else key.lower()):
                 (exact if pattern.startswith("=") else folded).setdefault(form, []).append(entry)
         self._folded_keys = folded
@@ -602,10 +607,18 @@ class _TermTable:
             match = rx.search(raw, match.start() + 1)
 
     def _search_near(self, i: int, raw: str, at: int, length: int, found: dict[int, list[tuple[int, int]]],
-                     seen: set[tuple[int, int]]) -> None:
-        """Matches of term ``i`` that contain its key's hit at ``at`` (start at most _NEAR before it)."""
-        rx = self._regex(i)
+                     seen: set[tuple[int, int]], haystack: bytes | None) -> None:
+        """Matches of term ``i`` that contain its key's hit at ``at`` (start at most _NEAR before it).
+
+        Each match is first found inside the window ``pos:stop``, so it holds every literal run of the term
+        there: when the Latin-1 ``haystack`` (see :class:`_Text`; None: not checked) lacks one of them in
+        the window, there is no match and no regex runs."""
         pos, stop = max(0, at - _NEAR), at + length + _NEAR
+        if haystack is not None:
+            for run in self._runs[i]:
+                if haystack.find(run, pos, stop) < 0:
+                    return
+        rx = self._regex(i)
         match = rx.search(raw, pos, stop)
         while match is not None and match.start() <= at:
             start = match.start()
@@ -649,9 +662,9 @@ class _TermTable:
                 found.setdefault(i, []).append((start, full.end()))
 
     def _verify(self, entry: tuple, raw: str, at: int, length: int, found: dict[int, list[tuple[int, int]]],
-                seen: set[tuple[int, int]]) -> None:
+                seen: set[tuple[int, int]], haystack: bytes | None) -> None:
         """Add to ``found`` the matches of ``entry``'s term that its key's hit at ``at`` stands for (the
-        reference for the inlined loop of :meth:`_scan`)."""
+        reference for the inlined loop of :meth:`_scan`; ``haystack``: the text's, see _search_near)."""
         i, search, word_start, whole, after_number = entry
         if search:
             if after_number:
@@ -659,7 +672,7 @@ class _TermTable:
                 if starts is not None:
                     self._number_near(i, raw, at, starts, found, seen)
             else:
-                self._search_near(i, raw, at, length, found, seen)
+                self._search_near(i, raw, at, length, found, seen, haystack)
             return
         if word_start and at > 0 and _is_word(raw[at - 1]):
             return
@@ -701,7 +714,7 @@ class _TermTable:
                         if digits is not None:
                             self._number_near(i, raw, at, digits, found, seen)
                     else:
-                        self._search_near(i, raw, at, length, found, seen)
+                        self._search_near(i, raw, at, length, found, seen, text.haystack)
                     continue
                 if word_start and inside:
                     continue
@@ -771,7 +784,7 @@ class _TermTable:
             for which, k, length, entry, form in self._keys_of.get(i, ()):
                 for at in key_hits[0][which].get(k, ()):
                     if form is None or text.folded(at, at + length) == form:
-                        self._verify(entry, raw, at, length, found, seen)
+                        self._verify(entry, raw, at, length, found, seen, text.haystack)
         spans = found.get(i, [])
         spans.sort()
         return spans

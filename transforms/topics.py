@@ -430,9 +430,12 @@ def _key_forms(key: str) -> list[str]:
     return forms
 
 
+_SPACE_MARKS = "\u00a0\u202f-\u2010\u2011\u2013"  # what a space in a term matches besides whitespace
+
+
 def _is_space(ch: str) -> bool:
     """Exactly the characters a space in a term matches (``_SPACE``: whitespace, no-break spaces, hyphens)."""
-    return ch.isspace() or ch in "\u00a0\u202f-\u2010\u2011\u2013"
+    return ch.isspace() or ch in _SPACE_MARKS
 
 
 def _is_word(ch: str) -> bool:
@@ -635,7 +638,7 @@ class _TermTable:
         _NEAR back ("1.5 Prozent": "1.5 Prozent" and "5 Prozent"); None without such a number."""
         limit = max(0, at - _NEAR)
         p = at - 1
-        while p >= limit and _is_space(raw[p]):
+        while p >= limit and (raw[p].isspace() or raw[p] in _SPACE_MARKS):  # _is_space, inlined
             p -= 1
         if p < limit or not raw[p].isdecimal():
             return None
@@ -649,12 +652,13 @@ class _TermTable:
         """:meth:`_search_near` for a term that is a number, spaces and its key ("# prozent*"): the same
         matches, from the only places they can start (``starts``: :meth:`_digits_before` of the hit, shared
         by the terms of one key). A match has its key right after the spaces after its number, so the hit at
-        ``at`` yields matches only from the digits of that number. A hit inside a longer match ("3
-        Prozentprozent") finds nothing here, but that match is found from its own key's hit, exactly as
-        _search_near finds it there (``seen`` drops repeats in both)."""
+        ``at`` yields matches only from the digits of that number, and not from a digit right after a word
+        character (the term starts with a word-start look-behind: it has no leading ``*``). A hit inside a
+        longer match ("3 Prozentprozent") finds nothing here, but that match is found from its own key's hit,
+        exactly as _search_near finds it there (``seen`` drops repeats in both)."""
         rx = self._regex(i)
         for start in starts:
-            if not raw[start].isdecimal() or (i, start) in seen:
+            if not raw[start].isdecimal() or (start and _is_word(raw[start - 1])) or (i, start) in seen:
                 continue
             full = rx.match(raw, start)
             if full is not None and full.end() > at:

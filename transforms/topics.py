@@ -495,7 +495,11 @@ class _TermTable:
     consults).
     """
 
-    def __init__(self, patterns: Iterable[str]):
+    def __init__(self, patterns: Iterable[str], dense: bool = True):
+        """``dense``: automata as DFAs (fastest, several MiB for a big table); otherwise as contiguous NFAs
+        (about a third of the memory, about 1.5x the scan time: for the context tables, which only the
+        articles that reach scoring scan)."""
+        self._implementation = "DFA" if dense else "ContiguousNFA"
         self.patterns = sorted(set(patterns))
         self.ids = {p: i for i, p in enumerate(self.patterns)}
         # Compiled on first use (_regex): most terms never reach their regex in a run, and compiling all
@@ -526,7 +530,7 @@ class _TermTable:
         self._folded_keys = folded
         # Three automata: the lower-cased keys in a text's Latin-1 haystack, the case-sensitive keys in the
         # text, and (built when a "wide" text first needs it) the lower-cased keys in its str.lower().
-        self._automata: list = [self._automaton(folded, latin1=True), self._automaton(exact, latin1=False), None]
+        self._automata: list = [self._automaton(folded, True), self._automaton(exact, False), None]
         # Per term: (automaton number; key number; length; entry; the key's characters when the hit must be
         # checked, see _automaton) of each of its keys (term_spans). Per automaton and key: the ids of its
         # terms (key_hits).
@@ -553,14 +557,13 @@ class _TermTable:
                 yield 0, self._automata[0], text.haystack
         elif self._folded_keys:
             if self._automata[2] is None:
-                self._automata[2] = self._automaton(self._folded_keys, latin1=False)
+                self._automata[2] = self._automaton(self._folded_keys, False)
                 self._index(2)
             yield 2, self._automata[2], text.wide
         if self._automata[1] is not None:
             yield 1, self._automata[1], text.text
 
-    @staticmethod
-    def _automaton(keyed: Mapping[str, list[tuple]], latin1: bool):
+    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool):
         """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None.
 
         ``latin1``: the keys (lower-cased) are looked for in :attr:`_Text.haystack`, as Latin-1 bytes where
@@ -576,10 +579,11 @@ class _TermTable:
             return None
         import ahocorasick_rs
 
+        implementation = getattr(ahocorasick_rs.Implementation, self._implementation)
         if not latin1:
             keys = list(keyed)
             automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
-                                                   implementation=ahocorasick_rs.Implementation.DFA)
+                                                   implementation=implementation)
             return automaton, [(len(key), tuple(keyed[key]), all(entry[2] for entry in keyed[key]), None)
                                for key in keys]
         by_bytes: dict[bytes, dict[str, tuple]] = {}
@@ -592,7 +596,7 @@ class _TermTable:
             table.append((len(encoded), forms[encoded.decode("latin-1")] if exact else (),
                           all(entry[2] for entry in every), None if exact else forms))
         automaton = ahocorasick_rs.BytesAhoCorasick(list(by_bytes), matchkind=ahocorasick_rs.MatchKind.Standard,
-                                                    implementation=ahocorasick_rs.Implementation.DFA)
+                                                    implementation=implementation)
         return automaton, table
 
     def _regex(self, i: int) -> re.Pattern:
@@ -1050,18 +1054,18 @@ class CompiledTaxonomy:
         if set(_patterns([lists for _, lists in lists])) != set(_patterns(self.labels)):
             raise ValueError("_term_lists misses a term list of the taxonomy")  # a new kind of list: add it there
         self._primary = _TermTable(_patterns([lists for primary, lists in lists if primary]))
-        self._secondary = _TermTable(set(_patterns(self.labels)) - set(self._primary.patterns))
-        # Tables by their set of patterns: languages with the same terms share one automaton.
-        self._tables = {frozenset(t.patterns): t for t in (self._primary, self._secondary)}
+        # Tables by their set of patterns and kind (primary?): languages with the same terms share one.
+        self._tables = {(frozenset(self._primary.patterns), True): self._primary}
         self._primary_by_language: dict[str | None, tuple[_TermTable, _LabelGate]] = {}
         self._context_by_language: dict[str | None, _TermTable] = {}
 
-    def _table(self, patterns: set[str]) -> _TermTable:
-        """The table of exactly ``patterns`` (built once, shared by every language that uses the same)."""
-        key = frozenset(patterns)
+    def _table(self, patterns: set[str], primary: bool) -> _TermTable:
+        """The table of exactly ``patterns`` (built once, shared by every language that uses the same): dense
+        for the primary terms, which every article's fields are scanned for, compact for the context terms."""
+        key = (frozenset(patterns), primary)
         table = self._tables.get(key)
         if table is None:
-            table = self._tables[key] = _TermTable(key)
+            table = self._tables[key] = _TermTable(key[0], dense=primary)
         return table
 
     def _chosen_patterns(self, term_lists: Mapping[str, list], language: str | None) -> set[str]:
@@ -1083,7 +1087,7 @@ class CompiledTaxonomy:
                 for name, spec in self.labels.items()}
         patterns = set().union(*(terms.union(*(g for groups in combos for g in groups))
                                  for terms, combos in used.values()))
-        table = self._table(patterns)
+        table = self._table(patterns, primary=True)
         found = self._primary_by_language[language] = (table, _LabelGate(table, used))
         return found
 
@@ -1097,7 +1101,7 @@ class CompiledTaxonomy:
             primary = self._primary_for(language)[0].ids
             patterns = {p for spec in self.labels.values() for is_primary, lists in _term_lists(spec)
                         if not is_primary for p in self._chosen_patterns(lists, language) if p not in primary}
-            found = self._context_by_language[language] = self._table(patterns)
+            found = self._context_by_language[language] = self._table(patterns, primary=False)
         return found
 
     def text(self, text: str) -> _Text:

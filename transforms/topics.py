@@ -530,24 +530,24 @@ class _TermTable:
         self._folded_keys = folded
         # Three automata: the lower-cased keys in a text's Latin-1 haystack, the case-sensitive keys in the
         # text, and (built when a "wide" text first needs it) the lower-cased keys in its str.lower().
+        # Per automaton: (automaton, keys) as _automaton makes it, and its index (see _index).
         self._automata: list = [self._automaton(folded, True), self._automaton(exact, False), None]
-        # Per term: (automaton number; key number; length; entry; the key's characters when the hit must be
-        # checked, see _automaton) of each of its keys (term_spans). Per automaton and key: the ids of its
-        # terms (key_hits).
-        self._keys_of: dict[int, list[tuple[int, int, int, tuple, str | None]]] = {}
-        self._ids_of_key: tuple[list[frozenset[int]], ...] = ([], [], [])
-        for which in (0, 1):
-            self._index(which)
+        self._indexes: list = [self._index(self._automata[0]), self._index(self._automata[1]), None]
 
-    def _index(self, which: int) -> None:
-        """Fill ``_keys_of`` and ``_ids_of_key`` for automaton ``which``."""
-        automaton = self._automata[which]
+    @staticmethod
+    def _index(automaton) -> tuple[dict[int, list[tuple[int, int, tuple, str | None]]], list[frozenset[int]]]:
+        """``(keys_of, ids_of_key)`` of an automaton: per term, ``(key number, length, entry, the key's
+        characters when the hit must be checked, see _automaton)`` of each of its keys (term_spans); per
+        key, the ids of its terms (key_hits)."""
+        keys_of: dict[int, list[tuple[int, int, tuple, str | None]]] = {}
+        ids_of_key: list[frozenset[int]] = []
         for k, (length, entries, _word_start_only, forms) in enumerate(automaton[1] if automaton else ()):
             by_form = forms.items() if forms is not None else [(None, entries)]
-            self._ids_of_key[which].append(frozenset(entry[0] for _form, es in by_form for entry in es))
+            ids_of_key.append(frozenset(entry[0] for _form, es in by_form for entry in es))
             for form, es in by_form:
                 for entry in es:
-                    self._keys_of.setdefault(entry[0], []).append((which, k, length, entry, form))
+                    keys_of.setdefault(entry[0], []).append((k, length, entry, form))
+        return keys_of, ids_of_key
 
     def _passes(self, text: _Text) -> Iterable[tuple[int, Any, str | bytes]]:
         """``(automaton number, automaton, haystack)`` of the passes over ``text``: its lower-cased keys in
@@ -556,9 +556,10 @@ class _TermTable:
             if self._automata[0] is not None:
                 yield 0, self._automata[0], text.haystack
         elif self._folded_keys:
-            if self._automata[2] is None:
-                self._automata[2] = self._automaton(self._folded_keys, False)
-                self._index(2)
+            if self._automata[2] is None:  # built whole, then published: threads may share the table
+                automaton = self._automaton(self._folded_keys, False)
+                self._indexes[2] = self._index(automaton)
+                self._automata[2] = automaton
             yield 2, self._automata[2], text.wide
         if self._automata[1] is not None:
             yield 1, self._automata[1], text.text
@@ -774,8 +775,9 @@ class _TermTable:
                 starts = by_automaton[which]
                 for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
                     starts.setdefault(k, []).append(at)
+                ids_of_key = self._indexes[which][1]
                 for k in starts:
-                    candidates.update(self._ids_of_key[which][k])
+                    candidates.update(ids_of_key[k])
         return by_automaton, candidates
 
     def term_spans(self, i: int, text: _Text, key_hits) -> list[tuple[int, int]]:
@@ -789,10 +791,13 @@ class _TermTable:
             self._search(i, raw, found)
         else:
             seen: set[tuple[int, int]] = set()
-            for which, k, length, entry, form in self._keys_of.get(i, ()):
-                for at in key_hits[0][which].get(k, ()):
-                    if form is None or text.folded(at, at + length) == form:
-                        self._verify(entry, raw, at, length, found, seen, text.haystack)
+            for which, starts in enumerate(key_hits[0]):
+                if not starts:
+                    continue
+                for k, length, entry, form in self._indexes[which][0].get(i, ()):
+                    for at in starts.get(k, ()):
+                        if form is None or text.folded(at, at + length) == form:
+                            self._verify(entry, raw, at, length, found, seen, text.haystack)
         spans = found.get(i, [])
         spans.sort()
         return spans

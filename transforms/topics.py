@@ -1055,10 +1055,10 @@ class CompiledTaxonomy:
         # Two kinds of automata: the terms that can make a label (terms, combo groups: "primary") are scanned in
         # every field; the context terms (vetoes, requires, context, combos' not_near) only when a label has a
         # positive match. Per language, one table of each (see _primary_for and _context_for).
-        lists = [(primary, lists) for spec in self.labels.values() for primary, lists in _term_lists(spec)]
-        if set(_patterns([lists for _, lists in lists])) != set(_patterns(self.labels)):
+        every_list = [(is_primary, lists) for spec in self.labels.values() for is_primary, lists in _term_lists(spec)]
+        if set(_patterns([lists for _, lists in every_list])) != set(_patterns(self.labels)):
             raise ValueError("_term_lists misses a term list of the taxonomy")  # a new kind of list: add it there
-        self._primary = _TermTable(_patterns([lists for primary, lists in lists if primary]))
+        self._primary = _TermTable(_patterns([lists for is_primary, lists in every_list if is_primary]))
         # Tables by their set of patterns and kind (primary?): languages with the same terms share one.
         self._tables = {(frozenset(self._primary.patterns), True): self._primary}
         self._primary_by_language: dict[str | None, tuple[_TermTable, _LabelGate]] = {}

@@ -1144,10 +1144,12 @@ class CompiledTaxonomy:
         return matcher
 
     def compile_all(self, languages: Iterable[str | None] = (None,)) -> "CompiledTaxonomy":
-        """Compile the matchers for ``languages`` up front (otherwise they compile on first use)."""
+        """Compile the matchers for ``languages`` up front (otherwise they compile on first use), and their
+        context tables: built in a process that forks its workers (pipeline/worker.py), they are shared."""
         for language in languages:
             self.label("", "", language)
             self.label("x", "x", language)
+            self._context_for(language)
         return self
 
     def _zone(self, match: Mapping[str, Any]) -> str:

@@ -403,6 +403,130 @@ def test_lookup_matcher_equals_alternation_regex_on_tricky_texts():
     assert checked > 1000  # most generated texts do match something
 
 
+def test_term_by_term_hits_equal_all_hits_on_tricky_texts():
+    """The context tables' lazy path (one term verified when asked for) finds exactly what the eager path
+    finds for every term, and never leaves a matching term out of its candidates."""
+    from transforms.topics import _TermTable, _Text, case_exceptions, _alphabet
+
+    table = _TermTable(TRICKY_TERMS)
+    exceptions = case_exceptions(_alphabet(TRICKY_TERMS))
+    texts = list(_generated_texts(TRICKY_WORDS, 1500, seed=5)) + TRICKY_WORDS + [""]
+    matched = 0
+    for text in texts:
+        analysed = _Text(text, exceptions)
+        everything = table.find_all(analysed)
+        key_hits = table.key_hits(analysed)
+        for i in range(len(table.patterns)):
+            assert table.term_spans(i, analysed, key_hits) == everything.get(i, []), (table.patterns[i], text)
+        if key_hits is not None:
+            assert set(everything) <= key_hits[1], text
+        matched += len(everything)
+    assert matched > 1500
+
+
+def test_latin1_haystack_is_lower_casing_for_every_code_point():
+    """The byte haystack (Latin-1 lower case, "?" for other characters) equals str.lower() encoded the same
+    way for every text without a _LOWER_SPECIAL character: derived here from every code point."""
+    import sys
+
+    from transforms.topics import _LATIN1_LOWER, _LOWER_SPECIAL
+
+    special = {chr(c) for c in range(sys.maxunicode + 1)
+               if len(chr(c).lower()) != 1 or (c > 255 and any(ord(x) < 256 for x in chr(c).lower()))}
+    assert special == set(_LOWER_SPECIAL)
+    assert all(len(chr(b).lower()) == 1 and ord(chr(b).lower()) < 256 for b in range(256))
+    assert _LATIN1_LOWER == bytes(ord(chr(b).lower()) for b in range(256))
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c) not in special and c != 0x3a3)
+    assert (everything.encode("latin-1", "replace").translate(_LATIN1_LOWER)
+            == everything.lower().encode("latin-1", "replace"))
+
+
+NON_LATIN1_WORDS = ["Ținta", "ALIANȚA", "alianţa", "Północnoatlantycki", "zł", "ZŁOTYCH", "ČR", "česká",
+                    "„Rusko“", "НАТО", "армія", "Армия", "ООН", "ввп", "σίγμα", "ΣΊΓΜΑ", "–", "„", "“", "?", "z?",
+                    "??", "?r", "Kelvin\u212a", "İstanbul", "ẞ", "Ÿ", "SAN\u212aTIONEN", "STRA\u1e9eE",
+                    "\u212bRSBUDGETEN"]
+
+
+def test_latin1_haystack_and_wide_texts_find_the_same_hits():
+    """A term's hits are the same whether a text is looked at through its Latin-1 haystack (keys with other
+    characters as "?", each hit checked) or as str.lower() (a "wide" text), eagerly or term by term."""
+    from transforms.topics import _LOWER_SPECIAL, _TermTable, _Text, case_exceptions, _alphabet
+
+    # Without "ıraq", "ſtaat" and "σίγμα", whose exceptions ("I", "S", "Σ") would send most texts the
+    # str.lower() way.
+    terms = [t for t in TRICKY_TERMS if not set(t) & set("ıſσ")] + [
+        "alianț*", "północnoatlantyck*", "zł", "złotych", "čr", "česk*", "нато", "ввп", "армі*", "# zł", "z r",
+        "årsbudget*"]
+    table = _TermTable(terms)
+    exceptions = case_exceptions(_alphabet(terms))
+    words = TRICKY_WORDS + NON_LATIN1_WORDS
+    plain = [w for w in words if not any(ch in exceptions or ch in _LOWER_SPECIAL for ch in w)]
+    texts = (list(_generated_texts(words, 500, seed=9)) + list(_generated_texts(plain, 1500, seed=10))
+             + NON_LATIN1_WORDS + ["НАТО и ООН — армія " * 20, "Zł, ČR „Rusko“ – ?r z? " * 10])
+    narrow = outside_latin1 = 0
+    for text in texts:
+        analysed = _Text(text, exceptions)
+        wide = _Text(text, exceptions)
+        if wide.haystack is not None:
+            narrow += 1
+            wide.haystack, wide.wide = None, text.lower()
+        expected = wide.exact_only or table.find_all(wide)
+        if analysed.exact_only:
+            continue
+        assert table.find_all(analysed) == expected, text
+        key_hits = table.key_hits(analysed)
+        for i in range(len(table.patterns)):
+            assert table.term_spans(i, analysed, key_hits) == expected.get(i, []), (table.patterns[i], text)
+        if analysed.haystack is not None:
+            outside_latin1 += sum(1 for i in expected if max(map(ord, table.patterns[i])) > 255)
+    assert narrow > 500 and outside_latin1 > 200  # the "?" keys were found (and checked) on the byte path
+
+
+def test_whole_word_terms_skip_the_regex_soundly():
+    """A term that is its automaton key alone ("gel", "nato", "u.s.") is reported without its regex when the
+    hit starts and ends a word. Sound because lower-case equality implies a case-insensitive regex match for
+    every character whose lower case is one character (the only other one, "Σ", lowers by context and is a
+    case exception): checked over every code point."""
+    import sys
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        lower = ch.lower()
+        if lower != ch and len(lower) == 1 and ch != "\u03a3":
+            assert re.fullmatch(re.escape(lower), ch, re.IGNORECASE), hex(code)
+    from transforms.topics import _Matcher, _Text
+
+    matcher = _Matcher([{"pattern": p, "weight": 1.0} for p in ("gel", "nato", "u.s.", "eu", "=UN")])
+    for text in ["Gel", "Regel", "gelten", "NATO-Gel", "Gel2", "_gel", "U.S.-Truppen", "u.s.a.", "EU’s", "Eu",
+                 "UN", "Un", "UNO", "nato", "NaTo."]:
+        assert list(matcher.find(_Text(text, {}))) == _reference_find(
+            [{"pattern": p, "weight": 1.0} for p in ("gel", "nato", "u.s.", "eu", "=UN")], text), text
+
+
+def test_label_gate_equals_a_check_per_label(taxonomy_data):
+    """_LabelGate (bits per label and combo group) gives exactly the labels, and per label the combos, that
+    a plain check of every term and group finds, for random sets of present term ids."""
+    import random
+
+    tax = CompiledTaxonomy(taxonomy_data)
+    rng = random.Random(13)
+    for language in ("de", "en", "pl", None):
+        table, gate = tax._primary_for(language)
+        plans = {name: (tax._chosen_patterns(spec["terms"], language),
+                        [[tax._chosen_patterns(g, language) for g in combo["groups"]] for combo in spec["combos"]])
+                 for name, spec in tax.labels.items()}
+        for _ in range(3000):
+            present = {table.ids[p] for p in rng.sample(table.patterns, rng.randint(0, 6))}
+            names = {table.patterns[i] for i in present}
+            expected_combos = {name: [n for n, groups in enumerate(combos) if all(names & g for g in groups)]
+                               for name, (terms, combos) in plans.items()}
+            expected = [name for name, (terms, _combos) in plans.items() if names & terms or expected_combos[name]]
+            found = gate.bits(present)
+            assert gate.possible(found) == expected
+            for name in expected:
+                assert gate.combos(name, found) == expected_combos[name]
+
+
 def _words_from_terms(patterns, rng):
     """Text renderings of term patterns: inflections, compounds, hyphens, ß/ss, numbers."""
     out = []

@@ -315,31 +315,104 @@ def case_exceptions(alphabet: str) -> dict[str, str | None]:
     return exceptions
 
 
-class _Text:
-    """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached)."""
+# Lower-casing a field into one byte per character: a Latin-1 character becomes its lower case (always one
+# Latin-1 character), any other character "?", which no automaton key holds. For a text without the
+# characters below this is exactly ``text.lower().encode("latin-1", "replace")``, at a third of the cost of
+# ``str.lower`` (German news: "–", "„" and "“" make most articles two bytes per character in CPython).
+_LATIN1_LOWER = bytes(ord(chr(b).lower()) for b in range(256))
+# The characters whose lower case is not one character outside Latin-1 (and for which the bytes above would
+# differ from lower-casing): "İ" lowers to two characters, the others to a Latin-1 letter. A text with one
+# takes ``str.lower`` (tests/test_topics.py derives this set from every code point).
+_LOWER_SPECIAL = "\u0130\u0178\u1e9e\u212a\u212b"  # İ Ÿ ẞ K (Kelvin) Å (Angstrom)
 
-    __slots__ = ("text", "folded", "exact_only", "_hits")
+
+def _has_any(text: str, characters: str) -> bool:
+    """True when ``text`` holds one of ``characters`` (one C substring scan each: a few are cheaper so
+    than one regex class scan)."""
+    for ch in characters:
+        if ch in text:
+            return True
+    return False
+
+
+class _Text:
+    """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached).
+
+    ``haystack`` is the lower-cased text as Latin-1 bytes (one byte per character, "?" for any other
+    character), where the automata of :class:`_TermTable` look for their keys; :meth:`folded` gives the
+    lower-cased characters of a span, for keys with characters outside Latin-1. A text that is mostly in
+    another script (where such keys would be "found" almost everywhere), or that holds a case exception
+    or one of ``_LOWER_SPECIAL``, has ``haystack`` None and is looked at as ``str.lower()`` (``wide``).
+    ``exact_only``: the text takes the plain regex path (see :func:`case_exceptions`).
+    """
+
+    __slots__ = ("text", "haystack", "wide", "exact_only", "_hits", "_lazy")
 
     def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None):
         self.text = text
-        source = text
         self.exact_only = False
+        self.haystack: bytes | None = None
+        self.wide: str | None = None
         # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
         present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
                    else [])
-        if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the automaton
-            self.exact_only = any(exceptions[ch] is None for ch in present)
-            source = text.translate({ord(ch): exceptions[ch] for ch in present})
-        self.folded = source.lower()
-        # Texts the automaton cannot handle exactly take the plain regex path (see case_exceptions).
-        self.exact_only = self.exact_only or len(self.folded) != len(text)
+        if present or _has_any(text, _LOWER_SPECIAL):
+            source = text
+            if present:  # rare ("ı", "İ"): map them to the letter they match, or give up on the automaton
+                self.exact_only = any(exceptions[ch] is None for ch in present)
+                source = text.translate({ord(ch): exceptions[ch] for ch in present})
+            self.wide = source.lower()
+            # Texts the automaton cannot handle exactly take the plain regex path (see case_exceptions).
+            self.exact_only = self.exact_only or len(self.wide) != len(text)
+        else:
+            haystack = text.encode("latin-1", "replace").translate(_LATIN1_LOWER)
+            # Mostly another script (more than an eighth of the characters; "?" in the text aside)?
+            if haystack.count(b"?") * 8 > len(text) and (haystack.count(b"?") - text.count("?")) * 8 > len(text):
+                self.wide = text.lower()
+            else:
+                self.haystack = haystack
         self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        self._lazy: dict[int, _LazyHits] = {}
+
+    def folded(self, start: int, end: int) -> str:
+        """The characters ``start:end`` of the lower-cased text (of ``haystack``, before the "?")."""
+        # Only "Σ" lowers by context, and with a term holding "σ" it is a case exception (a "wide" text).
+        return self.text[start:end].lower()
 
     def hits(self, table: "_TermTable") -> dict[int, list[tuple[int, int]]]:
         """``{term id: [(start, end), ...]}`` of every term of ``table`` (computed once per table)."""
         found = self._hits.get(id(table))
         if found is None:
             found = self._hits[id(table)] = table.find_all(self)
+        return found
+
+    def lazy_hits(self, table: "_TermTable") -> "_LazyHits":
+        """The hits of ``table``'s terms, each verified when first asked for (one automaton pass per table)."""
+        found = self._lazy.get(id(table))
+        if found is None:
+            found = self._lazy[id(table)] = _LazyHits(table, self)
+        return found
+
+
+class _LazyHits:
+    """One table's key hits in one text, verified term by term on request: the context terms, most of whose
+    hits belong to lists that no label consults for the article. :meth:`spans` of a term is exactly
+    ``table.find_all(text).get(i, [])``; ``candidates`` holds every term id whose spans can be non-empty
+    (None: any term, the text takes the plain regex path)."""
+
+    __slots__ = ("_table", "_text", "_key_hits", "candidates", "_spans")
+
+    def __init__(self, table: "_TermTable", text: _Text):
+        self._table = table
+        self._text = text
+        self._key_hits = table.key_hits(text)
+        self.candidates = None if self._key_hits is None else self._key_hits[1]
+        self._spans: dict[int, list[tuple[int, int]]] = {}
+
+    def spans(self, i: int) -> list[tuple[int, int]]:
+        found = self._spans.get(i)
+        if found is None:
+            found = self._spans[i] = self._table.term_spans(i, self._text, self._key_hits)
         return found
 
 
@@ -357,9 +430,12 @@ def _key_forms(key: str) -> list[str]:
     return forms
 
 
+_SPACE_MARKS = "\u00a0\u202f-\u2010\u2011\u2013"  # what a space in a term matches besides whitespace
+
+
 def _is_space(ch: str) -> bool:
     """Exactly the characters a space in a term matches (``_SPACE``: whitespace, no-break spaces, hyphens)."""
-    return ch.isspace() or ch in "\u00a0\u202f-\u2010\u2011\u2013"
+    return ch.isspace() or ch in _SPACE_MARKS
 
 
 def _is_word(ch: str) -> bool:
@@ -406,20 +482,38 @@ class _TermTable:
     with the term syntax's rules (``*``, ``#``, spaces, ``ß``/``ss``). Case-sensitive ``=`` terms
     ("=UN", "=US") have their own automaton over the text as written, so the pronouns "un" and "us"
     are not even looked at. Built once per worker; a field with no term costs two C passes.
+
+    A term that is its key alone ("gel", "nato", "u.s.") needs no regex: a key hit that starts and ends a
+    word is its match. The key equals the lower-cased text there, and every character whose lower case is
+    one character matches that lower case under ``re.IGNORECASE`` (the case exceptions are translated first;
+    "Σ", which lowers by context, is one when a term has "σ"; tests/test_topics.py checks every code point).
+
+    Two ways to read a text's hits, with the same spans per term (a term's hits never depend on the
+    other terms of the table): :meth:`find_all` verifies every term's key hits at once (the primary
+    terms, which every article needs); :meth:`key_hits` and :meth:`term_spans` verify one term's key
+    hits when it is asked for (the context terms: most of their hits belong to lists a label never
+    consults).
     """
 
-    def __init__(self, patterns: Iterable[str]):
+    def __init__(self, patterns: Iterable[str], dense: bool = True):
+        """``dense``: automata as DFAs (fastest, several MiB for a big table); otherwise as contiguous NFAs
+        (about a third of the memory, about 1.5x the scan time: for the context tables, which only the
+        articles that reach scoring scan)."""
+        self._implementation = "DFA" if dense else "ContiguousNFA"
         self.patterns = sorted(set(patterns))
         self.ids = {p: i for i, p in enumerate(self.patterns)}
         # Compiled on first use (_regex): most terms never reach their regex in a run, and compiling all
         # ~3,700 took about a second per worker process.
         self.regexes: list[re.Pattern | None] = [None] * len(self.patterns)
         self._search_always: list[int] = []  # "search" terms without any literal part (only "#")
-        # Per key: (term, search?, starts a word?, the whole term?). A hit of an anchored term that does
-        # not start a word (or, for a term that is its key alone, does not end one) cannot match: its
-        # regex is not tried there (the regex's own look-behind/look-ahead would fail, see _is_word).
-        folded: dict[str, list[tuple[int, bool, bool, bool]]] = {}
-        exact: dict[str, list[tuple[int, bool, bool, bool]]] = {}
+        # Per "search" term: its literal runs other than its key, lower-cased as Latin-1 bytes (see _search_near).
+        self._runs: dict[int, tuple[bytes, ...]] = {}
+        # Per key: (term, search?, starts a word?, the whole term?, a number before the key?). A hit of an
+        # anchored term that does not start a word (or, for a term that is its key alone, does not end one)
+        # cannot match: its regex is not tried there (the regex's own look-behind/look-ahead would fail, see
+        # _is_word). A term that is its key alone needs no regex at all (see the class docstring).
+        folded: dict[str, list[tuple[int, bool, bool, bool, bool]]] = {}
+        exact: dict[str, list[tuple[int, bool, bool, bool, bool]]] = {}
         for i, pattern in enumerate(self.patterns):
             body = pattern[1:] if pattern.startswith("=") else pattern
             mode, key = _literal_key(body)
@@ -428,26 +522,83 @@ class _TermTable:
                 continue
             entry = (i, mode == "search", mode == "anchored", mode == "anchored" and body == key,
                      mode == "search" and not body.startswith("*") and _after_a_number(body, key))
+            if mode == "search":
+                self._runs[i] = tuple(dict.fromkeys(run.lower().encode("latin-1", "replace")
+                                                    for run in _LITERAL.findall(body) if run != key))
             for form in _key_forms(key if pattern.startswith("=") else key.lower()):
                 (exact if pattern.startswith("=") else folded).setdefault(form, []).append(entry)
-        self._folded = self._automaton(folded)
-        self._exact = self._automaton(exact)
+        self._folded_keys = folded
+        # Three automata: the lower-cased keys in a text's Latin-1 haystack, the case-sensitive keys in the
+        # text, and (built when a "wide" text first needs it) the lower-cased keys in its str.lower().
+        # Per automaton: (automaton, keys) as _automaton makes it, and its index (see _index).
+        self._automata: list = [self._automaton(folded, True), self._automaton(exact, False), None]
+        self._indexes: list = [self._index(self._automata[0]), self._index(self._automata[1]), None]
 
     @staticmethod
-    def _automaton(keyed: Mapping[str, list[tuple]]):
-        """``(automaton, per key: (length, entries))`` of the keys, or None without keys.
+    def _index(automaton) -> tuple[dict[int, list[tuple[int, int, tuple, str | None]]], list[frozenset[int]]]:
+        """``(keys_of, ids_of_key)`` of an automaton: per term, ``(key number, length, entry, the key's
+        characters when the hit must be checked, see _automaton)`` of each of its keys (term_spans); per
+        key, the ids of its terms (key_hits)."""
+        keys_of: dict[int, list[tuple[int, int, tuple, str | None]]] = {}
+        ids_of_key: list[frozenset[int]] = []
+        for k, (length, entries, _word_start_only, forms) in enumerate(automaton[1] if automaton else ()):
+            by_form = forms.items() if forms is not None else [(None, entries)]
+            ids_of_key.append(frozenset(entry[0] for _form, es in by_form for entry in es))
+            for form, es in by_form:
+                for entry in es:
+                    keys_of.setdefault(entry[0], []).append((k, length, entry, form))
+        return keys_of, ids_of_key
+
+    def _passes(self, text: _Text) -> Iterable[tuple[int, Any, str | bytes]]:
+        """``(automaton number, automaton, haystack)`` of the passes over ``text``: its lower-cased keys in
+        its Latin-1 haystack (or, for a "wide" text, in its lower-cased str), its case-sensitive keys in it."""
+        if text.haystack is not None:
+            if self._automata[0] is not None:
+                yield 0, self._automata[0], text.haystack
+        elif self._folded_keys:
+            if self._automata[2] is None:  # built whole, then published: threads may share the table
+                automaton = self._automaton(self._folded_keys, False)
+                self._indexes[2] = self._index(automaton)
+                self._automata[2] = automaton
+            yield 2, self._automata[2], text.wide
+        if self._automata[1] is not None:
+            yield 1, self._automata[1], text.text
+
+    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool):
+        """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None.
+
+        ``latin1``: the keys (lower-cased) are looked for in :attr:`_Text.haystack`, as Latin-1 bytes where
+        any other character is "?": a key with such characters ("alianța" -> b"alian?a") has ``entries`` ()
+        and ``forms`` ``{key: entries}`` of the keys that share its bytes, and a hit counts for the key that
+        :meth:`_Text.folded` spells there (if any); for a Latin-1 key ``forms`` is None and the hit is a
+        hit. Otherwise (the case-sensitive keys) the automaton reads the text itself.
 
         ``ahocorasick_rs`` (Rust ``aho-corasick``) as a DFA: one overlapping pass reports every key at every
         position, as pyahocorasick's ``iter`` did, at about a fifth of its cost (bench corpus, 2,600
-        characters: 108 -> 24 µs per field; docs/topics.md "Speed")."""
+        characters: 108 -> 24 µs per field; on Latin-1 bytes about 12 µs; docs/topics.md "Speed")."""
         if not keyed:
             return None
         import ahocorasick_rs
 
-        keys = list(keyed)
-        automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
-                                               implementation=ahocorasick_rs.Implementation.DFA)
-        return automaton, [(len(key), tuple(keyed[key])) for key in keys]
+        implementation = getattr(ahocorasick_rs.Implementation, self._implementation)
+        if not latin1:
+            keys = list(keyed)
+            automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
+                                                   implementation=implementation)
+            return automaton, [(len(key), tuple(keyed[key]), all(entry[2] for entry in keyed[key]), None)
+                               for key in keys]
+        by_bytes: dict[bytes, dict[str, tuple]] = {}
+        for key, entries in keyed.items():
+            by_bytes.setdefault(key.encode("latin-1", "replace"), {})[key] = tuple(entries)
+        table = []
+        for encoded, forms in by_bytes.items():
+            every = [entry for entries in forms.values() for entry in entries]
+            exact = encoded.decode("latin-1") in forms  # a Latin-1 key (alone: others have a "?")
+            table.append((len(encoded), forms[encoded.decode("latin-1")] if exact else (),
+                          all(entry[2] for entry in every), None if exact else forms))
+        automaton = ahocorasick_rs.BytesAhoCorasick(list(by_bytes), matchkind=ahocorasick_rs.MatchKind.Standard,
+                                                    implementation=implementation)
+        return automaton, table
 
     def _regex(self, i: int) -> re.Pattern:
         rx = self.regexes[i]
@@ -464,10 +615,18 @@ class _TermTable:
             match = rx.search(raw, match.start() + 1)
 
     def _search_near(self, i: int, raw: str, at: int, length: int, found: dict[int, list[tuple[int, int]]],
-                     seen: set[tuple[int, int]]) -> None:
-        """Matches of term ``i`` that contain its key's hit at ``at`` (start at most _NEAR before it)."""
-        rx = self._regex(i)
+                     seen: set[tuple[int, int]], haystack: bytes | None) -> None:
+        """Matches of term ``i`` that contain its key's hit at ``at`` (start at most _NEAR before it).
+
+        Each match is first found inside the window ``pos:stop``, so it holds every literal run of the term
+        there: when the Latin-1 ``haystack`` (see :class:`_Text`; None: not checked) lacks one of them in
+        the window, there is no match and no regex runs."""
         pos, stop = max(0, at - _NEAR), at + length + _NEAR
+        if haystack is not None:
+            for run in self._runs[i]:
+                if haystack.find(run, pos, stop) < 0:
+                    return
+        rx = self._regex(i)
         match = rx.search(raw, pos, stop)
         while match is not None and match.start() <= at:
             start = match.start()
@@ -477,52 +636,103 @@ class _TermTable:
                 found.setdefault(i, []).append((start, full.end()))
             match = rx.search(raw, start + 1, stop)
 
-    def _number_near(self, i: int, raw: str, at: int, found: dict[int, list[tuple[int, int]]],
-                     seen: set[tuple[int, int]]) -> None:
-        """:meth:`_search_near` for a term that is a number, spaces and its key ("# prozent*"): the same
-        matches, from the only places they can start. A match has its key right after the spaces after
-        its number, so the hit at ``at`` yields matches only if the characters before it are spaces
-        (the term's space class) and then a digit; the matches start at the digits of that number
-        ("1.5 Prozent": "1.5 Prozent" and "5 Prozent"), at most _NEAR before the hit. A hit inside a
-        longer match ("3 Prozentprozent") finds nothing here, but that match is found from its own
-        key's hit, exactly as _search_near finds it there (``seen`` drops repeats in both)."""
+    @staticmethod
+    def _digits_before(raw: str, at: int) -> range | None:
+        """Where a match of a number-then-key term ("# prozent*") that holds the key's hit at ``at`` can start:
+        the positions of the number right before the spaces (the term's space class) before ``at``, at most
+        _NEAR back ("1.5 Prozent": "1.5 Prozent" and "5 Prozent"); None without such a number."""
         limit = max(0, at - _NEAR)
         p = at - 1
-        while p >= limit and _is_space(raw[p]):
+        while p >= limit and (raw[p].isspace() or raw[p] in _SPACE_MARKS):  # _is_space, inlined
             p -= 1
         if p < limit or not raw[p].isdecimal():
-            return
+            return None
         q = p
         while q > limit and (raw[q - 1].isdecimal() or raw[q - 1] in ".,"):
             q -= 1
+        return range(q, p + 1)
+
+    def _number_near(self, i: int, raw: str, at: int, starts: range, found: dict[int, list[tuple[int, int]]],
+                     seen: set[tuple[int, int]]) -> None:
+        """:meth:`_search_near` for a term that is a number, spaces and its key ("# prozent*"): the same
+        matches, from the only places they can start (``starts``: :meth:`_digits_before` of the hit, shared
+        by the terms of one key). A match has its key right after the spaces after its number, so the hit at
+        ``at`` yields matches only from the digits of that number, and not from a digit right after a word
+        character (the term starts with a word-start look-behind: it has no leading ``*``). A hit inside a
+        longer match ("3 Prozentprozent") finds nothing here, but that match is found from its own key's hit,
+        exactly as _search_near finds it there (``seen`` drops repeats in both)."""
         rx = self._regex(i)
-        for start in range(q, p + 1):
-            if not raw[start].isdecimal() or (i, start) in seen:
+        for start in starts:
+            if not raw[start].isdecimal() or (start and _is_word(raw[start - 1])) or (i, start) in seen:
                 continue
             full = rx.match(raw, start)
             if full is not None and full.end() > at:
                 seen.add((i, start))
                 found.setdefault(i, []).append((start, full.end()))
 
-    def _scan(self, automaton, haystack: str, raw: str, found: dict[int, list[tuple[int, int]]],
+    def _verify(self, entry: tuple, raw: str, at: int, length: int, found: dict[int, list[tuple[int, int]]],
+                seen: set[tuple[int, int]], haystack: bytes | None) -> None:
+        """Add to ``found`` the matches of ``entry``'s term that its key's hit at ``at`` stands for (the
+        reference for the inlined loop of :meth:`_scan`; ``haystack``: the text's, see _search_near)."""
+        i, search, word_start, whole, after_number = entry
+        if search:
+            if after_number:
+                starts = self._digits_before(raw, at)
+                if starts is not None:
+                    self._number_near(i, raw, at, starts, found, seen)
+            else:
+                self._search_near(i, raw, at, length, found, seen, haystack)
+            return
+        if word_start and at > 0 and _is_word(raw[at - 1]):
+            return
+        end = at + length
+        if whole:
+            if end >= len(raw) or not _is_word(raw[end]):
+                found.setdefault(i, []).append((at, end))  # a whole-key term
+            return
+        match = self._regex(i).match(raw, at)
+        if match is not None:
+            found.setdefault(i, []).append((at, match.end()))
+
+    def _scan(self, automaton, haystack: str | bytes, text: _Text, found: dict[int, list[tuple[int, int]]],
               seen: set[tuple[int, int]]) -> None:
+        """:meth:`_verify` of every entry of every key hit of ``automaton`` in ``haystack``, inlined for
+        anchored terms (the hot path of every article): ``ch.isalnum() or ch == "_"`` is :func:`_is_word`."""
         regexes = self.regexes
+        raw = text.text
         size = len(raw)
         automaton, keyed = automaton
         for k, at, end in automaton.find_matches_as_indexes(haystack, overlapping=True):
-            length, entries = keyed[k]
-            last = end - 1
-            inside = at > 0 and _is_word(raw[at - 1])  # the hit does not start a word
-            for i, search, word_start, whole, after_number in entries:
+            length, entries, word_start_only, forms = keyed[k]
+            inside = False
+            if at:
+                ch = raw[at - 1]
+                if ch.isalnum() or ch == "_":  # the hit does not start a word
+                    if word_start_only:
+                        continue
+                    inside = True
+            if forms is not None:  # a key with characters outside Latin-1: which one is here, if any
+                entries = forms.get(text.folded(at, end), ())
+            digits: range | None | bool = False  # _digits_before(raw, at), once per hit
+            for entry in entries:
+                i, search, word_start, whole, after_number = entry
                 if search:
                     if after_number:
-                        self._number_near(i, raw, at, found, seen)
+                        if digits is False:
+                            digits = self._digits_before(raw, at)
+                        if digits is not None:
+                            self._number_near(i, raw, at, digits, found, seen)
                     else:
-                        self._search_near(i, raw, at, length, found, seen)
+                        self._search_near(i, raw, at, length, found, seen, text.haystack)
                     continue
                 if word_start and inside:
                     continue
-                if whole and last + 1 < size and _is_word(raw[last + 1]):
+                if whole:
+                    if end < size:
+                        ch = raw[end]
+                        if ch.isalnum() or ch == "_":
+                            continue
+                    found.setdefault(i, []).append((at, end))  # a whole-key term
                     continue
                 rx = regexes[i]
                 if rx is None:
@@ -532,6 +742,7 @@ class _TermTable:
                     found.setdefault(i, []).append((at, match.end()))
 
     def find_all(self, text: _Text) -> dict[int, list[tuple[int, int]]]:
+        """``{term id: [(start, end), ...]}`` (sorted) of every term that matches ``text``."""
         raw = text.text
         found: dict[int, list[tuple[int, int]]] = {}
         if not raw:
@@ -541,16 +752,55 @@ class _TermTable:
                 self._search(i, raw, found)
             return found
         seen: set[tuple[int, int]] = set()
-        if self._folded is not None:
-            self._scan(self._folded, text.folded, raw, found, seen)
-        if self._exact is not None:
-            self._scan(self._exact, raw, raw, found, seen)
+        for _which, automaton, haystack in self._passes(text):
+            self._scan(automaton, haystack, text, found, seen)
         for i in self._search_always:
             self._search(i, raw, found)
         for spans in found.values():
             if len(spans) > 1:
                 spans.sort()
         return found
+
+    def key_hits(self, text: _Text) -> tuple[tuple[dict[int, list[int]], ...], set[int]] | None:
+        """``(starts, candidates)``: per automaton (see _passes) ``{key number: [start, ...]}`` of the keys'
+        hits in ``text``, not verified (:meth:`term_spans` does that per term), and the ids of the terms that
+        can match (a key hit, or no key at all); None when ``text`` takes the plain regex path."""
+        if text.exact_only:
+            return None
+        by_automaton: tuple[dict[int, list[int]], ...] = ({}, {}, {})
+        candidates: set[int] = set()
+        if text.text:
+            candidates.update(self._search_always)
+            for which, automaton, haystack in self._passes(text):
+                starts = by_automaton[which]
+                for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
+                    starts.setdefault(k, []).append(at)
+                ids_of_key = self._indexes[which][1]
+                for k in starts:
+                    candidates.update(ids_of_key[k])
+        return by_automaton, candidates
+
+    def term_spans(self, i: int, text: _Text, key_hits) -> list[tuple[int, int]]:
+        """The sorted ``(start, end)`` of term ``i`` in ``text`` (``key_hits``: :meth:`key_hits` of it):
+        exactly ``find_all(text).get(i, [])``."""
+        raw = text.text
+        found: dict[int, list[tuple[int, int]]] = {}
+        if not raw:
+            return []
+        if key_hits is None or i in self._search_always:
+            self._search(i, raw, found)
+        else:
+            seen: set[tuple[int, int]] = set()
+            for which, starts in enumerate(key_hits[0]):
+                if not starts:
+                    continue
+                for k, length, entry, form in self._indexes[which][0].get(i, ()):
+                    for at in starts.get(k, ()):
+                        if form is None or text.folded(at, at + length) == form:
+                            self._verify(entry, raw, at, length, found, seen, text.haystack)
+        spans = found.get(i, [])
+        spans.sort()
+        return spans
 
 
 def _word_start(text: str, start: int) -> int:
@@ -568,17 +818,33 @@ class _Matcher:
     alternative, no overlaps.
     """
 
-    def __init__(self, terms: Iterable[Mapping[str, Any]], table: _TermTable | None = None):
+    def __init__(self, terms: Iterable[Mapping[str, Any]], tables: tuple[_TermTable, ...] = (),
+                 lazy: tuple[_TermTable, ...] = ()):
+        """``tables``: where the terms' hits come from, each term from the first table that holds it (a
+        term's hits do not depend on the table: :meth:`_TermTable.find_all` verifies every term on its
+        own); without tables, one table of the matcher's own terms. The tables in ``lazy`` are read term by
+        term (:meth:`_Text.lazy_hits`), the others whole (:meth:`_Text.hits`). Raises ValueError for a term
+        that no table holds."""
         # Longer patterns first, so the most specific alternative wins at a position.
         unique: dict[str, float] = {}
         for term in terms:
             unique.setdefault(term["pattern"], term["weight"])
         self.terms = sorted(unique.items(), key=lambda kv: (-len(kv[0]), kv[0]))
         self._regex: re.Pattern | None = None
-        self.table = table if table is not None else _TermTable(p for p, _ in self.terms)
+        tables = tables or (_TermTable(p for p, _ in self.terms),)
         # Alternation order: the anchored terms (in list order), then the leading-* ones.
         order = sorted(range(len(self.terms)), key=lambda i: (self.terms[i][0].startswith("*"), i))
-        self._by_id = {self.table.ids[self.terms[i][0]]: (rank, i) for rank, i in enumerate(order)}
+        by_table: dict[int, dict[int, tuple[int, int]]] = {id(table): {} for table in tables}
+        for rank, i in enumerate(order):
+            pattern = self.terms[i][0]
+            table = next((t for t in tables if pattern in t.ids), None)
+            if table is None:
+                raise ValueError(f"term {pattern!r} is in none of the matcher's tables")
+            by_table[id(table)][table.ids[pattern]] = (rank, i)
+        # Per table that holds some of the terms: (table, {term id in that table: (alternation rank, term)},
+        # those ids, read term by term?).
+        self._sources = [(table, by_table[id(table)], frozenset(by_table[id(table)]), any(table is t for t in lazy))
+                         for table in tables if by_table[id(table)]]
 
     @property
     def regex(self) -> re.Pattern | None:
@@ -611,25 +877,29 @@ class _Matcher:
         for match in self.regex.finditer(text):
             yield self._report(int(match.lastgroup[1:]), text, match.start(), match.end())
 
+    def _hits(self, text: _Text) -> list[tuple[int, int, int, int]]:
+        """``(start, alternation rank, end, term)`` of every hit of the terms in ``text`` (unsorted)."""
+        starts: list[tuple[int, int, int, int]] = []
+        for table, by_id, ids, lazy in self._sources:
+            if lazy:
+                pending = text.lazy_hits(table)
+                candidates = pending.candidates
+                for tid in (ids if candidates is None else ids & candidates):
+                    rank, i = by_id[tid]
+                    starts += [(s, rank, e, i) for s, e in pending.spans(tid)]
+            else:
+                hits = text.hits(table)
+                if hits:
+                    for tid in ids.intersection(hits):
+                        rank, i = by_id[tid]
+                        starts += [(s, rank, e, i) for s, e in hits[tid]]
+        return starts
+
     def find(self, text: _Text) -> Iterable[tuple[str, float, int, int]]:
-        """Same as :meth:`find_regex` on ``text.text``, from the table's hits."""
+        """Same as :meth:`find_regex` on ``text.text``, from the tables' hits."""
         if not self.terms or not text.text:
             return
-        hits = text.hits(self.table)
-        if not hits:
-            return
-        by_id = self._by_id
-        starts: list[tuple[int, int, int, int]] = []  # (start, alternation rank, end, term)
-        if len(hits) <= len(by_id):
-            for tid, spans in hits.items():
-                own = by_id.get(tid)
-                if own is not None:
-                    starts += [(s, own[0], e, own[1]) for s, e in spans]
-        else:
-            for tid, own in by_id.items():
-                spans = hits.get(tid)
-                if spans:
-                    starts += [(s, own[0], e, own[1]) for s, e in spans]
+        starts = self._hits(text)
         if not starts:
             return
         if len(starts) > 1:
@@ -678,6 +948,92 @@ def _patterns(value: Any) -> Iterable[str]:
             yield from _patterns(item)
 
 
+def _term_lists(spec: Mapping[str, Any]) -> Iterable[tuple[bool, Mapping[str, list]]]:
+    """Every term list (``{language: [term]}``) of a validated label, each with True when it is primary: a
+    list whose match can make the label (``terms``, combo groups); the others (vetoes, requires, context,
+    ``not_near``, ``satisfied_in``) only weigh, cancel or confirm such a match."""
+    yield True, spec["terms"]
+    for combo in spec["combos"]:
+        for group in combo["groups"]:
+            yield True, group
+        if combo.get("not_near"):
+            yield False, combo["not_near"]
+    for rule in spec["veto"]:
+        yield False, rule["terms"]
+        if rule["unless"]:
+            yield False, rule["unless"]
+    for group in spec["requires"]:
+        yield False, group["terms"]
+        for key in ("owners", "owner_not_near", "unless", "positive_with"):
+            if (group.get("satisfied_in") or {}).get(key):
+                yield False, group["satisfied_in"][key]
+    if spec["context"]:
+        yield False, spec["context"]
+
+
+class _LabelGate:
+    """Which labels an article can get, from the ids of the primary-table terms that occur in it.
+
+    A label can be assigned only with a positive match: a hit of one of its terms, or of every group of one
+    of its combos. :meth:`possible` returns exactly the labels for which the present ids allow that (in
+    taxonomy order); the others need not be scored. One bit per label (any of its terms) and one per combo
+    group: the present ids' bits are OR-ed, and a label is possible when its term bit is set or every group
+    bit of one of its combos is.
+    """
+
+    def __init__(self, table: _TermTable, used: Mapping[str, tuple[set[str], list[list[set[str]]]]]):
+        """``used``: per label (in taxonomy order), the patterns of its terms and, per combo, of each group."""
+        self._bits: dict[int, int] = {}  # term id -> OR of the bits it sets
+        # (label, its term bit, per combo: its group bits, all its bits)
+        self._labels: list[tuple[str, int, list[int], int]] = []
+        bit = 1
+        for name, (terms, combos) in used.items():
+            term_bit, bit = bit, bit << 1
+            for p in terms:
+                self._bits[table.ids[p]] = self._bits.get(table.ids[p], 0) | term_bit
+            combo_masks = []
+            for groups in combos:
+                mask = 0
+                for group in groups:
+                    for p in group:
+                        self._bits[table.ids[p]] = self._bits.get(table.ids[p], 0) | bit
+                    mask, bit = mask | bit, bit << 1
+                combo_masks.append(mask)
+            every = term_bit
+            for mask in combo_masks:
+                every |= mask
+            self._labels.append((name, term_bit, combo_masks, every))
+
+    def bits(self, present: Iterable[int]) -> int:
+        """The bits the term ids in ``present`` set (the argument of :meth:`possible` and :meth:`combos`)."""
+        bits = self._bits
+        found = 0
+        for tid in present:
+            found |= bits.get(tid, 0)
+        return found
+
+    def possible(self, found: int) -> list[str]:
+        """The labels (taxonomy order) with a term among the present ids (``found``: :meth:`bits`) or a combo
+        with every group among them."""
+        possible = []
+        for name, term_bit, combos, every in self._labels:
+            if found & every:  # a plain loop: this runs for most articles ("zwei", "Prozent" are combo words)
+                if found & term_bit:
+                    possible.append(name)
+                    continue
+                for mask in combos:
+                    if found & mask == mask:
+                        possible.append(name)
+                        break
+        return possible
+
+    def combos(self, name: str, found: int) -> list[int]:
+        """The numbers of label ``name``'s combos with every group among the present ids: only these can match
+        (a group's matcher finds something exactly when one of its terms has a hit)."""
+        combos = next(combos for label, _term_bit, combos, _every in self._labels if label == name)
+        return [n for n, mask in enumerate(combos) if found & mask == mask]
+
+
 class CompiledTaxonomy:
     """A taxonomy compiled for matching; build once per worker (``DoFn.setup``)."""
 
@@ -696,26 +1052,37 @@ class CompiledTaxonomy:
         # ~0.2 us per 2,600 characters) than by one regex class scan (~13 us); many, by the class.
         self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
                                   if len(self._exceptions) > 16 else None)
-        # Two automata: the terms that can make a label (terms, combos) are scanned in every field;
-        # the context terms (vetoes, requires, context, combos' not_near) only when a label has a positive match.
-        primary = [[spec["terms"], [combo["groups"] for combo in spec["combos"]]] for spec in self.labels.values()]
-        self._primary = _TermTable(_patterns(primary))
-        self._secondary = _TermTable(set(_patterns(self.labels)) - set(self._primary.patterns))
-        # Per language, the primary table of the terms that language's matchers use (see _primary_for).
-        self._primary_by_language: dict[str | None, tuple[_TermTable, dict, dict]] = {}
+        # Two kinds of automata: the terms that can make a label (terms, combo groups: "primary") are scanned in
+        # every field; the context terms (vetoes, requires, context, combos' not_near) only when a label has a
+        # positive match. Per language, one table of each (see _primary_for and _context_for).
+        every_list = [(is_primary, lists) for spec in self.labels.values() for is_primary, lists in _term_lists(spec)]
+        if set(_patterns([lists for _, lists in every_list])) != set(_patterns(self.labels)):
+            raise ValueError("_term_lists misses a term list of the taxonomy")  # a new kind of list: add it there
+        self._primary = _TermTable(_patterns([lists for is_primary, lists in every_list if is_primary]))
+        # Tables by their set of patterns and kind (primary?): languages with the same terms share one.
+        self._tables = {(frozenset(self._primary.patterns), True): self._primary}
+        self._primary_by_language: dict[str | None, tuple[_TermTable, _LabelGate]] = {}
+        self._context_by_language: dict[str | None, _TermTable] = {}
+
+    def _table(self, patterns: set[str], primary: bool) -> _TermTable:
+        """The table of exactly ``patterns`` (built once, shared by every language that uses the same): dense
+        for the primary terms, which every article's fields are scanned for, compact for the context terms."""
+        key = (frozenset(patterns), primary)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = _TermTable(key[0], dense=primary)
+        return table
 
     def _chosen_patterns(self, term_lists: Mapping[str, list], language: str | None) -> set[str]:
         """The patterns a matcher of ``term_lists`` for ``language`` holds (see :meth:`_build_matcher`)."""
         langs = self._languages(term_lists, language) or tuple(term_lists)
         return {t["pattern"] for lang in langs for t in term_lists[lang]}
 
-    def _primary_for(self, language: str | None) -> tuple[_TermTable, dict, dict]:
-        """``(table, can_start, any_start)`` of ``language``: the primary terms its matchers use, in one
-        automaton (a German article is not scanned for Polish "stan*" or Romanian "trei la sută"; the whole
-        primary table when that is all of them), and per label the ids of that table's terms that can start a
-        positive match: its terms, and per combo one set per group (a combo needs a hit of every group). A
-        text with none of them cannot get the label, and :meth:`label` skips the label's scoring (same result,
-        less work)."""
+    def _primary_for(self, language: str | None) -> tuple[_TermTable, "_LabelGate"]:
+        """``(table, gate)`` of ``language``: the primary terms its matchers use, in one automaton (a German
+        article is not scanned for Polish "stan*" or Romanian "trei la sută"; the whole primary table when that
+        is all of them), and the :class:`_LabelGate` that tells from that table's hits which labels can start a
+        positive match (:meth:`label` scores only those: same result, less work)."""
         found = self._primary_by_language.get(language)
         if found is not None:
             return found
@@ -725,14 +1092,21 @@ class CompiledTaxonomy:
                 for name, spec in self.labels.items()}
         patterns = set().union(*(terms.union(*(g for groups in combos for g in groups))
                                  for terms, combos in used.values()))
-        table = self._primary if patterns == set(self._primary.patterns) else _TermTable(patterns)
-        ids = table.ids
-        can_start = {name: (frozenset(ids[p] for p in terms),
-                            [[frozenset(ids[p] for p in group) for group in groups] for groups in combos])
-                     for name, (terms, combos) in used.items()}
-        any_start = {name: terms.union(*(g for groups in combos for g in groups))
-                     for name, (terms, combos) in can_start.items()}
-        found = self._primary_by_language[language] = (table, can_start, any_start)
+        table = self._table(patterns, primary=True)
+        found = self._primary_by_language[language] = (table, _LabelGate(table, used))
+        return found
+
+    def _context_for(self, language: str | None) -> _TermTable:
+        """The table of every context term (not primary) that ``language``'s matchers use and its primary table
+        does not hold: a label's context matchers read their hits from these two tables, so a field is scanned
+        at most once for all of them, and a term in both kinds of list is verified once (built on first use:
+        most articles never reach scoring)."""
+        found = self._context_by_language.get(language)
+        if found is None:
+            primary = self._primary_for(language)[0].ids
+            patterns = {p for spec in self.labels.values() for is_primary, lists in _term_lists(spec)
+                        if not is_primary for p in self._chosen_patterns(lists, language) if p not in primary}
+            found = self._context_by_language[language] = self._table(patterns, primary=False)
         return found
 
     def text(self, text: str) -> _Text:
@@ -756,24 +1130,26 @@ class CompiledTaxonomy:
 
     def _build_matcher(self, key: tuple, term_lists: Mapping[str, list], language: str | None) -> _Matcher:
         langs = self._languages(term_lists, language)
-        primary = key[1] in ("terms", "combo")
-        table = self._primary_for(language)[0] if primary else self._secondary
-        # A primary matcher belongs to its language's primary table; languages with the same lists share it.
-        cache_key = (*key, langs, id(table) if primary else None)
+        primary = self._primary_for(language)[0]
+        # A label-making list (terms, combo groups) reads its language's primary table; any other list reads the
+        # primary table for the terms it shares with it and the language's context table for the rest.
+        # The context table is read term by term: most of its hits are never asked for.
+        tables = (primary,) if key[1] in ("terms", "combo") else (primary, self._context_for(language))
+        cache_key = (*key, langs, *(id(table) for table in tables))  # languages with the same tables share it
         matcher = self._cache.get(cache_key)
         if matcher is None:
             chosen = langs or tuple(term_lists)
             terms = [t for lang in chosen for t in term_lists[lang]]
-            if not primary and any(t["pattern"] in self._primary.ids for t in terms):
-                table = _TermTable(t["pattern"] for t in terms)  # a context list sharing terms: its own
-            matcher = self._cache[cache_key] = _Matcher(terms, table)
+            matcher = self._cache[cache_key] = _Matcher(terms, tables, lazy=tables[1:])
         return matcher
 
     def compile_all(self, languages: Iterable[str | None] = (None,)) -> "CompiledTaxonomy":
-        """Compile the matchers for ``languages`` up front (otherwise they compile on first use)."""
+        """Compile the matchers for ``languages`` up front (otherwise they compile on first use), and their
+        context tables: built in a process that forks its workers (pipeline/worker.py), they are shared."""
         for language in languages:
             self.label("", "", language)
             self.label("x", "x", language)
+            self._context_for(language)
         return self
 
     def _zone(self, match: Mapping[str, Any]) -> str:
@@ -865,11 +1241,14 @@ class CompiledTaxonomy:
         """Score one label; returns the evidence dict with ``assigned`` and ``reason``."""
         return self._score_label(name, {"title": self.text(title), "body": self.text(body)}, language)
 
-    def _score_label(self, name: str, texts: Mapping[str, _Text], language: str | None) -> dict[str, Any]:
+    def _score_label(self, name: str, texts: Mapping[str, _Text], language: str | None,
+                     combos: Iterable[int] | None = None) -> dict[str, Any]:
+        """:meth:`score_label` of analysed texts. ``combos``: the numbers of the combos that can match (the
+        others are known to have a group without a match, see :meth:`_LabelGate.combos`); None: all."""
         spec = self.labels[name]
         positive = _matches(self._matcher((name, "terms"), spec["terms"], language), texts)
-        for combo in spec["combos"]:
-            positive += self._combo_matches(name, combo, language, texts)
+        for n in range(len(spec["combos"])) if combos is None else combos:
+            positive += self._combo_matches(name, spec["combos"][n], language, texts)
         result = {"label": name, "score": 0.0, "assigned": False, "reason": "no term matched",
                   "positive": positive, "vetoed": [], "context": []}
         if not positive:
@@ -934,16 +1313,11 @@ class CompiledTaxonomy:
         topics: list[str] = []
         evidence: list[dict[str, Any]] = []
         texts = {"title": self.text(title), "body": self.text(body)}
-        table, can_start, any_start = self._primary_for(language)
-        present = set(texts["title"].hits(table)) | set(texts["body"].hits(table))
-        for name in self.labels:
-            if present.isdisjoint(any_start[name]):
-                continue  # not one term of this label occurs
-            terms, combos = can_start[name]
-            if present.isdisjoint(terms) and all(
-                    any(present.isdisjoint(group) for group in groups) for groups in combos):
-                continue  # no term and no complete combo of this label occurs: it cannot be assigned
-            result = self._score_label(name, texts, language)
+        table, gate = self._primary_for(language)
+        # Labels with no term and no complete combo in the article cannot be assigned: they are not scored.
+        found = gate.bits(texts["title"].hits(table).keys() | texts["body"].hits(table).keys())
+        for name in gate.possible(found):
+            result = self._score_label(name, texts, language, gate.combos(name, found))
             if not result["assigned"]:
                 continue
             topics.append(name)

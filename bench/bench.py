@@ -123,16 +123,9 @@ class PeakSampler(threading.Thread):
 # -- one variant, in its own process ------------------------------------------
 
 def _settings(job: dict[str, Any]):
-    from pipeline.settings import build_settings
+    from bench.child import job_settings
 
-    overrides: dict[str, Any] = {"inputs": [job["pattern"]], "output": job["output"], "run_id": "bench"}
-    if job.get("max_files_per_run") is not None:
-        overrides["read"] = {"max_files_per_run": job["max_files_per_run"]}
-    if job["variant"].startswith("beam-"):
-        workers = int(job["variant"].split("-")[1])
-        overrides["workers"] = workers
-        overrides["direct_running_mode"] = "multi_processing" if workers > 1 else "in_memory"
-    return build_settings(job["profile"], overrides)
+    return job_settings(job)
 
 
 def child(job: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +201,7 @@ def run_measured(args: list[str], cwd, env: dict[str, str] | None = None) -> dic
 
 def run_variant(job: dict[str, Any]) -> dict[str, Any]:
     """Run ``job`` in a fresh Python process; adds wall time and the peak RSS of its process tree."""
-    done = run_measured([sys.executable, "-m", "bench.bench", "--child", json.dumps(job)], PROJECT)
+    done = run_measured([sys.executable, "-m", "bench.child", json.dumps(job)], PROJECT)
     stdout, wall, cpu = done["stdout"], done["wall"], done["cpu"]
     if done["returncode"] != 0:
         raise RuntimeError(f"bench variant {job['variant']}/{job['profile']} failed:\n{done['stderr'][-4000:]}")

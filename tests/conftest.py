@@ -70,3 +70,14 @@ def make_test_pipeline():
     from pipeline.runner import make_runner
 
     return TestPipeline(runner=make_runner("DirectRunner"))
+
+
+def c_or_numpy(request, monkeypatch, module, name: str) -> str:
+    """Body of a fixture with params ``["c", "numpy"]`` for a step with an optional C core (setup.py):
+    "numpy" sets ``module.<name>`` (the C function) to None, so the step runs its numpy code; "c" skips
+    the test when the C module is not built (no C compiler at install)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(module, name, None)
+    elif getattr(module, name) is None:
+        pytest.skip(f"{module.__name__}.{name} is not built (no C compiler at install)")
+    return request.param

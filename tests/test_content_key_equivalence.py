@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import PROJECT
+from conftest import PROJECT, c_or_numpy
 from transforms.common import stable_hash
 from transforms.minhash import BLOCK, MinHasher
 from transforms.text import content_key, content_key_words
@@ -31,11 +31,7 @@ def signature_path(request, monkeypatch):
     """A test with this fixture runs with MinHash signatures in C and again on numpy."""
     import transforms.minhash as module
 
-    if request.param == "numpy":
-        monkeypatch.setattr(module, "_signature", None)
-    elif module._signature is None:
-        pytest.skip("the C signature is not built (no C compiler at install)")
-    return request.param
+    return c_or_numpy(request, monkeypatch, module, "_signature")
 
 
 def test_the_c_signature_is_built_where_it_can_be():

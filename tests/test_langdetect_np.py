@@ -10,6 +10,7 @@ import pytest
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
+from conftest import c_or_numpy
 from transforms.langdetect_np import build_factory
 
 DATA = Path(__file__).parent / "data"
@@ -46,11 +47,7 @@ def trial_path(request, monkeypatch):
     """A test with this fixture runs with the trials in C and again with the numpy path."""
     import transforms.langdetect_np as module
 
-    if request.param == "numpy":
-        monkeypatch.setattr(module, "_trial", None)
-    elif module._trial is None:
-        pytest.skip("the C trial is not built (no C compiler at install, or Python 3.12+)")
-    return request.param
+    return c_or_numpy(request, monkeypatch, module, "_trial")  # also None on Python 3.12+
 
 
 def test_the_c_trial_is_built_where_it_can_be():

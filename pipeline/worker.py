@@ -274,15 +274,22 @@ def take_prestarted() -> dict | None:
 
 
 def _drop_prestarted() -> None:
-    """At exit: end an early-started server that never got a spec (its stdin closes: it returns)."""
+    """At exit: end an early-started server that never got a spec. It has forked nothing and holds
+    nothing, so it is terminated at once (closing its stdin would end it only after its imports)."""
     server = take_prestarted()
     if server is not None:
+        process = server["process"]
         try:
-            server["process"].stdin.close()
-            server["process"].wait(timeout=10)
+            process.terminate()
+            process.wait(timeout=10)
         except Exception:  # noqa: BLE001 - a stuck server is killed
-            server["process"].kill()
-            server["process"].wait()
+            process.kill()
+            process.wait()
+        for pipe in (process.stdin, process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
         _remove(server)
 
 

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ import time
 from typing import Any
 
 from bench.bench_corpus import GNAD_CSV, LINGUA_DIR, PROJECT, CorpusSpec, generate
+from bench.child import FIXED_NOW, child, job_settings  # noqa: F401  (one variant in its process)
 
 WORK = PROJECT / "bench" / "work"
 RESULTS = PROJECT / "bench" / "results.json"
@@ -43,7 +43,6 @@ TABLE = PROJECT / "bench" / "results.md"  # the tables of docs/bench.md, written
 VARIANTS = ("beam-1", "beam-2", "loop")
 PEER_VARIANTS = ("datatrove",)  # other projects' equivalent pipelines (bench/bench_peers.py)
 PROFILES = ("local", "fast")
-FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -120,67 +119,7 @@ class PeakSampler(threading.Thread):
         self.join()
 
 
-# -- one variant, in its own process ------------------------------------------
-
-def _settings(job: dict[str, Any]):
-    from bench.child import job_settings
-
-    return job_settings(job)
-
-
-def child(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one variant in this process; returns its figures (printed as JSON by ``main``)."""
-    shutil.rmtree(job["output"], ignore_errors=True)
-    settings = _settings(job)
-    profiler = None
-    if job.get("cprofile"):
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    start = time.perf_counter()
-    if job["variant"] == "datatrove":
-        from bench.bench_peers import run_datatrove
-
-        result = run_datatrove(job["pattern"], job["output"])
-        counters = result["counters"]
-        extra = {"files": result["files"]}
-    elif job["variant"] == "loop":
-        from bench.bench_loop import run_plain_loop
-
-        result = run_plain_loop(settings, settings.run_info(FIXED_NOW))
-        counters = result["counters"]
-        extra = {"step_seconds": result["step_seconds"], "step_cpu_seconds": result["step_cpu_seconds"],
-                 "files": result["files"]}
-    else:
-        from pipeline.worker import prestart
-
-        prestart(settings.runner, settings.workers)  # as `newsbeam run` does (pipeline/commands/run.py)
-        from pipeline.launch import run_once
-
-        manifest = run_once(settings, now=FIXED_NOW)
-        counters = {k: manifest["counters"][k] for k in ("inputs", "articles", "duplicates", "dead_letters", "balanced")}
-        extra = {"files": len(manifest["files"]), "runner": manifest["runner"],
-                 "chunks": len(manifest.get("chunks") or []) or 1}
-    seconds = time.perf_counter() - start
-    if profiler is not None:
-        import io
-        import pstats
-
-        profiler.disable()
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-        extra["cprofile_top"] = out.getvalue().splitlines()
-    if not job.get("keep_output"):
-        shutil.rmtree(job["output"], ignore_errors=True)
-    return {
-        "seconds": round(seconds, 3),
-        "counters": counters,
-        "max_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "max_rss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-        **extra,
-    }
-
+# -- one variant, in its own process (bench/child.py) ---------------------------
 
 def run_measured(args: list[str], cwd, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``args`` as a process; its exit code, output, wall time, CPU seconds (the process and

@@ -2,8 +2,8 @@
 
 ``newsbeam run --workers N`` starts its worker server before it imports Beam (``pipeline.worker.prestart``,
 pipeline/commands/run.py), so the server imports Beam's harness on the other core while the launcher imports
-Beam. This entry does the same before it imports the bench (which imports Beam) and then runs
-:func:`bench.bench.child`; it prints the variant's figures as one JSON line. Until session 9 the variant ran
+Beam. This entry does the same before it imports Beam (the steps do, when :func:`child` runs them) and then
+runs the variant; it prints the variant's figures as one JSON line. Until session 9 the variant ran
 from ``python -m bench.bench --child``, which imports Beam first: a two-worker run then waited ~1.5 s for a
 server that the command line has warmed by then. The measured time starts, as before, once the imports are
 done; the CPU figures count the whole process tree, start-up included.
@@ -11,9 +11,15 @@ done; the CPU figures count the whole process tree, start-up included.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import resource
+import shutil
 import sys
+import time
 from typing import Any
+
+FIXED_NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def job_settings(job: dict[str, Any]):
@@ -30,6 +36,60 @@ def job_settings(job: dict[str, Any]):
     return build_settings(job["profile"], overrides)
 
 
+def child(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one variant in this process; returns its figures (printed as JSON by :func:`main`)."""
+    shutil.rmtree(job["output"], ignore_errors=True)
+    settings = job_settings(job)
+    profiler = None
+    if job.get("cprofile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    start = time.perf_counter()
+    if job["variant"] == "datatrove":
+        from bench.bench_peers import run_datatrove
+
+        result = run_datatrove(job["pattern"], job["output"])
+        counters = result["counters"]
+        extra = {"files": result["files"]}
+    elif job["variant"] == "loop":
+        from bench.bench_loop import run_plain_loop
+
+        result = run_plain_loop(settings, settings.run_info(FIXED_NOW))
+        counters = result["counters"]
+        extra = {"step_seconds": result["step_seconds"], "step_cpu_seconds": result["step_cpu_seconds"],
+                 "files": result["files"]}
+    else:
+        from pipeline.worker import prestart
+
+        prestart(settings.runner, settings.workers)  # as `newsbeam run` does (a no-op when main() did it)
+        from pipeline.launch import run_once
+
+        manifest = run_once(settings, now=FIXED_NOW)
+        counters = {k: manifest["counters"][k] for k in ("inputs", "articles", "duplicates", "dead_letters", "balanced")}
+        extra = {"files": len(manifest["files"]), "runner": manifest["runner"],
+                 "chunks": len(manifest.get("chunks") or []) or 1}
+    seconds = time.perf_counter() - start
+    if profiler is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        extra["cprofile_top"] = out.getvalue().splitlines()
+    if not job.get("keep_output"):
+        shutil.rmtree(job["output"], ignore_errors=True)
+    return {
+        "seconds": round(seconds, 3),
+        "counters": counters,
+        "max_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "max_rss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        **extra,
+    }
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m bench.child JOB_JSON (started by bench/bench.py)", file=sys.stderr)
@@ -40,8 +100,6 @@ def main(argv: list[str]) -> int:
 
         settings = job_settings(job)
         prestart(settings.runner, settings.workers)
-    from bench.bench import child
-
     print(json.dumps(child(job), default=str))
     return 0
 

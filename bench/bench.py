@@ -340,9 +340,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--child"]:
-        print(json.dumps(child(json.loads(argv[1])), default=str))
-        return 0
     parser = argparse.ArgumentParser(prog="python -m bench.bench", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

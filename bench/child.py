@@ -61,10 +61,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         extra = {"step_seconds": result["step_seconds"], "step_cpu_seconds": result["step_cpu_seconds"],
                  "files": result["files"]}
     else:
-        from pipeline.worker import prestart
-
-        prestart(settings.runner, settings.workers)  # as `newsbeam run` does (a no-op when main() did it)
-        from pipeline.launch import run_once
+        from pipeline.launch import run_once  # the worker server is started already (main)
 
         manifest = run_once(settings, now=FIXED_NOW)
         counters = {k: manifest["counters"][k] for k in ("inputs", "articles", "duplicates", "dead_letters", "balanced")}

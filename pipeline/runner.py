@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from typing import Any
@@ -24,7 +23,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from pipeline import beam_speedups, collector
 from pipeline.config import PROJECT_ROOT
-from pipeline.worker import SERVER_ENV, take_prestarted
+from pipeline.worker import SERVER_ENV, start_server, take_prestarted
 
 LOG = logging.getLogger(__name__)
 
@@ -128,8 +127,7 @@ def _server_for_spec() -> dict[str, Any] | None:
             early = None
     if not early:
         address = os.path.join(folder, "socket")
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, spec_path],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
+        process = start_server(address, spec_path)
     _WARM["server"] = {"key": key, "process": process, "address": address, "folder": folder, "ready": False}
     return _WARM["server"]
 

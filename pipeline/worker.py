@@ -249,17 +249,23 @@ def prestart(runner: str, workers: int) -> None:
     if _PRESTARTED is not None or workers <= 1 or runner != "DirectRunner" or os.environ.get("NEWSBEAM_COLD_WORKERS"):
         return
     import atexit
-    import subprocess
     import tempfile
-
-    from pipeline.config import PROJECT_ROOT
 
     folder = tempfile.mkdtemp(prefix="newsbeam-workers-")
     address = os.path.join(folder, "socket")
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, SPEC_FROM_STDIN],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
-    _PRESTARTED = {"process": process, "address": address, "folder": folder}
+    _PRESTARTED = {"process": start_server(address, SPEC_FROM_STDIN), "address": address, "folder": folder}
     atexit.register(_drop_prestarted)
+
+
+def start_server(address: str, spec: str):
+    """``python -m pipeline.worker --serve ADDRESS SPEC`` (a spec file's path, or ``-``: from stdin) as a
+    child of this process, its stdin and stdout pipes to it (the launcher's side of :func:`serve`)."""
+    import subprocess
+
+    from pipeline.config import PROJECT_ROOT
+
+    return subprocess.Popen([sys.executable, "-m", "pipeline.worker", "--serve", address, spec],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
 
 
 def take_prestarted() -> dict | None:

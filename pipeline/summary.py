@@ -9,6 +9,10 @@ import duckdb
 from transforms.write import join
 
 
+# Rows of the "per date" table (date x date_source, newest first).
+MAX_DATE_ROWS = 30
+
+
 def articles_glob(output_root: str) -> str:
     return join(output_root, "articles", "**", "*.parquet")
 
@@ -47,14 +51,22 @@ def summarize(output_root: str, manifest: dict[str, Any] | None = None, elapsed:
         "per topic": f"SELECT coalesce(topic, '(none)') AS topic, count(*) AS articles FROM "
                      f"(SELECT unnest(CASE WHEN len(topics) = 0 THEN [NULL] ELSE topics END) AS topic FROM {source}) "
                      f"GROUP BY 1 ORDER BY 2 DESC, 1",
+        # The newest dates first: an archive of years has thousands (only the newest MAX_DATE_ROWS are shown).
         "per date": f"SELECT published_date, date_source, count(*) AS articles FROM {source} "
-                    f"GROUP BY 1, 2 ORDER BY 1, 2",
+                    f"GROUP BY 1, 2 ORDER BY 1 DESC, 2",
     }
     for title, sql in queries.items():
         rel = con.sql(sql)
+        columns, rows = rel.columns, rel.fetchall()  # each query runs once (it reads every article file)
+        shown = rows[:MAX_DATE_ROWS] if title == "per date" else rows
         lines.append(f"-- articles {title}")
-        widths = [max(len(str(v)) for v in [col, *[r[i] for r in rel.fetchall()]]) for i, col in enumerate(rel.columns)]
-        lines.append("  ".join(str(col).ljust(w) for col, w in zip(rel.columns, widths)))
-        for row in con.sql(sql).fetchall():
-            lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+        lines.extend(_table(columns, shown))
+        if len(shown) < len(rows):
+            lines.append(f"({len(rows) - len(shown):,} older rows not shown; docs/querying.md has the queries)")
     return "\n".join(lines)
+
+
+def _table(columns: list[str], rows: list[tuple]) -> list[str]:
+    """Left-aligned columns, as wide as their widest value."""
+    widths = [max(len(str(v)) for v in [col, *[r[i] for r in rows]]) for i, col in enumerate(columns)]
+    return ["  ".join(str(v).ljust(w) for v, w in zip(line, widths)) for line in [tuple(columns), *rows]]

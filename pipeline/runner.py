@@ -23,7 +23,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from pipeline import beam_speedups, collector
 from pipeline.config import PROJECT_ROOT
-from pipeline.worker import SERVER_ENV, start_server, take_prestarted
+from pipeline.worker import SERVER_ENV, limit_malloc_arenas, start_server, take_prestarted
 
 LOG = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def _in_process_runner() -> Any:
                                                            "default_sdk_harness_log_level": level})
                 direct = options.view_as(DirectOptions)
             direct.direct_running_mode = "subprocesses"  # the environment above, not FnApiRunner's own
+            limit_malloc_arenas()  # before gRPC's threads start (pipeline/worker.py)
             previous = os.environ.get(SERVER_ENV)
             try:
                 with _stop_workers_on_interrupt():  # Ctrl-C also ends a worker server still warming up

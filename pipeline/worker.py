@@ -37,6 +37,31 @@ import sys
 
 SERVER_ENV = "NEWSBEAM_WORKER_SERVER"
 
+# glibc malloc arenas per process in a ``--workers N`` run (see :func:`limit_malloc_arenas`).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+
+
+def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
+    """Cap the glibc malloc arenas of this process at ``count`` (``mallopt(M_ARENA_MAX)``); True when set.
+
+    glibc gives every new thread that allocates its own arena, up to 8 per core, and memory freed in one
+    arena serves only that arena. The runner of a ``--workers N`` run moves every stage's data through
+    gRPC's threads, and its resident memory grew with those arenas: 5,000 files, profile fast, two
+    workers, two rounds alternating, the runner's peak RSS 451-477 MiB without and 368-378 MiB with 2
+    arenas, the largest worker's 410-431 and 390-392 MiB, CPU the same within the noise. (One in-process
+    worker: 462 vs 468 MiB, no gain, so it is not set there.) Called before the threads start: in the
+    runner before a multi-process pipeline runs, in the worker server before it forks (workers inherit
+    it), in a cold worker before its harness starts. A no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, count))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
 
 def _quiet_harness_logging() -> None:
     root = logging.getLogger()
@@ -50,6 +75,7 @@ def _quiet_harness_logging() -> None:
 def run_harness(argv: list[str]) -> None:
     """Beam's SDK harness in this process (its environment says where the runner is)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_malloc_arenas()  # a forked worker has it from the server already: setting it again is harmless
     _quiet_harness_logging()
     from apache_beam.runners.worker import sdk_worker_main
 
@@ -160,6 +186,7 @@ def serve(address: str, spec_path: str | None) -> None:
     import select
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_malloc_arenas()  # before any thread: the forked workers inherit it
     _quiet_harness_logging()
     if spec_path == SPEC_FROM_STDIN:
         _import_harness()

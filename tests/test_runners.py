@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import apache_beam as beam
 import duckdb
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipeline.config import PROJECT_ROOT
 from pipeline.runner import describe, make_runner, pipeline_options, running_mode_for
 from conftest import FIXED_NOW
 
@@ -273,3 +276,38 @@ def test_one_glob_is_read_by_every_worker(tmp_path):
 
         assert_that(readers, check, label="spread")
         assert_that(batches, equal_to([[3] * 8]), label="batches")
+
+
+_ARENA_PROBE = r"""
+import ctypes, ctypes.util, re, sys, tempfile, threading
+from pipeline.worker import limit_malloc_arenas
+if sys.argv[1] == "limit":
+    assert limit_malloc_arenas(2)
+start, keep = threading.Barrier(8), []
+def allocate():
+    start.wait()
+    keep.append([bytearray(4096) for _ in range(200)])  # above pymalloc's 512 bytes: glibc's malloc
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.fopen.restype = ctypes.c_void_p
+path = tempfile.mktemp()
+handle = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(handle))
+libc.fclose(ctypes.c_void_p(handle))
+print(len(re.findall(r"<heap nr=", open(path).read())))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_limit_malloc_arenas_caps_the_arenas_threads_create():
+    """Eight allocating threads make glibc open arenas of their own; after limit_malloc_arenas(2) they share two."""
+    def heaps(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.strip())
+
+    assert heaps("none") > 2
+    assert heaps("limit") <= 2

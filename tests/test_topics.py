@@ -13,6 +13,7 @@ import yaml
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from conftest import c_or_numpy
 from pipeline.config import ConfigError
 from transforms.read import file_to_item
 from transforms.topics import (CompiledTaxonomy, LabelTopics, label_article, load_taxonomy, term_regex,
@@ -38,6 +39,15 @@ def taxonomy_data():
 @pytest.fixture(scope="module")
 def tax(taxonomy_data):
     return CompiledTaxonomy(taxonomy_data)
+
+
+@pytest.fixture(params=["c", "python"])
+def scan_path(request, monkeypatch):
+    """Runs a test on the C core of text analysis and automaton pass (transforms/_topics_scan.c) and on the
+    pure-Python path (ahocorasick_rs): tables and texts built inside the test take the chosen path."""
+    import transforms.topics as topics
+
+    return c_or_numpy(request, monkeypatch, topics, "_scan_c")
 
 
 def labels(tax, title, body, lang):
@@ -389,7 +399,7 @@ def _generated_texts(words, count, seed):
         yield "".join(parts[:-1] if rng.random() < 0.5 else parts)
 
 
-def test_lookup_matcher_equals_alternation_regex_on_tricky_texts():
+def test_lookup_matcher_equals_alternation_regex_on_tricky_texts(scan_path):
     from transforms.topics import _Matcher, _Text, case_exceptions
 
     terms = [{"pattern": p, "weight": float(i % 3 + 1)} for i, p in enumerate(TRICKY_TERMS)]
@@ -403,7 +413,7 @@ def test_lookup_matcher_equals_alternation_regex_on_tricky_texts():
     assert checked > 1000  # most generated texts do match something
 
 
-def test_term_by_term_hits_equal_all_hits_on_tricky_texts():
+def test_term_by_term_hits_equal_all_hits_on_tricky_texts(scan_path):
     """The context tables' lazy path (one term verified when asked for) finds exactly what the eager path
     finds for every term, and never leaves a matching term out of its candidates."""
     from transforms.topics import _TermTable, _Text, case_exceptions, _alphabet
@@ -441,13 +451,65 @@ def test_latin1_haystack_is_lower_casing_for_every_code_point():
             == everything.lower().encode("latin-1", "replace"))
 
 
+def test_c_lower_latin1_is_the_python_haystack_for_every_code_point():
+    """transforms/_topics_scan.c's lower_latin1 gives the Python haystack (encode, translate) and the count of
+    characters outside Latin-1, in strings of each width, and None when a flag character occurs."""
+    import sys
+
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    lower_latin1 = topics._scan_c.lower_latin1
+    flags = topics._flags(topics.case_exceptions("abcdefghijklmnopqrstuvwxyzäöüσ"))
+    assert set(topics._LOWER_SPECIAL) <= set(flags) and "ı" in flags and "Σ" in flags
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c) not in flags)
+    for text in (everything, everything[:200], everything[:2000], "".join(chr(c) for c in range(256)
+                                                                          if chr(c) not in flags), ""):
+        expected = text.encode("latin-1", "replace").translate(topics._LATIN1_LOWER)
+        assert lower_latin1(text, flags) == (expected, sum(ord(ch) > 255 for ch in text))
+        assert lower_latin1(text, "") == (expected, sum(ord(ch) > 255 for ch in text))
+    for ch in flags:
+        for text in (ch, "Straße " + ch, "NATO – " + ch + " x", "x" * 50 + ch + "\U0001f600"):
+            assert lower_latin1(text, flags) is None, (ch, text)
+            assert lower_latin1(text, "") is not None
+
+
+def test_c_automaton_reports_what_ahocorasick_rs_reports():
+    """The C automaton's overlapping pass finds every key at every position, as ahocorasick_rs does, for random
+    keys (prefixes and suffixes of each other, "?", bytes above 127) and haystacks."""
+    import random
+
+    import ahocorasick_rs
+
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    rng = random.Random(17)
+    alphabet = b"abe?\xe4\xdf. "
+    checked = 0
+    for _ in range(300):
+        keys = list(dict.fromkeys(bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 5)))
+                                  for _ in range(rng.randint(1, 30))))
+        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), ((),) * len(keys), ((),) * len(keys))
+        reference = ahocorasick_rs.BytesAhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
+        for _ in range(5):
+            haystack = bytes(rng.choice(alphabet + b"xyz") for _ in range(rng.randint(0, 200)))
+            expected = sorted((k, at) for k, at, _end in reference.find_matches_as_indexes(haystack, overlapping=True))
+            got = sorted((k, at) for k, starts in automaton.starts(haystack).items() for at in starts)
+            assert got == expected, (keys, haystack)
+            checked += len(expected)
+    assert checked > 10000
+
+
 NON_LATIN1_WORDS = ["Ținta", "ALIANȚA", "alianţa", "Północnoatlantycki", "zł", "ZŁOTYCH", "ČR", "česká",
                     "„Rusko“", "НАТО", "армія", "Армия", "ООН", "ввп", "σίγμα", "ΣΊΓΜΑ", "–", "„", "“", "?", "z?",
                     "??", "?r", "Kelvin\u212a", "İstanbul", "ẞ", "Ÿ", "SAN\u212aTIONEN", "STRA\u1e9eE",
                     "\u212bRSBUDGETEN"]
 
 
-def test_latin1_haystack_and_wide_texts_find_the_same_hits():
+def test_latin1_haystack_and_wide_texts_find_the_same_hits(scan_path):
     """A term's hits are the same whether a text is looked at through its Latin-1 haystack (keys with other
     characters as "?", each hit checked) or as str.lower() (a "wide" text), eagerly or term by term."""
     from transforms.topics import _LOWER_SPECIAL, _TermTable, _Text, case_exceptions, _alphabet
@@ -482,7 +544,7 @@ def test_latin1_haystack_and_wide_texts_find_the_same_hits():
     assert narrow > 500 and outside_latin1 > 200  # the "?" keys were found (and checked) on the byte path
 
 
-def test_whole_word_terms_skip_the_regex_soundly():
+def test_whole_word_terms_skip_the_regex_soundly(scan_path):
     """A term that is its automaton key alone ("gel", "nato", "u.s.") is reported without its regex when the
     hit starts and ends a word. Sound because lower-case equality implies a case-insensitive regex match for
     every character whose lower case is one character (the only other one, "Σ", lowers by context and is a
@@ -503,7 +565,7 @@ def test_whole_word_terms_skip_the_regex_soundly():
             [{"pattern": p, "weight": 1.0} for p in ("gel", "nato", "u.s.", "eu", "=UN")], text), text
 
 
-def test_label_gate_equals_a_check_per_label(taxonomy_data):
+def test_label_gate_equals_a_check_per_label(scan_path, taxonomy_data):
     """_LabelGate (bits per label and combo group) gives exactly the labels, and per label the combos, that
     a plain check of every term and group finds, for random sets of present term ids."""
     import random
@@ -540,7 +602,7 @@ def _words_from_terms(patterns, rng):
     return out
 
 
-def test_label_lookup_path_equals_regex_path_on_generated_articles(taxonomy_data):
+def test_label_lookup_path_equals_regex_path_on_generated_articles(scan_path, taxonomy_data):
     import random
 
     from transforms.topics import _Text

@@ -57,6 +57,11 @@ import apache_beam as beam
 
 from schemas.config import ConfigError, Validator, load_yaml, resolve_config_path
 
+try:  # the C core of text analysis and the automaton pass (setup.py); without it the same answers, slower
+    from transforms import _topics_scan as _scan_c
+except ImportError:  # no C compiler at install
+    _scan_c = None
+
 ANY_LANGUAGE = "any"
 # Topics read at most this many characters of a field (title, body): a 5 MB page costs what 20 kB do.
 DEFAULT_MAX_CHARS = 20_000
@@ -335,6 +340,13 @@ def _has_any(text: str, characters: str) -> bool:
     return False
 
 
+def _flags(exceptions: Iterable[str]) -> str | None:
+    """The characters that send a text to the Python analysis of :class:`_Text` (the case exceptions and
+    ``_LOWER_SPECIAL``), for ``_topics_scan.lower_latin1``; None when it cannot take them (over 64 above Latin-1)."""
+    flags = "".join(exceptions) + _LOWER_SPECIAL
+    return flags if sum(ord(ch) > 255 for ch in flags) <= 64 else None
+
+
 class _Text:
     """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached).
 
@@ -346,13 +358,30 @@ class _Text:
     ``exact_only``: the text takes the plain regex path (see :func:`case_exceptions`).
     """
 
-    __slots__ = ("text", "haystack", "wide", "exact_only", "_hits", "_lazy")
+    __slots__ = ("text", "haystack", "wide", "exact_only", "_hits", "_lazy", "_raw_bytes")
 
-    def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None):
+    def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None,
+                 flags: str | None = "derive"):
+        """``flags``: the exception characters and ``_LOWER_SPECIAL`` in one string (:func:`_flags`), for the
+        C core (``_topics_scan.lower_latin1``: the haystack below in one pass, None when one of them occurs);
+        by default derived from ``exceptions``; None: no C analysis."""
+        if flags == "derive":
+            flags = _flags(exceptions)
         self.text = text
         self.exact_only = False
         self.haystack: bytes | None = None
         self.wide: str | None = None
+        self._raw_bytes: bytes | None = None
+        self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        self._lazy: dict[int, _LazyHits] = {}
+        if flags is not None and _scan_c is not None:
+            analysed = _scan_c.lower_latin1(text, flags)
+            if analysed is not None:  # the "else" branch below, in C: haystack and the count of "?" it added
+                if analysed[1] * 8 > len(text):  # the same test: "?" of the text itself cancel out
+                    self.wide = text.lower()
+                else:
+                    self.haystack = analysed[0]
+                return
         # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
         present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
                    else [])
@@ -371,8 +400,14 @@ class _Text:
                 self.wide = text.lower()
             else:
                 self.haystack = haystack
-        self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
-        self._lazy: dict[int, _LazyHits] = {}
+
+    @property
+    def raw_bytes(self) -> bytes:
+        """The text as written, as Latin-1 bytes ("?" for any other character): where the C automaton of the
+        case-sensitive keys looks (see ``_TermTable._automaton``)."""
+        if self._raw_bytes is None:
+            self._raw_bytes = self.text.encode("latin-1", "replace")
+        return self._raw_bytes
 
     def folded(self, start: int, end: int) -> str:
         """The characters ``start:end`` of the lower-cased text (of ``haystack``, before the "?")."""
@@ -514,12 +549,17 @@ class _TermTable:
         # _is_word). A term that is its key alone needs no regex at all (see the class docstring).
         folded: dict[str, list[tuple[int, bool, bool, bool, bool]]] = {}
         exact: dict[str, list[tuple[int, bool, bool, bool, bool]]] = {}
+        # Anchored terms that are their key and then "*" ("sanktion*"): at a word start their regex matches the
+        # key and the rest of the word, always (the C core reports them so, see _automaton).
+        self._tails: set[int] = set()
         for i, pattern in enumerate(self.patterns):
             body = pattern[1:] if pattern.startswith("=") else pattern
             mode, key = _literal_key(body)
             if key is None:
                 self._search_always.append(i)
                 continue
+            if mode == "anchored" and body == key + "*":
+                self._tails.add(i)
             entry = (i, mode == "search", mode == "anchored", mode == "anchored" and body == key,
                      mode == "search" and not body.startswith("*") and _after_a_number(body, key))
             if mode == "search":
@@ -531,7 +571,8 @@ class _TermTable:
         # Three automata: the lower-cased keys in a text's Latin-1 haystack, the case-sensitive keys in the
         # text, and (built when a "wide" text first needs it) the lower-cased keys in its str.lower().
         # Per automaton: (automaton, keys) as _automaton makes it, and its index (see _index).
-        self._automata: list = [self._automaton(folded, True), self._automaton(exact, False), None]
+        self._automata: list = [self._automaton(folded, True), self._automaton(exact, False, _scan_c is not None),
+                                None]
         self._indexes: list = [self._index(self._automata[0]), self._index(self._automata[1]), None]
 
     @staticmethod
@@ -562,10 +603,11 @@ class _TermTable:
                 self._automata[2] = automaton
             yield 2, self._automata[2], text.wide
         if self._automata[1] is not None:
-            yield 1, self._automata[1], text.text
+            yield 1, self._automata[1], (text.raw_bytes if len(self._automata[1]) > 2 else text.text)
 
-    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool):
-        """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None.
+    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool, raw_bytes: bool = False):
+        """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None; with the C
+        core (``transforms/_topics_scan.c``) for Latin-1 bytes, a third element (see :meth:`_c_automaton`).
 
         ``latin1``: the keys (lower-cased) are looked for in :attr:`_Text.haystack`, as Latin-1 bytes where
         any other character is "?": a key with such characters ("alianța" -> b"alian?a") has ``entries`` ()
@@ -581,6 +623,8 @@ class _TermTable:
         import ahocorasick_rs
 
         implementation = getattr(ahocorasick_rs.Implementation, self._implementation)
+        if (latin1 and _scan_c is not None) or raw_bytes:
+            return self._c_automaton(keyed)
         if not latin1:
             keys = list(keyed)
             automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
@@ -599,6 +643,67 @@ class _TermTable:
         automaton = ahocorasick_rs.BytesAhoCorasick(list(by_bytes), matchkind=ahocorasick_rs.MatchKind.Standard,
                                                     implementation=implementation)
         return automaton, table
+
+    def _c_automaton(self, keyed: Mapping[str, list[tuple]]):
+        """``(automaton, table, rest)``: as :meth:`_automaton` makes them for Latin-1 bytes, the automaton from the
+        C core (``_topics_scan.Automaton``). Its keys are looked for in the lower-cased haystack (the folded keys)
+        or in :attr:`_Text.raw_bytes` (the case-sensitive keys, ``raw_bytes``: a key with characters outside
+        Latin-1 has ``forms`` of the keys spelled as written). The C pass checks the terms that are their key
+        alone and the key-then-``*`` terms of a Latin-1 key itself (the inlined checks of :meth:`_scan`, in C);
+        ``rest``, per key, the entries left to :meth:`_c_scan` (every entry for a key with ``forms``)."""
+        by_bytes: dict[bytes, dict[str, tuple]] = {}
+        for key, entries in keyed.items():
+            by_bytes.setdefault(key.encode("latin-1", "replace"), {})[key] = tuple(entries)
+        table, rest, flags, whole, tail = [], [], bytearray(), [], []
+        for encoded, forms in by_bytes.items():
+            every = [entry for entries in forms.values() for entry in entries]
+            exact = encoded.decode("latin-1") in forms
+            entries = forms[encoded.decode("latin-1")] if exact else ()
+            word_start_only = all(entry[2] for entry in every)
+            table.append((len(encoded), entries, word_start_only, None if exact else forms))
+            done = [e for e in entries if e[3] or e[0] in self._tails]  # e[3]: the whole key
+            others = tuple(e for e in entries if e not in done) if exact else ()
+            rest.append(others)
+            whole.append(tuple(e[0] for e in done if e[3]))
+            tail.append(tuple(e[0] for e in done if not e[3]))
+            flags.append(int(word_start_only) | (2 if others or not exact else 0))
+        automaton = _scan_c.Automaton(tuple(by_bytes), bytes(flags), tuple(whole), tuple(tail))
+        return automaton, table, rest
+
+    def _c_scan(self, which: int, automaton, haystack: bytes, text: _Text, found: dict[int, list[tuple[int, int]]],
+                seen: set[tuple[int, int]]) -> None:
+        """:meth:`_scan` with the C core: the C pass adds the hits of the whole-key and key-then-``*`` terms to
+        ``found`` and returns the hits whose other entries need Python (regexes, "search" terms, ``forms``)."""
+        automaton, keyed, rest = automaton
+        raw = text.text
+        for k, at, end, inside in automaton.scan(haystack, raw, found):
+            length, _entries, _word_start_only, forms = keyed[k]
+            if forms is None:
+                entries = rest[k]
+            else:
+                entries = forms.get(raw[at:end] if which == 1 else text.folded(at, end), ())
+            digits: range | None | bool = False
+            for entry in entries:
+                i, search, word_start, whole, after_number = entry
+                if search:
+                    if after_number:
+                        if digits is False:
+                            digits = self._digits_before(raw, at)
+                        if digits is not None:
+                            self._number_near(i, raw, at, digits, found, seen)
+                    else:
+                        self._search_near(i, raw, at, length, found, seen, text.haystack)
+                    continue
+                if word_start and inside:
+                    continue
+                if whole:
+                    if end < len(raw) and _is_word(raw[end]):
+                        continue
+                    found.setdefault(i, []).append((at, end))
+                    continue
+                match = self._regex(i).match(raw, at)
+                if match is not None:
+                    found.setdefault(i, []).append((at, match.end()))
 
     def _regex(self, i: int) -> re.Pattern:
         rx = self.regexes[i]
@@ -752,8 +857,11 @@ class _TermTable:
                 self._search(i, raw, found)
             return found
         seen: set[tuple[int, int]] = set()
-        for _which, automaton, haystack in self._passes(text):
-            self._scan(automaton, haystack, text, found, seen)
+        for which, automaton, haystack in self._passes(text):
+            if len(automaton) > 2:
+                self._c_scan(which, automaton, haystack, text, found, seen)
+            else:
+                self._scan(automaton, haystack, text, found, seen)
         for i in self._search_always:
             self._search(i, raw, found)
         for spans in found.values():
@@ -767,14 +875,17 @@ class _TermTable:
         can match (a key hit, or no key at all); None when ``text`` takes the plain regex path."""
         if text.exact_only:
             return None
-        by_automaton: tuple[dict[int, list[int]], ...] = ({}, {}, {})
+        by_automaton: list[dict[int, list[int]]] = [{}, {}, {}]
         candidates: set[int] = set()
         if text.text:
             candidates.update(self._search_always)
             for which, automaton, haystack in self._passes(text):
-                starts = by_automaton[which]
-                for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
-                    starts.setdefault(k, []).append(at)
+                if len(automaton) > 2:  # the C core
+                    starts = by_automaton[which] = automaton[0].starts(haystack)
+                else:
+                    starts = by_automaton[which]
+                    for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
+                        starts.setdefault(k, []).append(at)
                 ids_of_key = self._indexes[which][1]
                 for k in starts:
                     candidates.update(ids_of_key[k])
@@ -796,7 +907,7 @@ class _TermTable:
                     continue
                 for k, length, entry, form in self._indexes[which][0].get(i, ()):
                     for at in starts.get(k, ()):
-                        if form is None or text.folded(at, at + length) == form:
+                        if form is None or (raw[at:at + length] if which == 1 else text.folded(at, at + length)) == form:
                             self._verify(entry, raw, at, length, found, seen, text.haystack)
         spans = found.get(i, [])
         spans.sort()
@@ -1052,6 +1163,7 @@ class CompiledTaxonomy:
         # ~0.2 us per 2,600 characters) than by one regex class scan (~13 us); many, by the class.
         self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
                                   if len(self._exceptions) > 16 else None)
+        self._flags = _flags(self._exceptions)
         # Two kinds of automata: the terms that can make a label (terms, combo groups: "primary") are scanned in
         # every field; the context terms (vetoes, requires, context, combos' not_near) only when a label has a
         # positive match. Per language, one table of each (see _primary_for and _context_for).
@@ -1111,7 +1223,7 @@ class CompiledTaxonomy:
 
     def text(self, text: str) -> _Text:
         """``text`` analysed once for every matcher (see :class:`_Text`)."""
-        return _Text((text or "")[: self.max_chars], self._exceptions, self._exception_finder)
+        return _Text((text or "")[: self.max_chars], self._exceptions, self._exception_finder, self._flags)
 
     def _languages(self, term_lists: Mapping[str, list], language: str | None) -> tuple[str, ...]:
         """The term lists a language uses, or () for all of them."""

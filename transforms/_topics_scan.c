@@ -1,0 +1,537 @@
+/* Topic matching in C: transforms/topics.py's text analysis, automaton pass and the simple checks of its
+ * hits, with the same answers as its Python path (ahocorasick_rs and the loop of ``_TermTable._scan``).
+ *
+ * ``lower_latin1(text, flags)``: ``text.lower()`` as Latin-1 bytes, "?" for any character outside Latin-1
+ * (exactly ``text.encode("latin-1", "replace").translate(_LATIN1_LOWER)``), and how many characters are
+ * outside Latin-1; None when ``text`` holds one of the characters of ``flags`` (the case exceptions and
+ * ``_LOWER_SPECIAL``: the caller then takes its Python path).
+ *
+ * ``Automaton(keys, flags, whole, tail)``: an Aho-Corasick DFA over byte classes of ``keys`` (distinct
+ * bytes); one overlapping pass reports every key at every position where it ends, as
+ * ahocorasick_rs's ``find_matches_as_indexes(..., overlapping=True)`` does (order aside).
+ *   ``starts(haystack)``: ``{key number: [start, ...]}`` of every hit.
+ *   ``scan(haystack, raw, found)``: ``pending``, and spans added to the dict ``found``. For a hit of key k at ``at:end``: a hit after a word
+ *   character (``raw[at - 1]``, ``str.isalnum() or "_"``, i.e. ``re``'s ``\w``) is dropped when bit 0 of
+ *   ``flags[k]`` says every term of the key needs a word start; otherwise, at a word start, each term of
+ *   ``whole[k]`` (a term that is its key alone) gets ``(at, end)`` in ``found[term]`` when no word
+ *   character follows, and each term of ``tail[k]`` (its key then ``*``) gets ``(at, end of the word)``;
+ *   with bit 1 of ``flags[k]`` the hit also goes to ``pending`` as ``(k, at, end, inside)`` for the
+ *   caller's own checks of the key's other terms (``inside``: the hit does not start a word).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WORD_START_ONLY 1
+#define PENDING 2
+
+static unsigned char lower_table[256];
+
+static inline int
+is_word(Py_UCS4 ch)
+{
+    return ch == '_' || Py_UNICODE_ISALNUM(ch);
+}
+
+PyDoc_STRVAR(lower_latin1_doc,
+"lower_latin1(text, flags) -> (bytes, int) or None\n\n"
+"``text`` lower-cased as Latin-1 bytes (\"?\" for other characters) and the number of characters outside\n"
+"Latin-1; None when ``text`` holds a character of ``flags``.");
+
+static PyObject *
+lower_latin1(PyObject *self, PyObject *args)
+{
+    PyObject *text, *flags;
+    if (!PyArg_ParseTuple(args, "UU", &text, &flags))
+        return NULL;
+    int16_t low[256];  /* the lower case of a Latin-1 character, or -1 for a flag character */
+    for (int b = 0; b < 256; b++)
+        low[b] = lower_table[b];
+    Py_ssize_t nflags = PyUnicode_GET_LENGTH(flags), nhigh = 0;
+    Py_UCS4 high[64];
+    for (Py_ssize_t i = 0; i < nflags; i++) {
+        Py_UCS4 ch = PyUnicode_READ_CHAR(flags, i);
+        if (ch < 256)
+            low[ch] = -1;
+        else if (nhigh < 64)
+            high[nhigh++] = ch;
+        else {
+            PyErr_SetString(PyExc_ValueError, "lower_latin1: more than 64 flag characters above Latin-1");
+            return NULL;
+        }
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL)
+        return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t other = 0;
+#define LOWER_LOOP(TYPE)                                                  \
+    {                                                                     \
+        const TYPE *s = (const TYPE *)data;                               \
+        for (Py_ssize_t i = 0; i < n; i++) {                              \
+            Py_UCS4 ch = s[i];                                            \
+            if (ch < 256) {                                               \
+                int16_t c = low[ch];                                      \
+                if (c < 0)                                                \
+                    goto flagged;                                         \
+                o[i] = (unsigned char)c;                                  \
+            }                                                             \
+            else {                                                        \
+                for (Py_ssize_t j = 0; j < nhigh; j++)                    \
+                    if (high[j] == ch)                                    \
+                        goto flagged;                                     \
+                o[i] = '?';                                               \
+                other++;                                                  \
+            }                                                             \
+        }                                                                 \
+    }
+    if (kind == PyUnicode_1BYTE_KIND)
+        LOWER_LOOP(Py_UCS1)
+    else if (kind == PyUnicode_2BYTE_KIND)
+        LOWER_LOOP(Py_UCS2)
+    else
+        LOWER_LOOP(Py_UCS4)
+#undef LOWER_LOOP
+    PyObject *result = Py_BuildValue("(Nn)", out, other);
+    return result;
+flagged:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    int32_t nclasses, nstates, nkeys;
+    unsigned char cls[256];
+    int32_t *delta;      /* nstates * nclasses: the next state's row offset (state number * nclasses) */
+    int32_t first_out;   /* states from this row offset on have a key to report (they are numbered last) */
+    int32_t *out_key;    /* per state: the key that ends there, or -1 */
+    int32_t *dict_link;  /* per state: the nearest proper suffix state with a key, or -1 */
+    int32_t *key_len;
+    unsigned char *flags;
+    PyObject *whole;     /* per key: tuple of term ids (Python ints) */
+    PyObject *tail;
+} Automaton;
+
+static void
+Automaton_dealloc(Automaton *self)
+{
+    PyMem_Free(self->delta);
+    PyMem_Free(self->out_key);
+    PyMem_Free(self->dict_link);
+    PyMem_Free(self->key_len);
+    PyMem_Free(self->flags);
+    Py_XDECREF(self->whole);
+    Py_XDECREF(self->tail);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+check_groups(PyObject *groups, Py_ssize_t nkeys, const char *what)
+{
+    if (!PyTuple_Check(groups) || PyTuple_GET_SIZE(groups) != nkeys) {
+        PyErr_Format(PyExc_TypeError, "Automaton: %s must be a tuple with one tuple per key", what);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < nkeys; k++)
+        if (!PyTuple_Check(PyTuple_GET_ITEM(groups, k))) {
+            PyErr_Format(PyExc_TypeError, "Automaton: %s[%zd] must be a tuple", what, k);
+            return -1;
+        }
+    return 0;
+}
+
+static int
+Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *keys, *whole, *tail;
+    Py_buffer flags;
+    if (!PyArg_ParseTuple(args, "O!y*O!O!", &PyTuple_Type, &keys, &flags, &PyTuple_Type, &whole,
+                          &PyTuple_Type, &tail))
+        return -1;
+    int rc = -1;
+    Py_ssize_t nkeys = PyTuple_GET_SIZE(keys), total = 1;
+    int32_t *child = NULL;
+    if (flags.len != nkeys) {
+        PyErr_SetString(PyExc_ValueError, "Automaton: one flag byte per key");
+        goto done;
+    }
+    if (check_groups(whole, nkeys, "whole") < 0 || check_groups(tail, nkeys, "tail") < 0)
+        goto done;
+    memset(self->cls, 0, sizeof self->cls);
+    int32_t nclasses = 1;
+    for (Py_ssize_t k = 0; k < nkeys; k++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, k);
+        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0) {
+            PyErr_SetString(PyExc_TypeError, "Automaton: keys must be non-empty bytes");
+            goto done;
+        }
+        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(key);
+        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(key); i++)
+            if (!self->cls[s[i]])
+                self->cls[s[i]] = (unsigned char)nclasses++;  /* at most 256 classes: fits with class 0 */
+        total += PyBytes_GET_SIZE(key);
+    }
+    if (total > INT32_MAX / nclasses) {
+        PyErr_SetString(PyExc_OverflowError, "Automaton: too many keys");
+        goto done;
+    }
+    self->nclasses = nclasses;
+    self->nkeys = (int32_t)nkeys;
+    child = PyMem_Malloc(sizeof(int32_t) * total * nclasses);
+    self->out_key = PyMem_Malloc(sizeof(int32_t) * total);
+    self->dict_link = PyMem_Malloc(sizeof(int32_t) * total);
+    self->key_len = PyMem_Malloc(sizeof(int32_t) * (nkeys ? nkeys : 1));
+    self->flags = PyMem_Malloc(nkeys ? nkeys : 1);
+    int32_t *fail = PyMem_Malloc(sizeof(int32_t) * total), *queue = PyMem_Malloc(sizeof(int32_t) * total);
+    if (!child || !self->out_key || !self->dict_link || !self->key_len || !self->flags || !fail || !queue) {
+        PyMem_Free(fail);
+        PyMem_Free(queue);
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(self->flags, flags.buf, nkeys);
+    for (Py_ssize_t i = 0; i < total * nclasses; i++)
+        child[i] = -1;
+    int32_t nstates = 1;
+    self->out_key[0] = -1;
+    for (Py_ssize_t k = 0; k < nkeys; k++) {  /* the trie */
+        PyObject *key = PyTuple_GET_ITEM(keys, k);
+        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(key);
+        int32_t state = 0;
+        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(key); i++) {
+            int32_t *slot = &child[(Py_ssize_t)state * nclasses + self->cls[s[i]]];
+            if (*slot < 0) {
+                self->out_key[nstates] = -1;
+                *slot = nstates++;
+            }
+            state = *slot;
+        }
+        if (self->out_key[state] >= 0) {
+            PyMem_Free(fail);
+            PyMem_Free(queue);
+            PyErr_SetString(PyExc_ValueError, "Automaton: keys must be distinct");
+            goto done;
+        }
+        self->out_key[state] = (int32_t)k;
+        self->key_len[k] = (int32_t)PyBytes_GET_SIZE(key);
+    }
+    /* Breadth first: failure links, the links to the nearest suffix with a key, and the missing moves
+     * (the failure state's move; class 0, no key's byte, always leads to the root). */
+    Py_ssize_t head = 0, tail_q = 0;
+    fail[0] = 0;
+    self->dict_link[0] = -1;
+    for (int32_t c = 0; c < nclasses; c++) {
+        int32_t v = child[c];
+        if (v < 0)
+            child[c] = 0;
+        else {
+            fail[v] = 0;
+            self->dict_link[v] = -1;
+            queue[tail_q++] = v;
+        }
+    }
+    while (head < tail_q) {
+        int32_t u = queue[head++];
+        for (int32_t c = 0; c < nclasses; c++) {
+            int32_t *slot = &child[(Py_ssize_t)u * nclasses + c];
+            int32_t via = child[(Py_ssize_t)fail[u] * nclasses + c];
+            if (*slot < 0)
+                *slot = via;
+            else {
+                int32_t v = *slot;
+                fail[v] = via;
+                self->dict_link[v] = self->out_key[via] >= 0 ? via : self->dict_link[via];
+                queue[tail_q++] = v;
+            }
+        }
+    }
+    /* Renumber: the states with a key to report (their own, or a suffix's) last, so the pass tells them by
+     * one comparison; the root (no key: keys are not empty) stays 0; otherwise breadth first (the shallow
+     * states, where a pass spends most of its time, close together). Then the moves as row offsets. */
+    int32_t *number = fail, nplain = 1;
+    number[0] = 0;
+    for (Py_ssize_t q = 0; q < tail_q; q++)
+        if (self->out_key[queue[q]] < 0 && self->dict_link[queue[q]] < 0)
+            number[queue[q]] = nplain++;
+    int32_t next = nplain;
+    for (Py_ssize_t q = 0; q < tail_q; q++)
+        if (self->out_key[queue[q]] >= 0 || self->dict_link[queue[q]] >= 0)
+            number[queue[q]] = next++;
+    self->delta = PyMem_Malloc(sizeof(int32_t) * (Py_ssize_t)nstates * nclasses);
+    int32_t *out_key = PyMem_Malloc(sizeof(int32_t) * nstates), *dict_link = PyMem_Malloc(sizeof(int32_t) * nstates);
+    if (!self->delta || !out_key || !dict_link) {
+        PyMem_Free(out_key);
+        PyMem_Free(dict_link);
+        PyMem_Free(fail);
+        PyMem_Free(queue);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int32_t u = 0; u < nstates; u++) {
+        int32_t v = number[u];
+        out_key[v] = self->out_key[u];
+        dict_link[v] = self->dict_link[u] < 0 ? -1 : number[self->dict_link[u]];
+        for (int32_t c = 0; c < nclasses; c++)
+            self->delta[(Py_ssize_t)v * nclasses + c] = number[child[(Py_ssize_t)u * nclasses + c]] * nclasses;
+    }
+    PyMem_Free(self->out_key);
+    PyMem_Free(self->dict_link);
+    self->out_key = out_key;
+    self->dict_link = dict_link;
+    self->first_out = nplain * nclasses;
+    PyMem_Free(fail);
+    PyMem_Free(queue);
+    self->nstates = nstates;
+    Py_INCREF(whole);
+    Py_XSETREF(self->whole, whole);
+    Py_INCREF(tail);
+    Py_XSETREF(self->tail, tail);
+    rc = 0;
+done:
+    PyMem_Free(child);
+    PyBuffer_Release(&flags);
+    return rc;
+}
+
+/* The hits of one pass: (key, end) pairs in a growing array. */
+typedef struct {
+    int32_t *items;
+    Py_ssize_t n, cap;
+} Hits;
+
+static int
+run(Automaton *self, const unsigned char *s, Py_ssize_t n, Hits *hits)
+{
+    const int32_t *delta = self->delta;
+    const unsigned char *cls = self->cls;
+    const int32_t *out_key = self->out_key, *dict_link = self->dict_link;
+    int32_t nclasses = self->nclasses, first_out = self->first_out, row = 0;
+    hits->n = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        row = delta[row + cls[s[i]]];
+        if (row >= first_out) {
+            int32_t state = row / nclasses;
+            for (int32_t q = out_key[state] >= 0 ? state : dict_link[state]; q >= 0; q = dict_link[q]) {
+                if (hits->n + 2 > hits->cap) {
+                    Py_ssize_t cap = hits->cap ? hits->cap * 2 : 256;
+                    int32_t *items = PyMem_Realloc(hits->items, sizeof(int32_t) * cap);
+                    if (items == NULL) {
+                        PyErr_NoMemory();
+                        return -1;
+                    }
+                    hits->items = items;
+                    hits->cap = cap;
+                }
+                hits->items[hits->n++] = out_key[q];
+                hits->items[hits->n++] = (int32_t)(i + 1);
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+append_span(PyObject *found, PyObject *term, Py_ssize_t start, Py_ssize_t end)
+{
+    PyObject *spans = PyDict_GetItemWithError(found, term);
+    if (spans == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        spans = PyList_New(0);
+        if (spans == NULL || PyDict_SetItem(found, term, spans) < 0) {
+            Py_XDECREF(spans);
+            return -1;
+        }
+        Py_DECREF(spans);
+    }
+    PyObject *span = Py_BuildValue("(nn)", start, end);
+    if (span == NULL)
+        return -1;
+    int rc = PyList_Append(spans, span);
+    Py_DECREF(span);
+    return rc;
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(haystack, raw, found) -> pending: see the module docstring (adds to the dict ``found``).");
+
+static PyObject *
+Automaton_scan(Automaton *self, PyObject *args)
+{
+    Py_buffer hay;
+    PyObject *raw, *found;
+    if (!PyArg_ParseTuple(args, "y*UO!", &hay, &raw, &PyDict_Type, &found))
+        return NULL;
+    PyObject *pending = NULL, *result = NULL;
+    Hits hits = {NULL, 0, 0};
+    Py_ssize_t size = PyUnicode_GET_LENGTH(raw);
+    if (hay.len != size) {
+        PyErr_SetString(PyExc_ValueError, "scan: the haystack must have one byte per character of raw");
+        goto done;
+    }
+    if (run(self, (const unsigned char *)hay.buf, hay.len, &hits) < 0)
+        goto done;
+    pending = PyList_New(0);
+    if (pending == NULL)
+        goto done;
+    int kind = PyUnicode_KIND(raw);
+    const void *data = PyUnicode_DATA(raw);
+    for (Py_ssize_t h = 0; h < hits.n; h += 2) {
+        int32_t k = hits.items[h];
+        Py_ssize_t end = hits.items[h + 1], at = end - self->key_len[k];
+        int inside = at > 0 && is_word(PyUnicode_READ(kind, data, at - 1));
+        unsigned char flags = self->flags[k];
+        if (inside && (flags & WORD_START_ONLY))
+            continue;
+        if (!inside) {
+            PyObject *terms = PyTuple_GET_ITEM(self->whole, k);
+            Py_ssize_t nterms = PyTuple_GET_SIZE(terms);
+            if (nterms && (end >= size || !is_word(PyUnicode_READ(kind, data, end)))) {
+                for (Py_ssize_t t = 0; t < nterms; t++)
+                    if (append_span(found, PyTuple_GET_ITEM(terms, t), at, end) < 0)
+                        goto done;
+            }
+            terms = PyTuple_GET_ITEM(self->tail, k);
+            nterms = PyTuple_GET_SIZE(terms);
+            if (nterms) {
+                Py_ssize_t stop = end;
+                while (stop < size && is_word(PyUnicode_READ(kind, data, stop)))
+                    stop++;
+                for (Py_ssize_t t = 0; t < nterms; t++)
+                    if (append_span(found, PyTuple_GET_ITEM(terms, t), at, stop) < 0)
+                        goto done;
+            }
+        }
+        if (flags & PENDING) {
+            PyObject *item = Py_BuildValue("(innO)", k, at, end, inside ? Py_True : Py_False);
+            if (item == NULL || PyList_Append(pending, item) < 0) {
+                Py_XDECREF(item);
+                goto done;
+            }
+            Py_DECREF(item);
+        }
+    }
+    result = pending;
+    pending = NULL;
+done:
+    Py_XDECREF(pending);
+    PyMem_Free(hits.items);
+    PyBuffer_Release(&hay);
+    return result;
+}
+
+PyDoc_STRVAR(starts_doc,
+"starts(haystack) -> {key number: [start, ...]} of every hit (in the order of their ends).");
+
+static PyObject *
+Automaton_starts(Automaton *self, PyObject *args)
+{
+    Py_buffer hay;
+    if (!PyArg_ParseTuple(args, "y*", &hay))
+        return NULL;
+    PyObject *result = NULL, *out = NULL;
+    Hits hits = {NULL, 0, 0};
+    if (run(self, (const unsigned char *)hay.buf, hay.len, &hits) < 0)
+        goto done;
+    out = PyDict_New();
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t h = 0; h < hits.n; h += 2) {
+        int32_t k = hits.items[h];
+        PyObject *key = PyLong_FromLong(k), *at = NULL;
+        if (key == NULL)
+            goto done;
+        PyObject *list = PyDict_GetItemWithError(out, key);
+        if (list == NULL) {
+            if (PyErr_Occurred() || (list = PyList_New(0)) == NULL || PyDict_SetItem(out, key, list) < 0) {
+                Py_XDECREF(list);
+                Py_DECREF(key);
+                goto done;
+            }
+            Py_DECREF(list);
+        }
+        Py_DECREF(key);
+        at = PyLong_FromSsize_t(hits.items[h + 1] - self->key_len[k]);
+        if (at == NULL || PyList_Append(list, at) < 0) {
+            Py_XDECREF(at);
+            goto done;
+        }
+        Py_DECREF(at);
+    }
+    result = out;
+    out = NULL;
+done:
+    Py_XDECREF(out);
+    PyMem_Free(hits.items);
+    PyBuffer_Release(&hay);
+    return result;
+}
+
+static PyObject *
+Automaton_nbytes(Automaton *self, void *closure)
+{
+    return PyLong_FromSsize_t((Py_ssize_t)self->nstates * (self->nclasses + 2) * 4 + self->nkeys * 5);
+}
+
+static PyMethodDef Automaton_methods[] = {
+    {"scan", (PyCFunction)Automaton_scan, METH_VARARGS, scan_doc},
+    {"starts", (PyCFunction)Automaton_starts, METH_VARARGS, starts_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Automaton_getset[] = {
+    {"nbytes", (getter)Automaton_nbytes, NULL, "memory of the tables, in bytes", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject AutomatonType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "transforms._topics_scan.Automaton",
+    .tp_basicsize = sizeof(Automaton),
+    .tp_dealloc = (destructor)Automaton_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Automaton(keys, flags, whole, tail): see the module docstring.",
+    .tp_methods = Automaton_methods,
+    .tp_getset = Automaton_getset,
+    .tp_init = (initproc)Automaton_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyMethodDef methods[] = {
+    {"lower_latin1", lower_latin1, METH_VARARGS, lower_latin1_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_topics_scan",
+    "Topic matching's text analysis and automaton pass in C (transforms/topics.py).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__topics_scan(void)
+{
+    /* Latin-1 lower case, one byte to one byte: the bytes of ``chr(b).lower()`` for every byte value is the
+     * Python side's _LATIN1_LOWER; tests compare them. Computed from the Unicode database. */
+    for (int b = 0; b < 256; b++) {
+        Py_UCS4 low = Py_UNICODE_TOLOWER((Py_UCS4)b);
+        lower_table[b] = (unsigned char)(low < 256 ? low : (Py_UCS4)b);
+    }
+    if (PyType_Ready(&AutomatonType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&AutomatonType);
+    if (PyModule_AddObject(m, "Automaton", (PyObject *)&AutomatonType) < 0) {
+        Py_DECREF(&AutomatonType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -416,22 +416,28 @@ def test_lookup_matcher_equals_alternation_regex_on_tricky_texts(scan_path):
 def test_term_by_term_hits_equal_all_hits_on_tricky_texts(scan_path):
     """The context tables' lazy path (one term verified when asked for) finds exactly what the eager path
     finds for every term, and never leaves a matching term out of its candidates."""
-    from transforms.topics import _TermTable, _Text, case_exceptions, _alphabet
+    from transforms.topics import _LazyHits, _TermTable, _Text, case_exceptions, _alphabet
 
     table = _TermTable(TRICKY_TERMS)
     exceptions = case_exceptions(_alphabet(TRICKY_TERMS))
     texts = list(_generated_texts(TRICKY_WORDS, 1500, seed=5)) + TRICKY_WORDS + [""]
-    matched = 0
+    matched = checked_in_c = 0
     for text in texts:
         analysed = _Text(text, exceptions)
         everything = table.find_all(analysed)
         key_hits = table.key_hits(analysed)
+        lazy = _LazyHits(table, analysed)  # with the C core: from the C pass's checked hits (c_hits)
+        checked_in_c += table.c_hits(analysed) is not None
         for i in range(len(table.patterns)):
             assert table.term_spans(i, analysed, key_hits) == everything.get(i, []), (table.patterns[i], text)
+            assert lazy.spans(i) == everything.get(i, []), (table.patterns[i], text)
         if key_hits is not None:
             assert set(everything) <= key_hits[1], text
+            assert set(everything) <= lazy.candidates, text
         matched += len(everything)
     assert matched > 1500
+    # (Few: "ıraq", "ſtaat" and "σίγμα" make "I", "S" and "Σ" case exceptions, which take the Python analysis.)
+    assert (checked_in_c > 100) == (scan_path == "c")
 
 
 def test_latin1_haystack_is_lower_casing_for_every_code_point():
@@ -492,7 +498,8 @@ def test_c_automaton_reports_what_ahocorasick_rs_reports():
     for _ in range(300):
         keys = list(dict.fromkeys(bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 5)))
                                   for _ in range(rng.randint(1, 30))))
-        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), ((),) * len(keys), ((),) * len(keys))
+        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), ((),) * len(keys), ((),) * len(keys),
+                                             ((),) * len(keys), topics._SPACE_BYTES, topics._NEAR)
         reference = ahocorasick_rs.BytesAhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
         for _ in range(5):
             haystack = bytes(rng.choice(alphabet + b"xyz") for _ in range(rng.randint(0, 200)))
@@ -512,7 +519,7 @@ NON_LATIN1_WORDS = ["Ținta", "ALIANȚA", "alianţa", "Północnoatlantycki", "z
 def test_latin1_haystack_and_wide_texts_find_the_same_hits(scan_path):
     """A term's hits are the same whether a text is looked at through its Latin-1 haystack (keys with other
     characters as "?", each hit checked) or as str.lower() (a "wide" text), eagerly or term by term."""
-    from transforms.topics import _LOWER_SPECIAL, _TermTable, _Text, case_exceptions, _alphabet
+    from transforms.topics import _LOWER_SPECIAL, _LazyHits, _TermTable, _Text, case_exceptions, _alphabet
 
     # Without "ıraq", "ſtaat" and "σίγμα", whose exceptions ("I", "S", "Σ") would send most texts the
     # str.lower() way.
@@ -537,8 +544,10 @@ def test_latin1_haystack_and_wide_texts_find_the_same_hits(scan_path):
             continue
         assert table.find_all(analysed) == expected, text
         key_hits = table.key_hits(analysed)
+        lazy = _LazyHits(table, analysed)
         for i in range(len(table.patterns)):
             assert table.term_spans(i, analysed, key_hits) == expected.get(i, []), (table.patterns[i], text)
+            assert lazy.spans(i) == expected.get(i, []), (table.patterns[i], text)
         if analysed.haystack is not None:
             outside_latin1 += sum(1 for i in expected if max(map(ord, table.patterns[i])) > 255)
     assert narrow > 500 and outside_latin1 > 200  # the "?" keys were found (and checked) on the byte path

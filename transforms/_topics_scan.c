@@ -116,6 +116,9 @@ typedef struct {
     unsigned char *flags;
     PyObject *whole;     /* per key: tuple of term ids (Python ints) */
     PyObject *tail;
+    PyObject *rest;      /* per key: tuple of (entry, kind, data), see Automaton_scan */
+    unsigned char space[256];  /* bytes that can stand for a character of a term's space */
+    Py_ssize_t near;
 } Automaton;
 
 static void
@@ -128,6 +131,7 @@ Automaton_dealloc(Automaton *self)
     PyMem_Free(self->flags);
     Py_XDECREF(self->whole);
     Py_XDECREF(self->tail);
+    Py_XDECREF(self->rest);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -149,10 +153,11 @@ check_groups(PyObject *groups, Py_ssize_t nkeys, const char *what)
 static int
 Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *keys, *whole, *tail;
-    Py_buffer flags;
-    if (!PyArg_ParseTuple(args, "O!y*O!O!", &PyTuple_Type, &keys, &flags, &PyTuple_Type, &whole,
-                          &PyTuple_Type, &tail))
+    PyObject *keys, *whole, *tail, *rest;
+    Py_buffer flags, space;
+    Py_ssize_t near;
+    if (!PyArg_ParseTuple(args, "O!y*O!O!O!y*n", &PyTuple_Type, &keys, &flags, &PyTuple_Type, &whole,
+                          &PyTuple_Type, &tail, &PyTuple_Type, &rest, &space, &near))
         return -1;
     int rc = -1;
     Py_ssize_t nkeys = PyTuple_GET_SIZE(keys), total = 1;
@@ -161,8 +166,37 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "Automaton: one flag byte per key");
         goto done;
     }
-    if (check_groups(whole, nkeys, "whole") < 0 || check_groups(tail, nkeys, "tail") < 0)
+    if (check_groups(whole, nkeys, "whole") < 0 || check_groups(tail, nkeys, "tail") < 0
+        || check_groups(rest, nkeys, "rest") < 0)
         goto done;
+    if (space.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "Automaton: space must have 256 bytes");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < nkeys; k++) {
+        PyObject *items = PyTuple_GET_ITEM(rest, k);
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(items); j++) {
+            PyObject *item = PyTuple_GET_ITEM(items, j);
+            long kind;
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 || !PyLong_Check(PyTuple_GET_ITEM(item, 1))
+                || (kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 1))) < 0 || kind > 4
+                || (kind == 1 && !PyBytes_Check(PyTuple_GET_ITEM(item, 2)))
+                || (kind == 3 && !PyTuple_Check(PyTuple_GET_ITEM(item, 2)))) {
+                PyErr_SetString(PyExc_TypeError, "Automaton: rest items are (entry, kind 0-4, data)");
+                goto done;
+            }
+            if (kind == 3) {
+                PyObject *runs = PyTuple_GET_ITEM(item, 2);
+                for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(runs); r++)
+                    if (!PyBytes_Check(PyTuple_GET_ITEM(runs, r))) {
+                        PyErr_SetString(PyExc_TypeError, "Automaton: search runs are bytes");
+                        goto done;
+                    }
+            }
+        }
+    }
+    memcpy(self->space, space.buf, 256);
+    self->near = near;
     memset(self->cls, 0, sizeof self->cls);
     int32_t nclasses = 1;
     for (Py_ssize_t k = 0; k < nkeys; k++) {
@@ -292,10 +326,13 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->whole, whole);
     Py_INCREF(tail);
     Py_XSETREF(self->tail, tail);
+    Py_INCREF(rest);
+    Py_XSETREF(self->rest, rest);
     rc = 0;
 done:
     PyMem_Free(child);
     PyBuffer_Release(&flags);
+    PyBuffer_Release(&space);
     return rc;
 }
 
@@ -364,12 +401,20 @@ PyDoc_STRVAR(scan_doc,
 static PyObject *
 Automaton_scan(Automaton *self, PyObject *args)
 {
-    Py_buffer hay;
-    PyObject *raw, *found;
-    if (!PyArg_ParseTuple(args, "y*UO!", &hay, &raw, &PyDict_Type, &found))
+    Py_buffer hay, low = {NULL};
+    PyObject *raw, *found, *lowered;
+    if (!PyArg_ParseTuple(args, "y*UO!O", &hay, &raw, &PyDict_Type, &found, &lowered))
         return NULL;
     PyObject *pending = NULL, *result = NULL;
     Hits hits = {NULL, 0, 0};
+    if (lowered != Py_None && PyObject_GetBuffer(lowered, &low, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&hay);
+        return NULL;
+    }
+    if (low.buf != NULL && low.len != PyUnicode_GET_LENGTH(raw)) {
+        PyErr_SetString(PyExc_ValueError, "scan: the lowered haystack must have one byte per character of raw");
+        goto done;
+    }
     Py_ssize_t size = PyUnicode_GET_LENGTH(raw);
     if (hay.len != size) {
         PyErr_SetString(PyExc_ValueError, "scan: the haystack must have one byte per character of raw");
@@ -380,8 +425,8 @@ Automaton_scan(Automaton *self, PyObject *args)
     pending = PyList_New(0);
     if (pending == NULL)
         goto done;
-    int kind = PyUnicode_KIND(raw);
-    const void *data = PyUnicode_DATA(raw);
+    int kind = PyUnicode_KIND(raw), kind_raw = kind;
+    const void *data = PyUnicode_DATA(raw), *data_raw = data;
     for (Py_ssize_t h = 0; h < hits.n; h += 2) {
         int32_t k = hits.items[h];
         Py_ssize_t end = hits.items[h + 1], at = end - self->key_len[k];
@@ -408,13 +453,71 @@ Automaton_scan(Automaton *self, PyObject *args)
                         goto done;
             }
         }
-        if (flags & PENDING) {
-            PyObject *item = Py_BuildValue("(innO)", k, at, end, inside ? Py_True : Py_False);
+        if (flags & PENDING) {  /* a key with characters outside Latin-1: every entry in Python */
+            PyObject *item = Py_BuildValue("(OinnO)", Py_None, k, at, end, inside ? Py_True : Py_False);
             if (item == NULL || PyList_Append(pending, item) < 0) {
                 Py_XDECREF(item);
                 goto done;
             }
             Py_DECREF(item);
+            continue;
+        }
+        PyObject *items = PyTuple_GET_ITEM(self->rest, k);
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(items); j++) {
+            PyObject *item = PyTuple_GET_ITEM(items, j);
+            long kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 1));
+            PyObject *data = PyTuple_GET_ITEM(item, 2);
+            if (kind == 1 || kind == 4) {  /* an anchored term (a regex): needs a word start */
+                if (inside)
+                    continue;
+            }
+            if (kind == 1) {  /* ... and its next literal run after the spaces right after the key */
+                const unsigned char *h = (const unsigned char *)hay.buf, *r = (const unsigned char *)PyBytes_AS_STRING(data);
+                Py_ssize_t len = PyBytes_GET_SIZE(data), q = end, p;
+                while (q < hay.len && self->space[h[q]])
+                    q++;
+                for (p = end; p <= q; p++)
+                    if (p + len <= hay.len && memcmp(h + p, r, len) == 0)
+                        break;
+                if (p > q)
+                    continue;
+            }
+            else if (kind == 2) {  /* a number, spaces and the key: _TermTable._digits_before */
+                Py_ssize_t limit = at > self->near ? at - self->near : 0, p = at - 1;
+                while (p >= limit) {
+                    Py_UCS4 ch = PyUnicode_READ(kind_raw, data_raw, p);
+                    if (!(Py_UNICODE_ISSPACE(ch) || ch == 0xa0 || ch == 0x202f || ch == '-' || ch == 0x2010
+                          || ch == 0x2011 || ch == 0x2013))
+                        break;
+                    p--;
+                }
+                if (p < limit || !Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind_raw, data_raw, p)))
+                    continue;
+            }
+            else if (kind == 3 && low.buf != NULL) {  /* every other literal run in the window: _search_near */
+                const unsigned char *h = (const unsigned char *)low.buf;
+                Py_ssize_t pos = at > self->near ? at - self->near : 0, stop = end + self->near, missing = 0;
+                if (stop > low.len)
+                    stop = low.len;
+                for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(data) && !missing; r++) {
+                    PyObject *run = PyTuple_GET_ITEM(data, r);
+                    Py_ssize_t len = PyBytes_GET_SIZE(run), p;
+                    const unsigned char *rs = (const unsigned char *)PyBytes_AS_STRING(run);
+                    for (p = pos; p + len <= stop; p++)
+                        if (h[p] == rs[0] && memcmp(h + p, rs, len) == 0)
+                            break;
+                    missing = p + len > stop;
+                }
+                if (missing)
+                    continue;
+            }
+            PyObject *out = Py_BuildValue("(OinnO)", PyTuple_GET_ITEM(item, 0), k, at, end,
+                                          inside ? Py_True : Py_False);
+            if (out == NULL || PyList_Append(pending, out) < 0) {
+                Py_XDECREF(out);
+                goto done;
+            }
+            Py_DECREF(out);
         }
     }
     result = pending;
@@ -423,6 +526,8 @@ done:
     Py_XDECREF(pending);
     PyMem_Free(hits.items);
     PyBuffer_Release(&hay);
+    if (low.buf != NULL)
+        PyBuffer_Release(&low);
     return result;
 }
 

@@ -435,19 +435,29 @@ class _LazyHits:
     ``table.find_all(text).get(i, [])``; ``candidates`` holds every term id whose spans can be non-empty
     (None: any term, the text takes the plain regex path)."""
 
-    __slots__ = ("_table", "_text", "_key_hits", "candidates", "_spans")
+    __slots__ = ("_table", "_text", "_key_hits", "_checked", "candidates", "_spans")
 
     def __init__(self, table: "_TermTable", text: _Text):
         self._table = table
         self._text = text
-        self._key_hits = table.key_hits(text)
-        self.candidates = None if self._key_hits is None else self._key_hits[1]
         self._spans: dict[int, list[tuple[int, int]]] = {}
+        # With the C core: its pass has checked every hit it can (_TermTable.c_hits), and the candidates are the
+        # terms with a checked hit or a hit left to Python; otherwise the key hits, each checked on request.
+        self._checked = table.c_hits(text)
+        if self._checked is not None:
+            self._key_hits = None
+            self.candidates = self._checked[2]
+        else:
+            self._key_hits = table.key_hits(text)
+            self.candidates = None if self._key_hits is None else self._key_hits[1]
 
     def spans(self, i: int) -> list[tuple[int, int]]:
         found = self._spans.get(i)
         if found is None:
-            found = self._spans[i] = self._table.term_spans(i, self._text, self._key_hits)
+            if self._checked is not None:
+                found = self._spans[i] = self._table.c_term_spans(i, self._text, self._checked)
+            else:
+                found = self._spans[i] = self._table.term_spans(i, self._text, self._key_hits)
         return found
 
 
@@ -466,6 +476,9 @@ def _key_forms(key: str) -> list[str]:
 
 
 _SPACE_MARKS = "\u00a0\u202f-\u2010\u2011\u2013"  # what a space in a term matches besides whitespace
+# Per byte of a haystack: can it stand for a character that a term's space matches (``_SPACE``)? "?" stands for
+# any character outside Latin-1, such as "\u2013".
+_SPACE_BYTES = bytes(bool(re.fullmatch(_SPACE, chr(b)) or b == ord("?")) for b in range(256))
 
 
 def _is_space(ch: str) -> bool:
@@ -552,6 +565,7 @@ class _TermTable:
         # Anchored terms that are their key and then "*" ("sanktion*"): at a word start their regex matches the
         # key and the rest of the word, always (the C core reports them so, see _automaton).
         self._tails: set[int] = set()
+        self._next_runs: dict[int, bytes] = {}
         for i, pattern in enumerate(self.patterns):
             body = pattern[1:] if pattern.startswith("=") else pattern
             mode, key = _literal_key(body)
@@ -560,6 +574,12 @@ class _TermTable:
                 continue
             if mode == "anchored" and body == key + "*":
                 self._tails.add(i)
+            elif mode == "anchored" and body != key:
+                # The literal run after the spaces right after the key ("zwei prozent": "prozent"), for the C
+                # core's check before the regex (see _c_automaton); only a Latin-1 run after a space.
+                after = re.match(r"\s+([^\s*#ß'’]+)", body[len(key):])
+                if after is not None and max(map(ord, after.group(1))) < 256:
+                    self._next_runs[i] = after.group(1).encode("latin-1")
             entry = (i, mode == "search", mode == "anchored", mode == "anchored" and body == key,
                      mode == "search" and not body.startswith("*") and _after_a_number(body, key))
             if mode == "search":
@@ -624,7 +644,7 @@ class _TermTable:
 
         implementation = getattr(ahocorasick_rs.Implementation, self._implementation)
         if (latin1 and _scan_c is not None) or raw_bytes:
-            return self._c_automaton(keyed)
+            return self._c_automaton(keyed, raw_bytes)
         if not latin1:
             keys = list(keyed)
             automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
@@ -644,7 +664,7 @@ class _TermTable:
                                                     implementation=implementation)
         return automaton, table
 
-    def _c_automaton(self, keyed: Mapping[str, list[tuple]]):
+    def _c_automaton(self, keyed: Mapping[str, list[tuple]], case_sensitive: bool):
         """``(automaton, table, rest)``: as :meth:`_automaton` makes them for Latin-1 bytes, the automaton from the
         C core (``_topics_scan.Automaton``). Its keys are looked for in the lower-cased haystack (the folded keys)
         or in :attr:`_Text.raw_bytes` (the case-sensitive keys, ``raw_bytes``: a key with characters outside
@@ -662,48 +682,112 @@ class _TermTable:
             word_start_only = all(entry[2] for entry in every)
             table.append((len(encoded), entries, word_start_only, None if exact else forms))
             done = [e for e in entries if e[3] or e[0] in self._tails]  # e[3]: the whole key
-            others = tuple(e for e in entries if e not in done) if exact else ()
-            rest.append(others)
+            rest.append(tuple(self._c_check(e, case_sensitive) for e in entries if e not in done))
             whole.append(tuple(e[0] for e in done if e[3]))
             tail.append(tuple(e[0] for e in done if not e[3]))
-            flags.append(int(word_start_only) | (2 if others or not exact else 0))
-        automaton = _scan_c.Automaton(tuple(by_bytes), bytes(flags), tuple(whole), tuple(tail))
-        return automaton, table, rest
+            flags.append(int(word_start_only) | (0 if exact else 2))
+        automaton = _scan_c.Automaton(tuple(by_bytes), bytes(flags), tuple(whole), tuple(tail), tuple(rest),
+                                      _SPACE_BYTES, _NEAR)
+        return automaton, table, None
+
+    def _c_check(self, entry: tuple, case_sensitive: bool) -> tuple[tuple, int, Any]:
+        """``(entry, kind, data)``: what the C core checks of a hit before it passes ``entry`` on to
+        :meth:`_c_scan`, each a condition without which the entry's term has no match there (so Python finds
+        nothing where C passes nothing on):
+
+        * 2, a number-then-key term: a decimal digit right before the spaces before the hit (``_digits_before``);
+        * 3, another "search" term: each of its other literal runs in the window (``_search_near``, ``data``);
+        * 1, an anchored term with a Latin-1 literal run after its key's spaces: a word start, and that run
+          (``data``, lower-cased unless ``case_sensitive``) in the haystack after the hit and a run of
+          ``_SPACE_BYTES``. Exact for a text without a case exception (:func:`case_exceptions` of the alphabet
+          of the term): there a character matches a term's letter under ``re.IGNORECASE`` exactly when its
+          lower case is that letter, and a character outside Latin-1 ("?" in the haystack) matches none;
+        * 4, any other anchored term: a word start; 0: anything else, no check."""
+        i, search, word_start, _whole, after_number = entry
+        if search:
+            return (entry, 2, None) if after_number else (entry, 3, self._runs[i])
+        if not word_start:
+            return entry, 0, None
+        run = self._next_runs.get(i)
+        if run is None:
+            return entry, 4, None
+        return entry, 1, run if case_sensitive else run.decode("latin-1").lower().encode("latin-1", "replace")
 
     def _c_scan(self, which: int, automaton, haystack: bytes, text: _Text, found: dict[int, list[tuple[int, int]]],
                 seen: set[tuple[int, int]]) -> None:
         """:meth:`_scan` with the C core: the C pass adds the hits of the whole-key and key-then-``*`` terms to
         ``found`` and returns the hits whose other entries need Python (regexes, "search" terms, ``forms``)."""
-        automaton, keyed, rest = automaton
+        automaton, keyed, _ = automaton
         raw = text.text
-        for k, at, end, inside in automaton.scan(haystack, raw, found):
-            length, _entries, _word_start_only, forms = keyed[k]
-            if forms is None:
-                entries = rest[k]
+        for one, k, at, end, inside in automaton.scan(haystack, raw, found, text.haystack):
+            if one is not None:
+                self._check(one, raw, at, end, inside, found, seen, text.haystack)
             else:
-                entries = forms.get(raw[at:end] if which == 1 else text.folded(at, end), ())
-            digits: range | None | bool = False
-            for entry in entries:
-                i, search, word_start, whole, after_number = entry
-                if search:
-                    if after_number:
-                        if digits is False:
-                            digits = self._digits_before(raw, at)
-                        if digits is not None:
-                            self._number_near(i, raw, at, digits, found, seen)
-                    else:
-                        self._search_near(i, raw, at, length, found, seen, text.haystack)
-                    continue
-                if word_start and inside:
-                    continue
-                if whole:
-                    if end < len(raw) and _is_word(raw[end]):
-                        continue
-                    found.setdefault(i, []).append((at, end))
-                    continue
-                match = self._regex(i).match(raw, at)
-                if match is not None:
-                    found.setdefault(i, []).append((at, match.end()))
+                forms = keyed[k][3]
+                for entry in forms.get(raw[at:end] if which == 1 else text.folded(at, end), ()):
+                    self._check(entry, raw, at, end, inside, found, seen, text.haystack)
+
+    def _check(self, entry: tuple, raw: str, at: int, end: int, inside: bool, found: dict[int, list[tuple[int, int]]],
+               seen: set[tuple[int, int]], haystack: bytes | None) -> None:
+        """The loop body of :meth:`_scan` for one entry of a key's hit at ``at:end`` (``inside``: after a word
+        character): the matches of its term there go to ``found``."""
+        i, search, word_start, whole, after_number = entry
+        if search:
+            if after_number:
+                digits = self._digits_before(raw, at)
+                if digits is not None:
+                    self._number_near(i, raw, at, digits, found, seen)
+            else:
+                self._search_near(i, raw, at, end - at, found, seen, haystack)
+            return
+        if word_start and inside:
+            return
+        if whole:
+            if end >= len(raw) or not _is_word(raw[end]):
+                found.setdefault(i, []).append((at, end))
+            return
+        match = self._regex(i).match(raw, at)
+        if match is not None:
+            found.setdefault(i, []).append((at, match.end()))
+
+    def c_hits(self, text: _Text) -> tuple[dict[int, list[tuple[int, int]]], dict[int, list[tuple]], set[int]] | None:
+        """``(found, pending, candidates)`` of ``text`` from the C core's passes, for :meth:`c_term_spans`: the
+        matches of the terms it checks itself, per term id the hits left to Python (``(entry, at, end,
+        inside)``), and every term id whose matches can be non-empty. None when a pass is not the C core's (no C
+        core, or a "wide" text) or the text takes the plain regex path."""
+        if text.exact_only or text.haystack is None or len(self._automata[0] or (0, 0, 0)) < 3:
+            return None
+        found: dict[int, list[tuple[int, int]]] = {}
+        pending: dict[int, list[tuple]] = {}
+        if not text.text:
+            return found, pending, set()
+        raw = text.text
+        for which, (automaton, keyed, _), haystack in self._passes(text):
+            for one, k, at, end, inside in automaton.scan(haystack, raw, found, text.haystack):
+                if one is not None:
+                    pending.setdefault(one[0], []).append((one, at, end, inside))
+                else:
+                    for entry in keyed[k][3].get(raw[at:end] if which == 1 else text.folded(at, end), ()):
+                        pending.setdefault(entry[0], []).append((entry, at, end, inside))
+        return found, pending, set(found).union(pending, self._search_always)
+
+    def c_term_spans(self, i: int, text: _Text, checked) -> list[tuple[int, int]]:
+        """The sorted ``(start, end)`` of term ``i`` in ``text`` (``checked``: :meth:`c_hits` of it): exactly
+        ``find_all(text).get(i, [])`` (what _c_scan does for the term's hits, and the term's own _search)."""
+        raw = text.text
+        if not raw:
+            return []
+        found_c, pending, _candidates = checked
+        found = {i: list(found_c.get(i, ()))}
+        if i in self._search_always:
+            self._search(i, raw, found)
+        else:
+            seen: set[tuple[int, int]] = set()
+            for entry, at, end, inside in pending.get(i, ()):
+                self._check(entry, raw, at, end, inside, found, seen, text.haystack)
+        spans = found[i]
+        spans.sort()
+        return spans
 
     def _regex(self, i: int) -> re.Pattern:
         rx = self.regexes[i]

@@ -483,7 +483,7 @@ def test_c_lower_latin1_is_the_python_haystack_for_every_code_point():
 
 def test_c_automaton_reports_what_ahocorasick_rs_reports():
     """The C automaton's overlapping pass finds every key at every position, as ahocorasick_rs does, for random
-    keys (prefixes and suffixes of each other, "?", bytes above 127) and haystacks."""
+    keys (prefixes and suffixes of each other, "?", bytes above 127, up to 40 bytes long) and haystacks."""
     import random
 
     import ahocorasick_rs
@@ -496,18 +496,21 @@ def test_c_automaton_reports_what_ahocorasick_rs_reports():
     alphabet = b"abe?\xe4\xdf. "
     checked = 0
     for _ in range(300):
-        keys = list(dict.fromkeys(bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 5)))
+        keys = list(dict.fromkeys(bytes(rng.choice(alphabet) for _ in range(rng.choice([rng.randint(1, 5),
+                                                                                         rng.randint(1, 40)])))
                                   for _ in range(rng.randint(1, 30))))
         automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), ((),) * len(keys), ((),) * len(keys),
                                              ((),) * len(keys), topics._SPACE_BYTES, topics._NEAR)
         reference = ahocorasick_rs.BytesAhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
         for _ in range(5):
-            haystack = bytes(rng.choice(alphabet + b"xyz") for _ in range(rng.randint(0, 200)))
+            # up to 1,500 bytes: the pass walks a haystack of 256 bytes or more in four segments side by side
+            haystack = bytes(rng.choice(alphabet + b"xyz") for _ in range(rng.choice([rng.randint(0, 300),
+                                                                                       rng.randint(250, 1500)])))
             expected = sorted((k, at) for k, at, _end in reference.find_matches_as_indexes(haystack, overlapping=True))
             got = sorted((k, at) for k, starts in automaton.starts(haystack).items() for at in starts)
             assert got == expected, (keys, haystack)
             checked += len(expected)
-    assert checked > 10000
+    assert checked > 50000
 
 
 NON_LATIN1_WORDS = ["Ținta", "ALIANȚA", "alianţa", "Północnoatlantycki", "zł", "ZŁOTYCH", "ČR", "česká",

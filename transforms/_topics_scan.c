@@ -106,7 +106,7 @@ flagged:
 
 typedef struct {
     PyObject_HEAD
-    int32_t nclasses, nstates, nkeys;
+    int32_t nclasses, nstates, nkeys, max_len;
     unsigned char cls[256];
     int32_t *delta;      /* nstates * nclasses: the next state's row offset (state number * nclasses) */
     int32_t first_out;   /* states from this row offset on have a key to report (they are numbered last) */
@@ -217,6 +217,7 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
     }
     self->nclasses = nclasses;
     self->nkeys = (int32_t)nkeys;
+    self->max_len = 0;
     child = PyMem_Malloc(sizeof(int32_t) * total * nclasses);
     self->out_key = PyMem_Malloc(sizeof(int32_t) * total);
     self->dict_link = PyMem_Malloc(sizeof(int32_t) * total);
@@ -254,6 +255,8 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
         }
         self->out_key[state] = (int32_t)k;
         self->key_len[k] = (int32_t)PyBytes_GET_SIZE(key);
+        if (self->key_len[k] > self->max_len)
+            self->max_len = self->key_len[k];
     }
     /* Breadth first: failure links, the links to the nearest suffix with a key, and the missing moves
      * (the failure state's move; class 0, no key's byte, always leads to the root). */
@@ -343,31 +346,86 @@ typedef struct {
 } Hits;
 
 static int
+report(Automaton *self, int32_t row, Py_ssize_t i, Py_ssize_t before, Hits *hits)
+{
+    /* The keys of the state at ``row`` that end at byte i (exclusive end i + 1) and start before ``before``. */
+    const int32_t *out_key = self->out_key, *dict_link = self->dict_link;
+    int32_t state = row / self->nclasses;
+    for (int32_t q = out_key[state] >= 0 ? state : dict_link[state]; q >= 0; q = dict_link[q]) {
+        int32_t k = out_key[q];
+        if (i + 1 - self->key_len[k] >= before)
+            continue;
+        if (hits->n + 2 > hits->cap) {
+            Py_ssize_t cap = hits->cap ? hits->cap * 2 : 256;
+            int32_t *items = PyMem_Realloc(hits->items, sizeof(int32_t) * cap);
+            if (items == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            hits->items = items;
+            hits->cap = cap;
+        }
+        hits->items[hits->n++] = k;
+        hits->items[hits->n++] = (int32_t)(i + 1);
+    }
+    return 0;
+}
+
+#define CHAINS 4
+
+static int
 run(Automaton *self, const unsigned char *s, Py_ssize_t n, Hits *hits)
 {
+    /* Every key at every position. A pass is a chain of dependent loads (one per byte), so a long haystack is
+     * cut into CHAINS segments walked side by side, each from the root: the walk of segment j reports the keys
+     * that start in it, and goes on for up to the longest key's length - 1 bytes into the next segment to
+     * finish them (a key that starts in segment j + 1 is found by that segment's walk, which started at the
+     * root at or before the key's start). */
     const int32_t *delta = self->delta;
     const unsigned char *cls = self->cls;
-    const int32_t *out_key = self->out_key, *dict_link = self->dict_link;
-    int32_t nclasses = self->nclasses, first_out = self->first_out, row = 0;
+    int32_t first_out = self->first_out;
     hits->n = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        row = delta[row + cls[s[i]]];
-        if (row >= first_out) {
-            int32_t state = row / nclasses;
-            for (int32_t q = out_key[state] >= 0 ? state : dict_link[state]; q >= 0; q = dict_link[q]) {
-                if (hits->n + 2 > hits->cap) {
-                    Py_ssize_t cap = hits->cap ? hits->cap * 2 : 256;
-                    int32_t *items = PyMem_Realloc(hits->items, sizeof(int32_t) * cap);
-                    if (items == NULL) {
-                        PyErr_NoMemory();
-                        return -1;
-                    }
-                    hits->items = items;
-                    hits->cap = cap;
-                }
-                hits->items[hits->n++] = out_key[q];
-                hits->items[hits->n++] = (int32_t)(i + 1);
-            }
+    Py_ssize_t seg = (n + CHAINS - 1) / CHAINS;
+    if (n < 256 || seg <= self->max_len) {
+        int32_t row = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            row = delta[row + cls[s[i]]];
+            if (row >= first_out && report(self, row, i, n, hits) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    Py_ssize_t begin[CHAINS], stop[CHAINS], before[CHAINS];
+    int32_t row[CHAINS];
+    for (int j = 0; j < CHAINS; j++) {
+        begin[j] = j * seg;
+        before[j] = (j + 1) * seg < n ? (j + 1) * seg : n;
+        stop[j] = before[j] + self->max_len - 1 < n ? before[j] + self->max_len - 1 : n;
+        row[j] = 0;
+    }
+    /* Side by side for as many steps as every walk has (the last segment is the shortest), then each alone. */
+    Py_ssize_t common = stop[CHAINS - 1] - begin[CHAINS - 1];
+    for (Py_ssize_t t = 0; t < common; t++) {
+        int32_t r0 = delta[row[0] + cls[s[begin[0] + t]]];
+        int32_t r1 = delta[row[1] + cls[s[begin[1] + t]]];
+        int32_t r2 = delta[row[2] + cls[s[begin[2] + t]]];
+        int32_t r3 = delta[row[3] + cls[s[begin[3] + t]]];
+        row[0] = r0;
+        row[1] = r1;
+        row[2] = r2;
+        row[3] = r3;
+        if ((r0 >= first_out) | (r1 >= first_out) | (r2 >= first_out) | (r3 >= first_out)) {
+            for (int j = 0; j < CHAINS; j++)
+                if (row[j] >= first_out && report(self, row[j], begin[j] + t, before[j], hits) < 0)
+                    return -1;
+        }
+    }
+    for (int j = 0; j < CHAINS; j++) {
+        int32_t r = row[j];
+        for (Py_ssize_t i = begin[j] + common; i < stop[j]; i++) {
+            r = delta[r + cls[s[i]]];
+            if (r >= first_out && report(self, r, i, before[j], hits) < 0)
+                return -1;
         }
     }
     return 0;

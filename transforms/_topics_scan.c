@@ -179,10 +179,10 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
             PyObject *item = PyTuple_GET_ITEM(items, j);
             long kind;
             if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 || !PyLong_Check(PyTuple_GET_ITEM(item, 1))
-                || (kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 1))) < 0 || kind > 4
-                || (kind == 1 && !PyBytes_Check(PyTuple_GET_ITEM(item, 2)))
+                || (kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 1))) < 0 || kind > 5
+                || ((kind == 1 || kind == 5) && !PyBytes_Check(PyTuple_GET_ITEM(item, 2)))
                 || (kind == 3 && !PyTuple_Check(PyTuple_GET_ITEM(item, 2)))) {
-                PyErr_SetString(PyExc_TypeError, "Automaton: rest items are (entry, kind 0-4, data)");
+                PyErr_SetString(PyExc_TypeError, "Automaton: rest items are (entry, kind 0-5, data)");
                 goto done;
             }
             if (kind == 3) {
@@ -529,18 +529,7 @@ Automaton_scan(Automaton *self, PyObject *args)
                 if (inside)
                     continue;
             }
-            if (kind == 1) {  /* ... and its next literal run after the spaces right after the key */
-                const unsigned char *h = (const unsigned char *)hay.buf, *r = (const unsigned char *)PyBytes_AS_STRING(data);
-                Py_ssize_t len = PyBytes_GET_SIZE(data), q = end, p;
-                while (q < hay.len && self->space[h[q]])
-                    q++;
-                for (p = end; p <= q; p++)
-                    if (p + len <= hay.len && memcmp(h + p, r, len) == 0)
-                        break;
-                if (p > q)
-                    continue;
-            }
-            else if (kind == 2) {  /* a number, spaces and the key: _TermTable._digits_before */
+            if (kind == 2 || kind == 5) {  /* a number, spaces and the key: _TermTable._digits_before */
                 Py_ssize_t limit = at > self->near ? at - self->near : 0, p = at - 1;
                 while (p >= limit) {
                     Py_UCS4 ch = PyUnicode_READ(kind_raw, data_raw, p);
@@ -550,6 +539,17 @@ Automaton_scan(Automaton *self, PyObject *args)
                     p--;
                 }
                 if (p < limit || !Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind_raw, data_raw, p)))
+                    continue;
+            }
+            if (kind == 1 || kind == 5) {  /* the term's next literal run after the spaces right after the key */
+                const unsigned char *h = (const unsigned char *)hay.buf, *r = (const unsigned char *)PyBytes_AS_STRING(data);
+                Py_ssize_t len = PyBytes_GET_SIZE(data), q = end, p;
+                while (q < hay.len && self->space[h[q]])
+                    q++;
+                for (p = end; p <= q; p++)
+                    if (p + len <= hay.len && memcmp(h + p, r, len) == 0)
+                        break;
+                if (p > q)
                     continue;
             }
             else if (kind == 3 && low.buf != NULL) {  /* every other literal run in the window: _search_near */

@@ -566,6 +566,11 @@ class _TermTable:
         # key and the rest of the word, always (the C core reports them so, see _automaton).
         self._tails: set[int] = set()
         self._next_runs: dict[int, bytes] = {}
+
+        def entry_after_number(body: str, mode: str, key: str) -> bool:
+            # (a key that starts with a character a space matches, "-": its place in a match is not the hit's)
+            return (mode == "search" and not body.startswith("*") and _after_a_number(body, key)
+                    and not _is_space(key[0]))
         for i, pattern in enumerate(self.patterns):
             body = pattern[1:] if pattern.startswith("=") else pattern
             mode, key = _literal_key(body)
@@ -574,10 +579,12 @@ class _TermTable:
                 continue
             if mode == "anchored" and body == key + "*":
                 self._tails.add(i)
-            elif mode == "anchored" and body != key:
-                # The literal run after the spaces right after the key ("zwei prozent": "prozent"), for the C
-                # core's check before the regex (see _c_automaton); only a Latin-1 run after a space.
-                after = re.match(r"\s+([^\s*#ß'’]+)", body[len(key):])
+            elif (mode == "anchored" and body != key) or entry_after_number(body, mode, key):
+                # The literal run after the spaces right after the key ("zwei prozent": "prozent"; "# prozent
+                # ziel*": "ziel"), for the C core's check before the regex (see _c_check); only a Latin-1 run
+                # after a space. The key of a number-then-key term is right after the number and its spaces.
+                after = re.match(r"\s+([^\s*#ß'’]+)", body[body.index(key) + len(key):] if mode == "search"
+                                 else body[len(key):])
                 if after is not None and max(map(ord, after.group(1))) < 256:
                     self._next_runs[i] = after.group(1).encode("latin-1")
             entry = (i, mode == "search", mode == "anchored", mode == "anchored" and body == key,
@@ -696,6 +703,8 @@ class _TermTable:
         nothing where C passes nothing on):
 
         * 2, a number-then-key term: a decimal digit right before the spaces before the hit (``_digits_before``);
+          5: the same and its literal run after the key's spaces (as for 1: "# prozent ziel*", the key of whose
+          match is the hit itself, right after the number's spaces);
         * 3, another "search" term: each of its other literal runs in the window (``_search_near``, ``data``);
         * 1, an anchored term with a Latin-1 literal run after its key's spaces: a word start, and that run
           (``data``, lower-cased unless ``case_sensitive``) in the haystack after the hit and a run of
@@ -704,14 +713,16 @@ class _TermTable:
           lower case is that letter, and a character outside Latin-1 ("?" in the haystack) matches none;
         * 4, any other anchored term: a word start; 0: anything else, no check."""
         i, search, word_start, _whole, after_number = entry
+        run = self._next_runs.get(i)
+        if run is not None and not case_sensitive:
+            run = run.decode("latin-1").lower().encode("latin-1", "replace")
         if search:
-            return (entry, 2, None) if after_number else (entry, 3, self._runs[i])
+            if after_number:
+                return (entry, 2, None) if run is None else (entry, 5, run)
+            return entry, 3, self._runs[i]
         if not word_start:
             return entry, 0, None
-        run = self._next_runs.get(i)
-        if run is None:
-            return entry, 4, None
-        return entry, 1, run if case_sensitive else run.decode("latin-1").lower().encode("latin-1", "replace")
+        return (entry, 4, None) if run is None else (entry, 1, run)
 
     def _c_scan(self, which: int, automaton, haystack: bytes, text: _Text, found: dict[int, list[tuple[int, int]]],
                 seen: set[tuple[int, int]]) -> None:

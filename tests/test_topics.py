@@ -481,6 +481,53 @@ def test_c_lower_latin1_is_the_python_haystack_for_every_code_point():
             assert lower_latin1(text, "") is not None
 
 
+def test_c_latin1_is_the_encoding_with_question_marks():
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    for text in ["", "Straße", "NATO – „Ziel“", "\U0001f600 x ı", "".join(map(chr, range(300)))]:
+        assert topics._scan_c.latin1(text) == text.encode("latin-1", "replace")
+
+
+def test_texts_with_case_exceptions_find_the_same_hits_on_both_paths(taxonomy_data, monkeypatch):
+    """With the C core, a text holding a case exception that matches one letter ("ı" matches "i") is looked at
+    through the haystack of the text with it mapped to that letter; the Python path looks at its str.lower()
+    (a "wide" text). Both find the same hits in every table and give the same labels."""
+    import random
+
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    fast = CompiledTaxonomy(taxonomy_data)
+    assert fast._exceptions.get("ı") == "i"
+    rng = random.Random(21)
+    patterns = sorted({t["pattern"] for t in _all_terms(taxonomy_data)})
+    words = [w.replace("i", "ı") if rng.random() < 0.5 else w for w in _words_from_terms(patterns, rng)]
+    texts = list(_generated_texts(words + ["Kılıçdaroğlu", "und", "die", "NATO"] * 3, 300, seed=4))
+    with_haystack = 0
+    for text in texts:
+        title, _, body = text.partition("\n")
+        for language in ("de", None):
+            table, context = fast._primary_for(language)[0], fast._context_for(language)
+            c_text = fast.text(body)
+            c_hits = (table.find_all(c_text), [context.c_term_spans(i, c_text, context.c_hits(c_text))
+                                               for i in range(len(context.patterns))]
+                      if context.c_hits(c_text) is not None else None)
+            c_labels = fast.label(title, body, language)
+            with monkeypatch.context() as patched:
+                patched.setattr(topics, "_scan_c", None)
+                py_text = fast.text(body)
+                assert py_text.haystack is None or "ı" not in body
+                assert table.find_all(py_text) == c_hits[0], body
+                if c_hits[1] is not None:
+                    assert [context.find_all(py_text).get(i, []) for i in range(len(context.patterns))] == c_hits[1]
+                assert fast.label(title, body, language) == c_labels, body
+            with_haystack += "ı" in body and c_text.haystack is not None
+    assert with_haystack > 100
+
+
 def test_c_automaton_reports_what_ahocorasick_rs_reports():
     """The C automaton's overlapping pass finds every key at every position, as ahocorasick_rs does, for random
     keys (prefixes and suffixes of each other, "?", bytes above 127, up to 40 bytes long) and haystacks."""

@@ -104,6 +104,38 @@ flagged:
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(latin1_doc,
+"latin1(text) -> bytes\n\n"
+"``text.encode(\"latin-1\", \"replace\")``: its Latin-1 characters as bytes, \"?\" for any other.");
+
+static PyObject *
+latin1(PyObject *self, PyObject *args)
+{
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text))
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    if (kind == PyUnicode_1BYTE_KIND)
+        return PyBytes_FromStringAndSize((const char *)data, n);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL)
+        return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    if (kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *s = (const Py_UCS2 *)data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            o[i] = s[i] < 256 ? (unsigned char)s[i] : '?';
+    }
+    else {
+        const Py_UCS4 *s = (const Py_UCS4 *)data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            o[i] = s[i] < 256 ? (unsigned char)s[i] : '?';
+    }
+    return out;
+}
+
 typedef struct {
     PyObject_HEAD
     int32_t nclasses, nstates, nkeys, max_len;
@@ -668,6 +700,7 @@ static PyTypeObject AutomatonType = {
 
 static PyMethodDef methods[] = {
     {"lower_latin1", lower_latin1, METH_VARARGS, lower_latin1_doc},
+    {"latin1", latin1, METH_VARARGS, latin1_doc},
     {NULL, NULL, 0, NULL},
 };
 

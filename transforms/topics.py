@@ -358,7 +358,7 @@ class _Text:
     ``exact_only``: the text takes the plain regex path (see :func:`case_exceptions`).
     """
 
-    __slots__ = ("text", "haystack", "wide", "exact_only", "_hits", "_lazy", "_raw_bytes")
+    __slots__ = ("text", "source", "haystack", "wide", "exact_only", "_hits", "_lazy", "_raw_bytes")
 
     def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None,
                  flags: str | None = "derive"):
@@ -368,6 +368,7 @@ class _Text:
         if flags == "derive":
             flags = _flags(exceptions)
         self.text = text
+        self.source = text  # the text with its case exceptions mapped to their letters (see folded)
         self.exact_only = False
         self.haystack: bytes | None = None
         self.wide: str | None = None
@@ -375,12 +376,27 @@ class _Text:
         self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
         self._lazy: dict[int, _LazyHits] = {}
         if flags is not None and _scan_c is not None:
+            source = text
             analysed = _scan_c.lower_latin1(text, flags)
+            if analysed is None and not _has_any(text, _LOWER_SPECIAL):
+                # Case exceptions (the dotless "ı" of a Turkish name), each the one letter it matches: the haystack
+                # of the text with them mapped to it ("Kılıç" -> "kilic"). The Python path below looks for the keys
+                # in its str.lower() instead (a "wide" text): the same hits, as for every text (the hits are
+                # checked in the text as written either way; folded reads ``source``).
+                present = [ch for ch in exceptions if ch in text]
+                if present and all(exceptions[ch] is not None for ch in present):
+                    if {exceptions[ch] for ch in present}.isdisjoint(present):  # replace: C speed, same result
+                        for ch in present:
+                            source = source.replace(ch, exceptions[ch])
+                    else:
+                        source = text.translate({ord(ch): exceptions[ch] for ch in present})
+                    analysed = _scan_c.lower_latin1(source, flags)
             if analysed is not None:  # the "else" branch below, in C: haystack and the count of "?" it added
                 if analysed[1] * 8 > len(text):  # the same test: "?" of the text itself cancel out
-                    self.wide = text.lower()
+                    self.wide = source.lower()
                 else:
                     self.haystack = analysed[0]
+                    self.source = source
                 return
         # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
         present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
@@ -406,13 +422,14 @@ class _Text:
         """The text as written, as Latin-1 bytes ("?" for any other character): where the C automaton of the
         case-sensitive keys looks (see ``_TermTable._automaton``)."""
         if self._raw_bytes is None:
-            self._raw_bytes = self.text.encode("latin-1", "replace")
+            self._raw_bytes = (self.text.encode("latin-1", "replace") if _scan_c is None
+                               else _scan_c.latin1(self.text))
         return self._raw_bytes
 
     def folded(self, start: int, end: int) -> str:
         """The characters ``start:end`` of the lower-cased text (of ``haystack``, before the "?")."""
         # Only "Σ" lowers by context, and with a term holding "σ" it is a case exception (a "wide" text).
-        return self.text[start:end].lower()
+        return self.source[start:end].lower()
 
     def hits(self, table: "_TermTable") -> dict[int, list[tuple[int, int]]]:
         """``{term id: [(start, end), ...]}`` of every term of ``table`` (computed once per table)."""

@@ -367,8 +367,7 @@ class _Text:
         by default derived from ``exceptions``; None: no C analysis."""
         if flags == "derive":
             flags = _flags(exceptions)
-        self.text = text
-        self.source = text  # the text with its case exceptions mapped to their letters (see folded)
+        self.text = self.source = text  # source: the text with its case exceptions mapped (see folded)
         self.exact_only = False
         self.haystack: bytes | None = None
         self.wide: str | None = None
@@ -745,9 +744,14 @@ class _TermTable:
                 seen: set[tuple[int, int]]) -> None:
         """:meth:`_scan` with the C core: the C pass adds the hits of the whole-key and key-then-``*`` terms to
         ``found`` and returns the hits whose other entries need Python (regexes, "search" terms, ``forms``)."""
-        automaton, keyed, _ = automaton
+        self._c_pending(which, automaton[1], automaton[0].scan(haystack, text.text, found, text.haystack), text,
+                        found, seen)
+
+    def _c_pending(self, which: int, keyed: list, pending: list, text: _Text, found: dict[int, list[tuple[int, int]]],
+                   seen: set[tuple[int, int]]) -> None:
+        """The hits the C pass of automaton ``which`` left to Python (see _c_scan)."""
         raw = text.text
-        for one, k, at, end, inside in automaton.scan(haystack, raw, found, text.haystack):
+        for one, k, at, end, inside in pending:
             if one is not None:
                 self._check(one, raw, at, end, inside, found, seen, text.haystack)
             else:
@@ -969,11 +973,23 @@ class _TermTable:
                 self._search(i, raw, found)
             return found
         seen: set[tuple[int, int]] = set()
-        for which, automaton, haystack in self._passes(text):
-            if len(automaton) > 2:
-                self._c_scan(which, automaton, haystack, text, found, seen)
-            else:
-                self._scan(automaton, haystack, text, found, seen)
+        folded, exact = self._automata[0], self._automata[1]
+        if text.haystack is not None and (folded is None or len(folded) > 2) and (exact is None or len(exact) > 2):
+            # The C core's passes (what _passes and _c_scan do, inlined: the hot path of every article)
+            if folded is not None:
+                pending = folded[0].scan(text.haystack, raw, found, text.haystack)
+                if pending:
+                    self._c_pending(0, folded[1], pending, text, found, seen)
+            if exact is not None:
+                pending = exact[0].scan(text.raw_bytes, raw, found, text.haystack)
+                if pending:
+                    self._c_pending(1, exact[1], pending, text, found, seen)
+        else:
+            for which, automaton, haystack in self._passes(text):
+                if len(automaton) > 2:
+                    self._c_scan(which, automaton, haystack, text, found, seen)
+                else:
+                    self._scan(automaton, haystack, text, found, seen)
         for i in self._search_always:
             self._search(i, raw, found)
         for spans in found.values():
@@ -1536,11 +1552,15 @@ class CompiledTaxonomy:
         """``(labels, evidence)`` for one text; evidence has one entry per assigned label."""
         topics: list[str] = []
         evidence: list[dict[str, Any]] = []
-        texts = {"title": self.text(title), "body": self.text(body)}
-        table, gate = self._primary_for(language)
+        title_text, body_text = self.text(title), self.text(body)
+        table, gate = self._primary_by_language.get(language) or self._primary_for(language)
         # Labels with no term and no complete combo in the article cannot be assigned: they are not scored.
-        found = gate.bits(texts["title"].hits(table).keys() | texts["body"].hits(table).keys())
-        for name in gate.possible(found):
+        found = gate.bits(title_text.hits(table)) | gate.bits(body_text.hits(table))
+        possible = gate.possible(found) if found else ()
+        if not possible:
+            return topics, evidence
+        texts = {"title": title_text, "body": body_text}
+        for name in possible:
             result = self._score_label(name, texts, language, gate.combos(name, found))
             if not result["assigned"]:
                 continue

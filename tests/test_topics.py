@@ -546,8 +546,8 @@ def test_c_automaton_reports_what_ahocorasick_rs_reports():
         keys = list(dict.fromkeys(bytes(rng.choice(alphabet) for _ in range(rng.choice([rng.randint(1, 5),
                                                                                          rng.randint(1, 40)])))
                                   for _ in range(rng.randint(1, 30))))
-        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), ((),) * len(keys), ((),) * len(keys),
-                                             ((),) * len(keys), topics._SPACE_BYTES, topics._NEAR)
+        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), *[((),) * len(keys)] * 5,
+                                             topics._SPACE_BYTES, topics._NEAR)
         reference = ahocorasick_rs.BytesAhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
         for _ in range(5):
             # up to 1,500 bytes: the pass walks a haystack of 256 bytes or more in four segments side by side

@@ -148,6 +148,8 @@ typedef struct {
     unsigned char *flags;
     PyObject *whole;     /* per key: tuple of term ids (Python ints) */
     PyObject *tail;
+    PyObject *fwhole;    /* per key: the same for terms that start with "*" (no word start needed) */
+    PyObject *ftail;
     PyObject *rest;      /* per key: tuple of (entry, kind, data), see Automaton_scan */
     unsigned char space[256];  /* bytes that can stand for a character of a term's space */
     Py_ssize_t near;
@@ -164,6 +166,8 @@ Automaton_dealloc(Automaton *self)
     Py_XDECREF(self->whole);
     Py_XDECREF(self->tail);
     Py_XDECREF(self->rest);
+    Py_XDECREF(self->fwhole);
+    Py_XDECREF(self->ftail);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -185,11 +189,12 @@ check_groups(PyObject *groups, Py_ssize_t nkeys, const char *what)
 static int
 Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *keys, *whole, *tail, *rest;
+    PyObject *keys, *whole, *tail, *fwhole, *ftail, *rest;
     Py_buffer flags, space;
     Py_ssize_t near;
-    if (!PyArg_ParseTuple(args, "O!y*O!O!O!y*n", &PyTuple_Type, &keys, &flags, &PyTuple_Type, &whole,
-                          &PyTuple_Type, &tail, &PyTuple_Type, &rest, &space, &near))
+    if (!PyArg_ParseTuple(args, "O!y*O!O!O!O!O!y*n", &PyTuple_Type, &keys, &flags, &PyTuple_Type, &whole,
+                          &PyTuple_Type, &tail, &PyTuple_Type, &fwhole, &PyTuple_Type, &ftail, &PyTuple_Type,
+                          &rest, &space, &near))
         return -1;
     int rc = -1;
     Py_ssize_t nkeys = PyTuple_GET_SIZE(keys), total = 1;
@@ -199,6 +204,7 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
         goto done;
     }
     if (check_groups(whole, nkeys, "whole") < 0 || check_groups(tail, nkeys, "tail") < 0
+        || check_groups(fwhole, nkeys, "fwhole") < 0 || check_groups(ftail, nkeys, "ftail") < 0
         || check_groups(rest, nkeys, "rest") < 0)
         goto done;
     if (space.len != 256) {
@@ -211,10 +217,12 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
             PyObject *item = PyTuple_GET_ITEM(items, j);
             long kind;
             if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 || !PyLong_Check(PyTuple_GET_ITEM(item, 1))
-                || (kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 1))) < 0 || kind > 5
+                || (kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 1))) < 0 || kind > 6
                 || ((kind == 1 || kind == 5) && !PyBytes_Check(PyTuple_GET_ITEM(item, 2)))
+                || (kind == 6 && !(PyTuple_Check(PyTuple_GET_ITEM(item, 2))
+                                   && PyTuple_GET_SIZE(PyTuple_GET_ITEM(item, 2)) == 2))
                 || (kind == 3 && !PyTuple_Check(PyTuple_GET_ITEM(item, 2)))) {
-                PyErr_SetString(PyExc_TypeError, "Automaton: rest items are (entry, kind 0-5, data)");
+                PyErr_SetString(PyExc_TypeError, "Automaton: rest items are (entry, kind 0-6, data)");
                 goto done;
             }
             if (kind == 3) {
@@ -363,6 +371,10 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->tail, tail);
     Py_INCREF(rest);
     Py_XSETREF(self->rest, rest);
+    Py_INCREF(fwhole);
+    Py_XSETREF(self->fwhole, fwhole);
+    Py_INCREF(ftail);
+    Py_XSETREF(self->ftail, ftail);
     rc = 0;
 done:
     PyMem_Free(child);
@@ -485,6 +497,68 @@ append_span(PyObject *found, PyObject *term, Py_ssize_t start, Py_ssize_t end)
     return rc;
 }
 
+static inline int
+is_decimal_at(int kind, const void *data, Py_ssize_t i)
+{
+    return Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind, data, i));
+}
+
+/* The matches of a term "# key" (data: (term id, 0)) or "# key*" (data: (term id, 1)) that hold the key's hit
+ * at at:end, whose number ends at the last non-space character p before the hit (a decimal digit: checked by
+ * the caller). The term's regex is \d+(?:[.,]\d+)?, the space class, the key, \w* with "*", then (?!\w). As
+ * _TermTable._number_near: a match starts at a digit of the run of digits, "." and "," that ends at p (at most
+ * _NEAR characters before the hit), not right after a word character; from such a start s the regex matches
+ * exactly when s..p is \d+(?:[.,]\d+)? (the key, whose first character is no digit, "." or "," and no
+ * space, can start nowhere but at the hit, whose characters match it), and it ends at the end of the word
+ * with "*", at the key's end without (when no word character follows; otherwise there is no match). */
+static int
+number_key(Automaton *self, int kind, const void *data, Py_ssize_t size, Py_ssize_t at, Py_ssize_t end,
+           PyObject *term_star, PyObject *found)
+{
+    PyObject *term = PyTuple_GET_ITEM(term_star, 0);
+    int star = PyObject_IsTrue(PyTuple_GET_ITEM(term_star, 1));
+    Py_ssize_t limit = at > self->near ? at - self->near : 0, p = at - 1;
+    while (p >= limit) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, p);
+        if (!(Py_UNICODE_ISSPACE(ch) || ch == 0xa0 || ch == 0x202f || ch == '-' || ch == 0x2010 || ch == 0x2011
+              || ch == 0x2013))
+            break;
+        p--;
+    }
+    Py_ssize_t stop = end;
+    if (star) {
+        while (stop < size && is_word(PyUnicode_READ(kind, data, stop)))
+            stop++;
+    }
+    else if (end < size && is_word(PyUnicode_READ(kind, data, end)))
+        return 0;
+    Py_ssize_t q = p;
+    while (q > limit) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, q - 1);
+        if (!(Py_UNICODE_ISDECIMAL(ch) || ch == '.' || ch == ','))
+            break;
+        q--;
+    }
+    for (Py_ssize_t s = q; s <= p; s++) {
+        if (!is_decimal_at(kind, data, s) || (s > 0 && is_word(PyUnicode_READ(kind, data, s - 1))))
+            continue;
+        Py_ssize_t i = s;
+        while (i <= p && is_decimal_at(kind, data, i))
+            i++;
+        if (i <= p) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+            if ((ch == '.' || ch == ',') && i + 1 <= p && is_decimal_at(kind, data, i + 1)) {
+                i++;
+                while (i <= p && is_decimal_at(kind, data, i))
+                    i++;
+            }
+        }
+        if (i == p + 1 && append_span(found, term, s, stop) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(scan_doc,
 "scan(haystack, raw, found) -> pending: see the module docstring (adds to the dict ``found``).");
 
@@ -543,6 +617,25 @@ Automaton_scan(Automaton *self, PyObject *args)
                         goto done;
             }
         }
+        {
+            PyObject *terms = PyTuple_GET_ITEM(self->fwhole, k);
+            Py_ssize_t nterms = PyTuple_GET_SIZE(terms);
+            if (nterms && (end >= size || !is_word(PyUnicode_READ(kind, data, end)))) {
+                for (Py_ssize_t t = 0; t < nterms; t++)
+                    if (append_span(found, PyTuple_GET_ITEM(terms, t), at, end) < 0)
+                        goto done;
+            }
+            terms = PyTuple_GET_ITEM(self->ftail, k);
+            nterms = PyTuple_GET_SIZE(terms);
+            if (nterms) {
+                Py_ssize_t stop = end;
+                while (stop < size && is_word(PyUnicode_READ(kind, data, stop)))
+                    stop++;
+                for (Py_ssize_t t = 0; t < nterms; t++)
+                    if (append_span(found, PyTuple_GET_ITEM(terms, t), at, stop) < 0)
+                        goto done;
+            }
+        }
         if (flags & PENDING) {  /* a key with characters outside Latin-1: every entry in Python */
             PyObject *item = Py_BuildValue("(OinnO)", Py_None, k, at, end, inside ? Py_True : Py_False);
             if (item == NULL || PyList_Append(pending, item) < 0) {
@@ -561,7 +654,7 @@ Automaton_scan(Automaton *self, PyObject *args)
                 if (inside)
                     continue;
             }
-            if (kind == 2 || kind == 5) {  /* a number, spaces and the key: _TermTable._digits_before */
+            if (kind == 2 || kind == 5 || kind == 6) {  /* a number, spaces and the key: _digits_before */
                 Py_ssize_t limit = at > self->near ? at - self->near : 0, p = at - 1;
                 while (p >= limit) {
                     Py_UCS4 ch = PyUnicode_READ(kind_raw, data_raw, p);
@@ -572,6 +665,11 @@ Automaton_scan(Automaton *self, PyObject *args)
                 }
                 if (p < limit || !Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind_raw, data_raw, p)))
                     continue;
+            }
+            if (kind == 6) {  /* "# key" or "# key*": its matches, as _TermTable._number_near finds them */
+                if (number_key(self, kind_raw, data_raw, size, at, end, data, found) < 0)
+                    goto done;
+                continue;
             }
             if (kind == 1 || kind == 5) {  /* the term's next literal run after the spaces right after the key */
                 const unsigned char *h = (const unsigned char *)hay.buf, *r = (const unsigned char *)PyBytes_AS_STRING(data);

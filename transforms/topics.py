@@ -581,6 +581,8 @@ class _TermTable:
         # Anchored terms that are their key and then "*" ("sanktion*"): at a word start their regex matches the
         # key and the rest of the word, always (the C core reports them so, see _automaton).
         self._tails: set[int] = set()
+        self._floating: dict[int, bool] = {}  # leading-* terms that are "*" and their key (then "*"?)
+        self._number_keys: dict[int, bool] = {}  # "# key" and "# key*" terms (then "*"?)
         self._next_runs: dict[int, bytes] = {}
 
         def entry_after_number(body: str, mode: str, key: str) -> bool:
@@ -595,6 +597,11 @@ class _TermTable:
                 continue
             if mode == "anchored" and body == key + "*":
                 self._tails.add(i)
+            elif mode == "floating" and body in ("*" + key, "*" + key + "*"):
+                self._floating[i] = body.endswith("*", 1)  # "*ausgaben", "*budget*": any start, like a key alone
+            elif (entry_after_number(body, mode, key) and re.fullmatch(r"#\s+" + re.escape(key) + r"\*?", body)
+                  and key[0] not in ".," and not key[0].isdecimal()):
+                self._number_keys[i] = body.endswith("*")  # "# prozent*", "# %": checked in C (_c_check)
             elif (mode == "anchored" and body != key) or entry_after_number(body, mode, key):
                 # The literal run after the spaces right after the key ("zwei prozent": "prozent"; "# prozent
                 # ziel*": "ziel"), for the C core's check before the regex (see _c_check); only a Latin-1 run
@@ -697,20 +704,22 @@ class _TermTable:
         by_bytes: dict[bytes, dict[str, tuple]] = {}
         for key, entries in keyed.items():
             by_bytes.setdefault(key.encode("latin-1", "replace"), {})[key] = tuple(entries)
-        table, rest, flags, whole, tail = [], [], bytearray(), [], []
+        table, rest, flags, whole, tail, fwhole, ftail = [], [], bytearray(), [], [], [], []
         for encoded, forms in by_bytes.items():
             every = [entry for entries in forms.values() for entry in entries]
             exact = encoded.decode("latin-1") in forms
             entries = forms[encoded.decode("latin-1")] if exact else ()
             word_start_only = all(entry[2] for entry in every)
             table.append((len(encoded), entries, word_start_only, None if exact else forms))
-            done = [e for e in entries if e[3] or e[0] in self._tails]  # e[3]: the whole key
+            done = [e for e in entries if e[3] or e[0] in self._tails or e[0] in self._floating]  # e[3]: whole key
             rest.append(tuple(self._c_check(e, case_sensitive) for e in entries if e not in done))
             whole.append(tuple(e[0] for e in done if e[3]))
-            tail.append(tuple(e[0] for e in done if not e[3]))
+            tail.append(tuple(e[0] for e in done if e[0] in self._tails))
+            fwhole.append(tuple(e[0] for e in done if self._floating.get(e[0]) is False))
+            ftail.append(tuple(e[0] for e in done if self._floating.get(e[0]) is True))
             flags.append(int(word_start_only) | (0 if exact else 2))
-        automaton = _scan_c.Automaton(tuple(by_bytes), bytes(flags), tuple(whole), tuple(tail), tuple(rest),
-                                      _SPACE_BYTES, _NEAR)
+        automaton = _scan_c.Automaton(tuple(by_bytes), bytes(flags), tuple(whole), tuple(tail), tuple(fwhole),
+                                      tuple(ftail), tuple(rest), _SPACE_BYTES, _NEAR)
         return automaton, table, None
 
     def _c_check(self, entry: tuple, case_sensitive: bool) -> tuple[tuple, int, Any]:
@@ -727,12 +736,20 @@ class _TermTable:
           ``_SPACE_BYTES``. Exact for a text without a case exception (:func:`case_exceptions` of the alphabet
           of the term): there a character matches a term's letter under ``re.IGNORECASE`` exactly when its
           lower case is that letter, and a character outside Latin-1 ("?" in the haystack) matches none;
-        * 4, any other anchored term: a word start; 0: anything else, no check."""
+        * 4, any other anchored term: a word start; 0: anything else, no check;
+        * 6, a term "# key" or "# key*" (``data``: its id and whether it ends with "*"): C finds its matches
+          itself (``number_key`` in the C file: what _number_near does for such a term), nothing is passed on.
+
+        The terms that are their key alone, their key and "*", "*" and their key, or "*", their key and "*" are
+        not entries here: the C pass reports their matches itself (``whole``, ``tail``, ``fwhole``, ``ftail``).
+        """
         i, search, word_start, _whole, after_number = entry
         run = self._next_runs.get(i)
         if run is not None and not case_sensitive:
             run = run.decode("latin-1").lower().encode("latin-1", "replace")
         if search:
+            if i in self._number_keys:
+                return entry, 6, (i, self._number_keys[i])
             if after_number:
                 return (entry, 2, None) if run is None else (entry, 5, run)
             return entry, 3, self._runs[i]

@@ -1136,19 +1136,24 @@ class _Matcher:
     def _hits(self, text: _Text) -> list[tuple[int, int, int, int]]:
         """``(start, alternation rank, end, term)`` of every hit of the terms in ``text`` (unsorted)."""
         starts: list[tuple[int, int, int, int]] = []
+        append = starts.append
         for table, by_id, ids, lazy in self._sources:
             if lazy:
-                pending = text.lazy_hits(table)
+                pending = text._lazy.get(id(table)) or text.lazy_hits(table)
                 candidates = pending.candidates
-                for tid in (ids if candidates is None else ids & candidates):
+                for tid in (ids if candidates is None else ids.intersection(candidates)):
                     rank, i = by_id[tid]
-                    starts += [(s, rank, e, i) for s, e in pending.spans(tid)]
+                    for s, e in pending.spans(tid):
+                        append((s, rank, e, i))
             else:
-                hits = text.hits(table)
+                hits = text._hits.get(id(table))
+                if hits is None:
+                    hits = text.hits(table)
                 if hits:
                     for tid in ids.intersection(hits):
                         rank, i = by_id[tid]
-                        starts += [(s, rank, e, i) for s, e in hits[tid]]
+                        for s, e in hits[tid]:
+                            append((s, rank, e, i))
         return starts
 
     def find(self, text: _Text) -> Iterable[tuple[str, float, int, int]]:
@@ -1169,8 +1174,30 @@ class _Matcher:
 
 
 def _matches(matcher: _Matcher, texts: Mapping[str, _Text]) -> list[dict[str, Any]]:
-    return [{"term": p, "weight": w, "field": field, "start": s, "end": e}
-            for field, text in texts.items() for p, w, s, e in matcher.find(text)]
+    """``[{term, weight, field, start, end}]`` of ``matcher``'s matches in each field: :meth:`_Matcher.find`,
+    inlined (scoring calls this a few dozen times per article)."""
+    found: list[dict[str, Any]] = []
+    if not matcher.terms:
+        return found
+    terms = matcher.terms
+    for field, text in texts.items():
+        raw = text.text
+        if not raw:
+            continue
+        starts = matcher._hits(text)
+        if not starts:
+            continue
+        if len(starts) > 1:
+            starts.sort()
+        pos = 0
+        for start, _rank, end, i in starts:
+            if start >= pos:
+                pos = end
+                pattern, weight = terms[i]
+                if pattern.startswith("*"):  # report the whole word a leading-* term sits in (_report)
+                    start = _word_start(raw, start)
+                found.append({"term": pattern, "weight": weight, "field": field, "start": start, "end": end})
+    return found
 
 
 # A sentence end: ". ", "! ", "? " (closing quotes or brackets allowed before the space) or a line break.

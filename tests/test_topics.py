@@ -686,6 +686,42 @@ def test_label_lookup_path_equals_regex_path_on_generated_articles(scan_path, ta
     assert assigned > 200
 
 
+def test_score_bound_is_never_below_a_labels_score(taxonomy_data):
+    """CompiledTaxonomy.label skips a label whose _score_bound is below its threshold: the bound is at least the
+    score of every positive match before vetoes (terms and every combo), on real and generated articles, and
+    the labels it skips are never assigned."""
+    import random
+
+    from transforms.topics import _matches
+
+    tax = CompiledTaxonomy(taxonomy_data)
+    rng = random.Random(5)
+    patterns = sorted({t["pattern"] for t in _all_terms(taxonomy_data)})
+    words = _words_from_terms(patterns, rng) + ["und", "the", "die", "Regierung", "government"] * 20
+    articles = [(ex.get("title") or "", ex.get("body") or "", ex.get("lang"))
+                for ex in map(json.loads, (PROJECT / "tests" / "data" / "realnews_dev.jsonl").read_text().splitlines())]
+    articles += [(*text.partition("\n")[::2], "de") for text in _generated_texts(words, 300, seed=8)]
+    scored = skipped = 0
+    for title, body, language in articles:
+        for lang in (language, None):
+            texts = {"title": tax.text(title), "body": tax.text(body)}
+            table, gate = tax._primary_for(lang)
+            hits = [texts[f].hits(table) for f in ("title", "body")]
+            found = gate.bits(hits[0]) | gate.bits(hits[1])
+            for name in gate.possible(found):
+                spec = tax.labels[name]
+                positive = _matches(tax._matcher((name, "terms"), spec["terms"], lang), texts)
+                for combo in spec["combos"]:
+                    positive += tax._combo_matches(name, combo, lang, texts)
+                bound = tax._score_bound(name, lang, table, hits[0], hits[1], gate.combos(name, found))
+                assert tax._score(positive) <= bound + 1e-9, (name, lang, title, body)
+                if bound < spec["threshold"] - 1e-9:
+                    skipped += 1
+                    assert not tax._score_label(name, texts, lang)["assigned"]
+                scored += 1
+    assert scored > 500 and skipped > 20
+
+
 def _all_terms(value):
     if isinstance(value, dict):
         if "pattern" in value:

@@ -1329,6 +1329,7 @@ class CompiledTaxonomy:
         self.fallbacks = taxonomy.get("language_fallbacks", {})
         self.max_chars = taxonomy.get("max_chars", DEFAULT_MAX_CHARS)
         self._cache: dict[tuple, _Matcher] = {}
+        self._bounds: dict[tuple, tuple] = {}  # per (label, language): see _score_bound
         self._by_language: dict[tuple, _Matcher] = {}
         self._exceptions = case_exceptions(_alphabet(_patterns(self.labels)))
         # A few exception characters are found faster by one C substring scan each (``ch in text``,
@@ -1440,6 +1441,44 @@ class CompiledTaxonomy:
         if match["field"] == "body" and match["start"] >= self.lead_chars:
             return "body"
         return "lead" if match["field"] == "body" else "title"
+
+    def _score_bound(self, name: str, language: str | None, table: _TermTable,
+                     title_hits: Mapping[int, list[tuple[int, int]]], body_hits: Mapping[int, list[tuple[int, int]]],
+                     combos: Iterable[int]) -> float:
+        """An upper bound of :meth:`_score_label`'s score of label ``name`` from the primary table's hits (the
+        fields' :meth:`_Text.hits` of ``table``): per term of its ``terms`` matcher the weights of its best
+        ``max_term_repeats`` hits (each match of a term is one of its hits, in the zone of its start; a leading-*
+        term's match starts at its word's start: counted at the highest field weight), per possible combo
+        (``combos``) its weight that many times at the highest field weight, and the positive context weights
+        that many times at the highest field weight. Vetoes only take matches away, and no term or combo weight
+        is negative (validate_taxonomy). The score sums a subset of these products, so it is at most the bound
+        (up to float rounding: the caller leaves a margin)."""
+        plan = self._bounds.get((name, language))
+        if plan is None:
+            spec = self.labels[name]
+            matcher = self._matcher((name, "terms"), spec["terms"], language)
+            weights = {table.ids[p]: (w, p.startswith("*")) for p, w in matcher.terms}
+            context = (self._matcher((name, "context"), spec["context"], language).terms if spec["context"] else ())
+            top = max(self.field_weights.values())
+            plan = self._bounds[(name, language)] = (
+                weights, sum(w for _p, w in context if w > 0) * self.max_term_repeats * top, top)
+        weights, bound, top = plan
+        repeats = self.max_term_repeats
+        field_weights, lead_chars = self.field_weights, self.lead_chars
+        for tid in {*title_hits, *body_hits}:
+            term = weights.get(tid)
+            if term is None:
+                continue
+            weight, star = term
+            zones = [field_weights["title"]] * len(title_hits.get(tid, ()))
+            for start, _end in body_hits.get(tid, ()):
+                zones.append(top if star else field_weights["lead"] if start < lead_chars else field_weights["body"])
+            zones.sort(reverse=True)
+            bound += weight * sum(zones[:repeats])
+        combo_specs = self.labels[name]["combos"]
+        for n in combos:
+            bound += combo_specs[n]["weight"] * repeats * top
+        return bound
 
     def _score(self, matches: Iterable[Mapping[str, Any]]) -> float:
         counts: dict[str, int] = {}
@@ -1604,8 +1643,13 @@ class CompiledTaxonomy:
         if not possible:
             return topics, evidence
         texts = {"title": title_text, "body": body_text}
+        title_hits, body_hits = title_text.hits(table), body_text.hits(table)
         for name in possible:
-            result = self._score_label(name, texts, language, gate.combos(name, found))
+            combos = gate.combos(name, found)
+            if self._score_bound(name, language, table, title_hits, body_hits, combos) < (
+                    self.labels[name]["threshold"] - 1e-9):
+                continue  # it cannot reach its threshold: not assigned, whatever its vetoes and requirements
+            result = self._score_label(name, texts, language, combos)
             if not result["assigned"]:
                 continue
             topics.append(name)

@@ -530,7 +530,8 @@ def test_texts_with_case_exceptions_find_the_same_hits_on_both_paths(taxonomy_da
 
 def test_c_automaton_reports_what_ahocorasick_rs_reports():
     """The C automaton's overlapping pass finds every key at every position, as ahocorasick_rs does, for random
-    keys (prefixes and suffixes of each other, "?", bytes above 127, up to 40 bytes long) and haystacks."""
+    keys (prefixes and suffixes of each other, "?", bytes above 127, up to 40 bytes long) and haystacks, and
+    for str keys in a str (code points of several Unicode blocks)."""
     import random
 
     import ahocorasick_rs
@@ -558,6 +559,24 @@ def test_c_automaton_reports_what_ahocorasick_rs_reports():
             assert got == expected, (keys, haystack)
             checked += len(expected)
     assert checked > 50000
+    # str keys (the str.lower() of a "wide" text): code points in several blocks, one walk
+    letters = "aä?натоșțăσ€"
+    checked = 0
+    for _ in range(200):
+        keys = list(dict.fromkeys("".join(rng.choice(letters) for _ in range(rng.randint(1, 6)))
+                                  for _ in range(rng.randint(1, 30))))
+        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), *[((),) * len(keys)] * 5,
+                                             topics._SPACE_BYTES, topics._NEAR)
+        reference = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
+        for _ in range(5):
+            haystack = "".join(rng.choice(letters + "xyzй\U0001f600") for _ in range(rng.randint(0, 400)))
+            expected = sorted((k, at) for k, at, _end in reference.find_matches_as_indexes(haystack, overlapping=True))
+            got = sorted((k, at) for k, starts in automaton.starts(haystack).items() for at in starts)
+            assert got == expected, (keys, haystack)
+            checked += len(expected)
+    assert checked > 10000
+    with pytest.raises(ValueError):
+        topics._scan_c.Automaton(("\U0001f600",), b"\0", *[((),)] * 5, topics._SPACE_BYTES, topics._NEAR)
 
 
 NON_LATIN1_WORDS = ["Ținta", "ALIANȚA", "alianţa", "Północnoatlantycki", "zł", "ZŁOTYCH", "ČR", "česká",

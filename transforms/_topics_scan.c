@@ -140,6 +140,8 @@ typedef struct {
     PyObject_HEAD
     int32_t nclasses, nstates, nkeys, max_len;
     unsigned char cls[256];
+    int wide;                   /* keys are str: the pass reads a str (its code points) */
+    unsigned char *blocks[256]; /* wide: classes of the code points 256 * b .. 256 * b + 255 (b > 0), or NULL */
     int32_t *delta;      /* nstates * nclasses: the next state's row offset (state number * nclasses) */
     int32_t first_out;   /* states from this row offset on have a key to report (they are numbered last) */
     int32_t *out_key;    /* per state: the key that ends there, or -1 */
@@ -155,9 +157,65 @@ typedef struct {
     Py_ssize_t near;
 } Automaton;
 
+static inline unsigned char
+class_of(const Automaton *self, Py_UCS4 ch)
+{
+    if (ch < 256)
+        return self->cls[ch];
+    if (ch < 65536 && self->blocks[ch >> 8] != NULL)
+        return self->blocks[ch >> 8][ch & 255];
+    return 0;
+}
+
+/* Give ``ch`` a class of its own (if it has none): 0 on success, -1 with an exception set. */
+static int
+add_class(Automaton *self, Py_UCS4 ch, int32_t *nclasses)
+{
+    unsigned char *slot;
+    if (ch < 256)
+        slot = &self->cls[ch];
+    else if (ch < 65536) {
+        if (self->blocks[ch >> 8] == NULL) {
+            self->blocks[ch >> 8] = PyMem_Calloc(256, 1);
+            if (self->blocks[ch >> 8] == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+        slot = &self->blocks[ch >> 8][ch & 255];
+    }
+    else {
+        PyErr_SetString(PyExc_ValueError, "Automaton: a key character outside the Basic Multilingual Plane");
+        return -1;
+    }
+    if (*slot == 0) {
+        if (*nclasses > 255) {
+            PyErr_SetString(PyExc_ValueError, "Automaton: more than 255 distinct key characters");
+            return -1;
+        }
+        *slot = (unsigned char)(*nclasses)++;
+    }
+    return 0;
+}
+
+/* The length of a key (bytes or str) and its character i. */
+static inline Py_ssize_t
+key_length(PyObject *key)
+{
+    return PyBytes_Check(key) ? PyBytes_GET_SIZE(key) : PyUnicode_GET_LENGTH(key);
+}
+
+static inline Py_UCS4
+key_char(PyObject *key, Py_ssize_t i)
+{
+    return PyBytes_Check(key) ? (unsigned char)PyBytes_AS_STRING(key)[i] : PyUnicode_READ_CHAR(key, i);
+}
+
 static void
 Automaton_dealloc(Automaton *self)
 {
+    for (int b = 0; b < 256; b++)
+        PyMem_Free(self->blocks[b]);
     PyMem_Free(self->delta);
     PyMem_Free(self->out_key);
     PyMem_Free(self->dict_link);
@@ -238,18 +296,22 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
     memcpy(self->space, space.buf, 256);
     self->near = near;
     memset(self->cls, 0, sizeof self->cls);
-    int32_t nclasses = 1;
+    for (int b = 0; b < 256; b++) {
+        PyMem_Free(self->blocks[b]);
+        self->blocks[b] = NULL;
+    }
+    self->wide = nkeys > 0 && PyUnicode_Check(PyTuple_GET_ITEM(keys, 0));
+    int32_t nclasses = 1;  /* class 0: a character of no key */
     for (Py_ssize_t k = 0; k < nkeys; k++) {
         PyObject *key = PyTuple_GET_ITEM(keys, k);
-        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0) {
-            PyErr_SetString(PyExc_TypeError, "Automaton: keys must be non-empty bytes");
+        if (!(self->wide ? PyUnicode_Check(key) : PyBytes_Check(key)) || key_length(key) == 0) {
+            PyErr_SetString(PyExc_TypeError, "Automaton: keys must be non-empty, all bytes or all str");
             goto done;
         }
-        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(key);
-        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(key); i++)
-            if (!self->cls[s[i]])
-                self->cls[s[i]] = (unsigned char)nclasses++;  /* at most 256 classes: fits with class 0 */
-        total += PyBytes_GET_SIZE(key);
+        for (Py_ssize_t i = 0; i < key_length(key); i++)
+            if (add_class(self, key_char(key, i), &nclasses) < 0)
+                goto done;
+        total += key_length(key);
     }
     if (total > INT32_MAX / nclasses) {
         PyErr_SetString(PyExc_OverflowError, "Automaton: too many keys");
@@ -277,10 +339,9 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
     self->out_key[0] = -1;
     for (Py_ssize_t k = 0; k < nkeys; k++) {  /* the trie */
         PyObject *key = PyTuple_GET_ITEM(keys, k);
-        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(key);
         int32_t state = 0;
-        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(key); i++) {
-            int32_t *slot = &child[(Py_ssize_t)state * nclasses + self->cls[s[i]]];
+        for (Py_ssize_t i = 0; i < key_length(key); i++) {
+            int32_t *slot = &child[(Py_ssize_t)state * nclasses + class_of(self, key_char(key, i))];
             if (*slot < 0) {
                 self->out_key[nstates] = -1;
                 *slot = nstates++;
@@ -294,7 +355,7 @@ Automaton_init(Automaton *self, PyObject *args, PyObject *kwds)
             goto done;
         }
         self->out_key[state] = (int32_t)k;
-        self->key_len[k] = (int32_t)PyBytes_GET_SIZE(key);
+        self->key_len[k] = (int32_t)key_length(key);
         if (self->key_len[k] > self->max_len)
             self->max_len = self->key_len[k];
     }
@@ -475,6 +536,41 @@ run(Automaton *self, const unsigned char *s, Py_ssize_t n, Hits *hits)
     return 0;
 }
 
+/* run() over the code points of a str (wide keys), one walk. */
+static int
+run_wide(Automaton *self, PyObject *text, Hits *hits)
+{
+    const int32_t *delta = self->delta;
+    int32_t first_out = self->first_out, row = 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    hits->n = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        row = delta[row + class_of(self, PyUnicode_READ(kind, data, i))];
+        if (row >= first_out && report(self, row, i, n, hits) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One pass over ``haystack`` (bytes, or a str for wide keys), into ``hits``; ``buffer`` is released by the
+ * caller when its buf is set. */
+static int
+run_any(Automaton *self, PyObject *haystack, Py_buffer *buffer, Hits *hits)
+{
+    if (self->wide) {
+        if (!PyUnicode_Check(haystack)) {
+            PyErr_SetString(PyExc_TypeError, "Automaton: an automaton of str keys reads a str");
+            return -1;
+        }
+        return run_wide(self, haystack, hits);
+    }
+    if (PyObject_GetBuffer(haystack, buffer, PyBUF_SIMPLE) < 0)
+        return -1;
+    return run(self, (const unsigned char *)buffer->buf, buffer->len, hits);
+}
+
 static int
 append_span(PyObject *found, PyObject *term, Py_ssize_t start, Py_ssize_t end)
 {
@@ -565,27 +661,25 @@ PyDoc_STRVAR(scan_doc,
 static PyObject *
 Automaton_scan(Automaton *self, PyObject *args)
 {
-    Py_buffer hay, low = {NULL};
-    PyObject *raw, *found, *lowered;
-    if (!PyArg_ParseTuple(args, "y*UO!O", &hay, &raw, &PyDict_Type, &found, &lowered))
+    Py_buffer hay = {NULL}, low = {NULL};
+    PyObject *haystack, *raw, *found, *lowered;
+    if (!PyArg_ParseTuple(args, "OUO!O", &haystack, &raw, &PyDict_Type, &found, &lowered))
         return NULL;
     PyObject *pending = NULL, *result = NULL;
     Hits hits = {NULL, 0, 0};
-    if (lowered != Py_None && PyObject_GetBuffer(lowered, &low, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&hay);
+    if (lowered != Py_None && PyObject_GetBuffer(lowered, &low, PyBUF_SIMPLE) < 0)
         return NULL;
-    }
     if (low.buf != NULL && low.len != PyUnicode_GET_LENGTH(raw)) {
         PyErr_SetString(PyExc_ValueError, "scan: the lowered haystack must have one byte per character of raw");
         goto done;
     }
     Py_ssize_t size = PyUnicode_GET_LENGTH(raw);
-    if (hay.len != size) {
-        PyErr_SetString(PyExc_ValueError, "scan: the haystack must have one byte per character of raw");
+    if (run_any(self, haystack, &hay, &hits) < 0)
+        goto done;
+    if ((self->wide ? PyUnicode_GET_LENGTH(haystack) : hay.len) != size) {
+        PyErr_SetString(PyExc_ValueError, "scan: the haystack must have one byte (or character) per character of raw");
         goto done;
     }
-    if (run(self, (const unsigned char *)hay.buf, hay.len, &hits) < 0)
-        goto done;
     pending = PyList_New(0);
     if (pending == NULL)
         goto done;
@@ -671,7 +765,7 @@ Automaton_scan(Automaton *self, PyObject *args)
                     goto done;
                 continue;
             }
-            if (kind == 1 || kind == 5) {  /* the term's next literal run after the spaces right after the key */
+            if ((kind == 1 || kind == 5) && !self->wide) {  /* its next literal run after the key's spaces */
                 const unsigned char *h = (const unsigned char *)hay.buf, *r = (const unsigned char *)PyBytes_AS_STRING(data);
                 Py_ssize_t len = PyBytes_GET_SIZE(data), q = end, p;
                 while (q < hay.len && self->space[h[q]])
@@ -713,8 +807,9 @@ Automaton_scan(Automaton *self, PyObject *args)
 done:
     Py_XDECREF(pending);
     PyMem_Free(hits.items);
-    PyBuffer_Release(&hay);
-    if (low.buf != NULL)
+    if (hay.obj != NULL)
+        PyBuffer_Release(&hay);
+    if (low.obj != NULL)
         PyBuffer_Release(&low);
     return result;
 }
@@ -725,12 +820,13 @@ PyDoc_STRVAR(starts_doc,
 static PyObject *
 Automaton_starts(Automaton *self, PyObject *args)
 {
-    Py_buffer hay;
-    if (!PyArg_ParseTuple(args, "y*", &hay))
+    Py_buffer hay = {NULL};
+    PyObject *haystack;
+    if (!PyArg_ParseTuple(args, "O", &haystack))
         return NULL;
     PyObject *result = NULL, *out = NULL;
     Hits hits = {NULL, 0, 0};
-    if (run(self, (const unsigned char *)hay.buf, hay.len, &hits) < 0)
+    if (run_any(self, haystack, &hay, &hits) < 0)
         goto done;
     out = PyDict_New();
     if (out == NULL)
@@ -762,7 +858,8 @@ Automaton_starts(Automaton *self, PyObject *args)
 done:
     Py_XDECREF(out);
     PyMem_Free(hits.items);
-    PyBuffer_Release(&hay);
+    if (hay.obj != NULL)
+        PyBuffer_Release(&hay);
     return result;
 }
 

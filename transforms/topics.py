@@ -648,14 +648,14 @@ class _TermTable:
                 yield 0, self._automata[0], text.haystack
         elif self._folded_keys:
             if self._automata[2] is None:  # built whole, then published: threads may share the table
-                automaton = self._automaton(self._folded_keys, False)
+                automaton = self._automaton(self._folded_keys, False, wide=True)
                 self._indexes[2] = self._index(automaton)
                 self._automata[2] = automaton
             yield 2, self._automata[2], text.wide
         if self._automata[1] is not None:
             yield 1, self._automata[1], (text.raw_bytes if len(self._automata[1]) > 2 else text.text)
 
-    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool, raw_bytes: bool = False):
+    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool, raw_bytes: bool = False, wide: bool = False):
         """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None; with the C
         core (``transforms/_topics_scan.c``) for Latin-1 bytes, a third element (see :meth:`_c_automaton`).
 
@@ -675,6 +675,11 @@ class _TermTable:
         implementation = getattr(ahocorasick_rs.Implementation, self._implementation)
         if (latin1 and _scan_c is not None) or raw_bytes:
             return self._c_automaton(keyed, raw_bytes)
+        if wide and _scan_c is not None:
+            try:  # a "wide" text's str.lower(): the C core reads its code points
+                return self._c_automaton(keyed, False, wide=True)
+            except ValueError:  # a key character outside the BMP, or over 255 distinct ones: ahocorasick_rs
+                pass
         if not latin1:
             keys = list(keyed)
             automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
@@ -694,25 +699,26 @@ class _TermTable:
                                                     implementation=implementation)
         return automaton, table
 
-    def _c_automaton(self, keyed: Mapping[str, list[tuple]], case_sensitive: bool):
+    def _c_automaton(self, keyed: Mapping[str, list[tuple]], case_sensitive: bool, wide: bool = False):
         """``(automaton, table, rest)``: as :meth:`_automaton` makes them for Latin-1 bytes, the automaton from the
         C core (``_topics_scan.Automaton``). Its keys are looked for in the lower-cased haystack (the folded keys)
         or in :attr:`_Text.raw_bytes` (the case-sensitive keys, ``raw_bytes``: a key with characters outside
         Latin-1 has ``forms`` of the keys spelled as written). The C pass checks the terms that are their key
         alone and the key-then-``*`` terms of a Latin-1 key itself (the inlined checks of :meth:`_scan`, in C);
         ``rest``, per key, the entries left to :meth:`_c_scan` (every entry for a key with ``forms``)."""
-        by_bytes: dict[bytes, dict[str, tuple]] = {}
+        by_bytes: dict[bytes | str, dict[str, tuple]] = {}
         for key, entries in keyed.items():
-            by_bytes.setdefault(key.encode("latin-1", "replace"), {})[key] = tuple(entries)
+            by_bytes.setdefault(key if wide else key.encode("latin-1", "replace"), {})[key] = tuple(entries)
         table, rest, flags, whole, tail, fwhole, ftail = [], [], bytearray(), [], [], [], []
         for encoded, forms in by_bytes.items():
             every = [entry for entries in forms.values() for entry in entries]
-            exact = encoded.decode("latin-1") in forms
-            entries = forms[encoded.decode("latin-1")] if exact else ()
+            spelled = encoded if wide else encoded.decode("latin-1")
+            exact = spelled in forms
+            entries = forms[spelled] if exact else ()
             word_start_only = all(entry[2] for entry in every)
             table.append((len(encoded), entries, word_start_only, None if exact else forms))
             done = [e for e in entries if e[3] or e[0] in self._tails or e[0] in self._floating]  # e[3]: whole key
-            rest.append(tuple(self._c_check(e, case_sensitive) for e in entries if e not in done))
+            rest.append(tuple(self._c_check(e, case_sensitive, wide) for e in entries if e not in done))
             whole.append(tuple(e[0] for e in done if e[3]))
             tail.append(tuple(e[0] for e in done if e[0] in self._tails))
             fwhole.append(tuple(e[0] for e in done if self._floating.get(e[0]) is False))
@@ -722,7 +728,7 @@ class _TermTable:
                                       tuple(ftail), tuple(rest), _SPACE_BYTES, _NEAR)
         return automaton, table, None
 
-    def _c_check(self, entry: tuple, case_sensitive: bool) -> tuple[tuple, int, Any]:
+    def _c_check(self, entry: tuple, case_sensitive: bool, wide: bool = False) -> tuple[tuple, int, Any]:
         """``(entry, kind, data)``: what the C core checks of a hit before it passes ``entry`` on to
         :meth:`_c_scan`, each a condition without which the entry's term has no match there (so Python finds
         nothing where C passes nothing on):
@@ -744,7 +750,7 @@ class _TermTable:
         not entries here: the C pass reports their matches itself (``whole``, ``tail``, ``fwhole``, ``ftail``).
         """
         i, search, word_start, _whole, after_number = entry
-        run = self._next_runs.get(i)
+        run = None if wide else self._next_runs.get(i)  # (a wide text has no byte haystack to look in)
         if run is not None and not case_sensitive:
             run = run.decode("latin-1").lower().encode("latin-1", "replace")
         if search:

@@ -10,7 +10,7 @@
  * bytes); one overlapping pass reports every key at every position where it ends, as
  * ahocorasick_rs's ``find_matches_as_indexes(..., overlapping=True)`` does (order aside).
  *   ``starts(haystack)``: ``{key number: [start, ...]}`` of every hit.
- *   ``scan(haystack, raw, found)``: ``pending``, and spans added to the dict ``found``. For a hit of key k at ``at:end``: a hit after a word
+ *   ``scan(haystack, raw, found)``: ``pending``, and spans added to the dict ``found`` (its lists sorted). For a hit of key k at ``at:end``: a hit after a word
  *   character (``raw[at - 1]``, ``str.isalnum() or "_"``, i.e. ``re``'s ``\w``) is dropped when bit 0 of
  *   ``flags[k]`` says every term of the key needs a word start; otherwise, at a word start, each term of
  *   ``whole[k]`` (a term that is its key alone) gets ``(at, end)`` in ``found[term]`` when no word
@@ -801,6 +801,13 @@ Automaton_scan(Automaton *self, PyObject *args)
             }
             Py_DECREF(out);
         }
+    }
+    {  /* every span list sorted (the Python side sorts again only when it adds spans itself) */
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(found, &pos, &key, &value))
+            if (PyList_Check(value) && PyList_GET_SIZE(value) > 1 && PyList_Sort(value) < 0)
+                goto done;
     }
     result = pending;
     pending = NULL;

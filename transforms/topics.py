@@ -998,15 +998,21 @@ class _TermTable:
         seen: set[tuple[int, int]] = set()
         folded, exact = self._automata[0], self._automata[1]
         if text.haystack is not None and (folded is None or len(folded) > 2) and (exact is None or len(exact) > 2):
-            # The C core's passes (what _passes and _c_scan do, inlined: the hot path of every article)
+            # The C core's passes (what _passes and _c_scan do, inlined: the hot path of every article). Its
+            # span lists come sorted: they are sorted below only when Python adds to them.
+            added = bool(self._search_always)
             if folded is not None:
                 pending = folded[0].scan(text.haystack, raw, found, text.haystack)
                 if pending:
                     self._c_pending(0, folded[1], pending, text, found, seen)
+                    added = True
             if exact is not None:
                 pending = exact[0].scan(text.raw_bytes, raw, found, text.haystack)
                 if pending:
                     self._c_pending(1, exact[1], pending, text, found, seen)
+                    added = True
+            if not added:
+                return found
         else:
             for which, automaton, haystack in self._passes(text):
                 if len(automaton) > 2:

@@ -995,30 +995,66 @@ class _TermTable:
             for i in range(len(self.patterns)):
                 self._search(i, raw, found)
             return found
+        first = self.c_first(text)
+        if first is not None:
+            return self.c_finish(text, first[0], first[1])
         seen: set[tuple[int, int]] = set()
+        for which, automaton, haystack in self._passes(text):
+            if len(automaton) > 2:
+                self._c_scan(which, automaton, haystack, text, found, seen)
+            else:
+                self._scan(automaton, haystack, text, found, seen)
+        for i in self._search_always:
+            self._search(i, raw, found)
+        for spans in found.values():
+            if len(spans) > 1:
+                spans.sort()
+        return found
+
+    def c_first(self, text: _Text) -> tuple[dict[int, list[tuple[int, int]]], list, set[int] | None] | None:
+        """The C core's passes of :meth:`find_all` (the hot path of every article), before Python's part:
+        ``(found, pending, maybe)``: the matches the C passes found, the hits they left to Python (per pass:
+        ``(automaton number, its keys' table, hits)``), and the ids of the terms Python may still add (None:
+        any); :meth:`c_finish` completes them. None when find_all does not take this path (no C core, a "wide"
+        text, the plain regex path)."""
         folded, exact = self._automata[0], self._automata[1]
-        if text.haystack is not None and (folded is None or len(folded) > 2) and (exact is None or len(exact) > 2):
-            # The C core's passes (what _passes and _c_scan do, inlined: the hot path of every article). Its
-            # span lists come sorted: they are sorted below only when Python adds to them.
-            added = bool(self._search_always)
-            if folded is not None:
-                pending = folded[0].scan(text.haystack, raw, found, text.haystack)
-                if pending:
-                    self._c_pending(0, folded[1], pending, text, found, seen)
-                    added = True
-            if exact is not None:
-                pending = exact[0].scan(text.raw_bytes, raw, found, text.haystack)
-                if pending:
-                    self._c_pending(1, exact[1], pending, text, found, seen)
-                    added = True
-            if not added:
-                return found
-        else:
-            for which, automaton, haystack in self._passes(text):
-                if len(automaton) > 2:
-                    self._c_scan(which, automaton, haystack, text, found, seen)
-                else:
-                    self._scan(automaton, haystack, text, found, seen)
+        if (text.exact_only or text.haystack is None or (folded is not None and len(folded) < 3)
+                or (exact is not None and len(exact) < 3)):
+            return None
+        raw = text.text
+        found: dict[int, list[tuple[int, int]]] = {}
+        if not raw:
+            return found, [], set()
+        pending = []
+        if folded is not None:
+            hits = folded[0].scan(text.haystack, raw, found, text.haystack)
+            if hits:
+                pending.append((0, folded[1], hits))
+        if exact is not None:
+            hits = exact[0].scan(text.raw_bytes, raw, found, text.haystack)
+            if hits:
+                pending.append((1, exact[1], hits))
+        maybe: set[int] | None = set(self._search_always)
+        for _which, _keyed, hits in pending:
+            for one, *_rest in hits:
+                if one is None:  # a key with forms: any of its terms
+                    maybe = None
+                    break
+                maybe.add(one[0])
+            if maybe is None:
+                break
+        return found, pending, maybe
+
+    def c_finish(self, text: _Text, found: dict[int, list[tuple[int, int]]], pending: list
+                 ) -> dict[int, list[tuple[int, int]]]:
+        """:meth:`find_all` of ``text`` from :meth:`c_first`'s ``found`` and ``pending`` (completes ``found``).
+        The C pass's span lists come sorted: they are sorted again only when Python adds to them."""
+        raw = text.text
+        if not raw or not (pending or self._search_always):
+            return found
+        seen: set[tuple[int, int]] = set()
+        for which, keyed, hits in pending:
+            self._c_pending(which, keyed, hits, text, found, seen)
         for i in self._search_always:
             self._search(i, raw, found)
         for spans in found.values():
@@ -1649,6 +1685,17 @@ class CompiledTaxonomy:
         evidence: list[dict[str, Any]] = []
         title_text, body_text = self.text(title), self.text(body)
         table, gate = self._primary_by_language.get(language) or self._primary_for(language)
+        firsts = (table.c_first(title_text), table.c_first(body_text))
+        if firsts[0] is not None and firsts[1] is not None:
+            # The C passes' matches and the terms Python may add to them: when even all of those make no label
+            # possible (possible only grows with the bits), the hits left to Python are not checked.
+            maybe = 0
+            for found_c, _pending, more in firsts:
+                maybe |= gate.bits(found_c) | (-1 if more is None else gate.bits(more))
+            if not maybe or not gate.possible(maybe):
+                return topics, evidence
+            title_text._hits[id(table)] = table.c_finish(title_text, firsts[0][0], firsts[0][1])
+            body_text._hits[id(table)] = table.c_finish(body_text, firsts[1][0], firsts[1][1])
         # Labels with no term and no complete combo in the article cannot be assigned: they are not scored.
         found = gate.bits(title_text.hits(table)) | gate.bits(body_text.hits(table))
         possible = gate.possible(found) if found else ()

@@ -1,22 +1,35 @@
-/* Topic matching in C: transforms/topics.py's text analysis, automaton pass and the simple checks of its
- * hits, with the same answers as its Python path (ahocorasick_rs and the loop of ``_TermTable._scan``).
+/* Topic matching in C: transforms/topics.py's text analysis, automaton passes and the simple checks of their
+ * hits, with the same answers as its pure-Python path (ahocorasick_rs and the loop of ``_TermTable._scan``);
+ * tests/test_topics.py runs both paths (the ``scan_path`` fixture) and bench/topics_equivalence.py compares them.
  *
  * ``lower_latin1(text, flags)``: ``text.lower()`` as Latin-1 bytes, "?" for any character outside Latin-1
  * (exactly ``text.encode("latin-1", "replace").translate(_LATIN1_LOWER)``), and how many characters are
  * outside Latin-1; None when ``text`` holds one of the characters of ``flags`` (the case exceptions and
- * ``_LOWER_SPECIAL``: the caller then takes its Python path).
+ * ``_LOWER_SPECIAL``: the caller then takes another path). ``latin1(text)``: ``text.encode("latin-1",
+ * "replace")``.
  *
- * ``Automaton(keys, flags, whole, tail)``: an Aho-Corasick DFA over byte classes of ``keys`` (distinct
- * bytes); one overlapping pass reports every key at every position where it ends, as
- * ahocorasick_rs's ``find_matches_as_indexes(..., overlapping=True)`` does (order aside).
+ * ``Automaton(keys, flags, whole, tail, fwhole, ftail, rest, space, near)``: an Aho-Corasick DFA over classes
+ * of the characters of ``keys`` (distinct, all bytes or all str of the Basic Multilingual Plane, at most 255
+ * distinct characters). A pass reports every key at every position where it ends, as ahocorasick_rs's
+ * ``find_matches_as_indexes(..., overlapping=True)`` does (order aside); a byte haystack of 256 bytes or more is
+ * walked in four segments side by side (see run()).
  *   ``starts(haystack)``: ``{key number: [start, ...]}`` of every hit.
- *   ``scan(haystack, raw, found)``: ``pending``, and spans added to the dict ``found`` (its lists sorted). For a hit of key k at ``at:end``: a hit after a word
- *   character (``raw[at - 1]``, ``str.isalnum() or "_"``, i.e. ``re``'s ``\w``) is dropped when bit 0 of
- *   ``flags[k]`` says every term of the key needs a word start; otherwise, at a word start, each term of
- *   ``whole[k]`` (a term that is its key alone) gets ``(at, end)`` in ``found[term]`` when no word
- *   character follows, and each term of ``tail[k]`` (its key then ``*``) gets ``(at, end of the word)``;
- *   with bit 1 of ``flags[k]`` the hit also goes to ``pending`` as ``(k, at, end, inside)`` for the
- *   caller's own checks of the key's other terms (``inside``: the hit does not start a word).
+ *   ``scan(haystack, raw, found, lowered)``: the hits' checks; adds matches to the dict ``found`` (its span
+ *   lists sorted) and returns ``pending``, the hits left to Python. For a hit of key k at ``at:end``
+ *   (``inside``: ``raw[at - 1]`` is a word character, ``str.isalnum() or "_"``, i.e. ``re``'s ``\w``):
+ *   - bit 0 of ``flags[k]``: every term of the key needs a word start: a hit inside a word is dropped;
+ *   - at a word start, each term of ``whole[k]`` (its key alone) gets ``(at, end)`` when no word character
+ *     follows, each of ``tail[k]`` (its key and "*") ``(at, end of the word)``; ``fwhole[k]`` and ``ftail[k]``
+ *     ("*key", "*key*") the same anywhere;
+ *   - bit 1 of ``flags[k]`` (a key with characters outside Latin-1: which spelling is there is Python's to
+ *     tell): ``(None, k, at, end, inside)`` goes to ``pending``;
+ *   - otherwise each item ``(entry, kind, data)`` of ``rest[k]`` goes to ``pending`` as ``(entry, k, at, end,
+ *     inside)`` unless a condition without which its term has no match there fails (see
+ *     ``_TermTable._c_check``): 1 and 4 a word start, 1 and 5 the literal run ``data`` after the spaces
+ *     (``space``: the bytes that can stand for a term's space) right after the key, 2 and 5 a decimal digit
+ *     right before the spaces before the hit (at most ``near`` characters back), 3 every literal run of
+ *     ``data`` within ``near`` characters of the hit in ``lowered`` (the lower-cased haystack, or None); kind
+ *     6 ("# key", "# key*") is matched here (number_key()) and never pending.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -73,10 +73,11 @@ def make_test_pipeline():
 
 
 def c_or_numpy(request, monkeypatch, module, name: str) -> str:
-    """Body of a fixture with params ``["c", "numpy"]`` for a step with an optional C core (setup.py):
-    "numpy" sets ``module.<name>`` (the C function) to None, so the step runs its numpy code; "c" skips
-    the test when the C module is not built (no C compiler at install)."""
-    if request.param == "numpy":
+    """Body of a fixture with params ``["c", "numpy"]`` (or ``["c", "python"]``) for a step with an optional
+    C core (setup.py): "numpy"/"python" sets ``module.<name>`` (the C function or module) to None, so the step
+    runs its numpy or pure-Python code; "c" skips the test when the C module is not built (no C compiler at
+    install)."""
+    if request.param in ("numpy", "python"):
         monkeypatch.setattr(module, name, None)
     elif getattr(module, name) is None:
         pytest.skip(f"{module.__name__}.{name} is not built (no C compiler at install)")

@@ -13,6 +13,7 @@ import yaml
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from conftest import c_or_numpy
 from pipeline.config import ConfigError
 from transforms.read import file_to_item
 from transforms.topics import (CompiledTaxonomy, LabelTopics, label_article, load_taxonomy, term_regex,
@@ -38,6 +39,15 @@ def taxonomy_data():
 @pytest.fixture(scope="module")
 def tax(taxonomy_data):
     return CompiledTaxonomy(taxonomy_data)
+
+
+@pytest.fixture(params=["c", "python"])
+def scan_path(request, monkeypatch):
+    """Runs a test on the C core of text analysis and automaton pass (transforms/_topics_scan.c) and on the
+    pure-Python path (ahocorasick_rs): tables and texts built inside the test take the chosen path."""
+    import transforms.topics as topics
+
+    return c_or_numpy(request, monkeypatch, topics, "_scan_c")
 
 
 def labels(tax, title, body, lang):
@@ -389,7 +399,7 @@ def _generated_texts(words, count, seed):
         yield "".join(parts[:-1] if rng.random() < 0.5 else parts)
 
 
-def test_lookup_matcher_equals_alternation_regex_on_tricky_texts():
+def test_lookup_matcher_equals_alternation_regex_on_tricky_texts(scan_path):
     from transforms.topics import _Matcher, _Text, case_exceptions
 
     terms = [{"pattern": p, "weight": float(i % 3 + 1)} for i, p in enumerate(TRICKY_TERMS)]
@@ -403,25 +413,31 @@ def test_lookup_matcher_equals_alternation_regex_on_tricky_texts():
     assert checked > 1000  # most generated texts do match something
 
 
-def test_term_by_term_hits_equal_all_hits_on_tricky_texts():
+def test_term_by_term_hits_equal_all_hits_on_tricky_texts(scan_path):
     """The context tables' lazy path (one term verified when asked for) finds exactly what the eager path
     finds for every term, and never leaves a matching term out of its candidates."""
-    from transforms.topics import _TermTable, _Text, case_exceptions, _alphabet
+    from transforms.topics import _LazyHits, _TermTable, _Text, case_exceptions, _alphabet
 
     table = _TermTable(TRICKY_TERMS)
     exceptions = case_exceptions(_alphabet(TRICKY_TERMS))
     texts = list(_generated_texts(TRICKY_WORDS, 1500, seed=5)) + TRICKY_WORDS + [""]
-    matched = 0
+    matched = checked_in_c = 0
     for text in texts:
         analysed = _Text(text, exceptions)
         everything = table.find_all(analysed)
         key_hits = table.key_hits(analysed)
+        lazy = _LazyHits(table, analysed)  # with the C core: from the C pass's checked hits (c_hits)
+        checked_in_c += table.c_hits(analysed) is not None
         for i in range(len(table.patterns)):
             assert table.term_spans(i, analysed, key_hits) == everything.get(i, []), (table.patterns[i], text)
+            assert lazy.spans(i) == everything.get(i, []), (table.patterns[i], text)
         if key_hits is not None:
             assert set(everything) <= key_hits[1], text
+            assert set(everything) <= lazy.candidates, text
         matched += len(everything)
     assert matched > 1500
+    # (Few: "ıraq", "ſtaat" and "σίγμα" make "I", "S" and "Σ" case exceptions, which take the Python analysis.)
+    assert (checked_in_c > 100) == (scan_path == "c")
 
 
 def test_latin1_haystack_is_lower_casing_for_every_code_point():
@@ -441,16 +457,138 @@ def test_latin1_haystack_is_lower_casing_for_every_code_point():
             == everything.lower().encode("latin-1", "replace"))
 
 
+def test_c_lower_latin1_is_the_python_haystack_for_every_code_point():
+    """transforms/_topics_scan.c's lower_latin1 gives the Python haystack (encode, translate) and the count of
+    characters outside Latin-1, in strings of each width, and None when a flag character occurs."""
+    import sys
+
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    lower_latin1 = topics._scan_c.lower_latin1
+    flags = topics._flags(topics.case_exceptions("abcdefghijklmnopqrstuvwxyzäöüσ"))
+    assert set(topics._LOWER_SPECIAL) <= set(flags) and "ı" in flags and "Σ" in flags
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c) not in flags)
+    for text in (everything, everything[:200], everything[:2000], "".join(chr(c) for c in range(256)
+                                                                          if chr(c) not in flags), ""):
+        expected = text.encode("latin-1", "replace").translate(topics._LATIN1_LOWER)
+        assert lower_latin1(text, flags) == (expected, sum(ord(ch) > 255 for ch in text))
+        assert lower_latin1(text, "") == (expected, sum(ord(ch) > 255 for ch in text))
+    for ch in flags:
+        for text in (ch, "Straße " + ch, "NATO – " + ch + " x", "x" * 50 + ch + "\U0001f600"):
+            assert lower_latin1(text, flags) is None, (ch, text)
+            assert lower_latin1(text, "") is not None
+
+
+def test_c_latin1_is_the_encoding_with_question_marks():
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    for text in ["", "Straße", "NATO – „Ziel“", "\U0001f600 x ı", "".join(map(chr, range(300)))]:
+        assert topics._scan_c.latin1(text) == text.encode("latin-1", "replace")
+
+
+def test_texts_with_case_exceptions_find_the_same_hits_on_both_paths(taxonomy_data, monkeypatch):
+    """With the C core, a text holding a case exception that matches one letter ("ı" matches "i") is looked at
+    through the haystack of the text with it mapped to that letter; the Python path looks at its str.lower()
+    (a "wide" text). Both find the same hits in every table and give the same labels."""
+    import random
+
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    fast = CompiledTaxonomy(taxonomy_data)
+    assert fast._exceptions.get("ı") == "i"
+    rng = random.Random(21)
+    patterns = sorted({t["pattern"] for t in _all_terms(taxonomy_data)})
+    words = [w.replace("i", "ı") if rng.random() < 0.5 else w for w in _words_from_terms(patterns, rng)]
+    texts = list(_generated_texts(words + ["Kılıçdaroğlu", "und", "die", "NATO"] * 3, 300, seed=4))
+    with_haystack = 0
+    for text in texts:
+        title, _, body = text.partition("\n")
+        for language in ("de", None):
+            table, context = fast._primary_for(language)[0], fast._context_for(language)
+            c_text = fast.text(body)
+            c_hits = (table.find_all(c_text), [context.c_term_spans(i, c_text, context.c_hits(c_text))
+                                               for i in range(len(context.patterns))]
+                      if context.c_hits(c_text) is not None else None)
+            c_labels = fast.label(title, body, language)
+            with monkeypatch.context() as patched:
+                patched.setattr(topics, "_scan_c", None)
+                py_text = fast.text(body)
+                assert py_text.haystack is None or "ı" not in body
+                assert table.find_all(py_text) == c_hits[0], body
+                if c_hits[1] is not None:
+                    assert [context.find_all(py_text).get(i, []) for i in range(len(context.patterns))] == c_hits[1]
+                assert fast.label(title, body, language) == c_labels, body
+            with_haystack += "ı" in body and c_text.haystack is not None
+    assert with_haystack > 100
+
+
+def test_c_automaton_reports_what_ahocorasick_rs_reports():
+    """The C automaton's overlapping pass finds every key at every position, as ahocorasick_rs does, for random
+    keys (prefixes and suffixes of each other, "?", bytes above 127, up to 40 bytes long) and haystacks, and
+    for str keys in a str (code points of several Unicode blocks)."""
+    import random
+
+    import ahocorasick_rs
+
+    from transforms import topics
+
+    if topics._scan_c is None:
+        pytest.skip("transforms._topics_scan is not built (no C compiler at install)")
+    rng = random.Random(17)
+    alphabet = b"abe?\xe4\xdf. "
+    checked = 0
+    for _ in range(300):
+        keys = list(dict.fromkeys(bytes(rng.choice(alphabet) for _ in range(rng.choice([rng.randint(1, 5),
+                                                                                         rng.randint(1, 40)])))
+                                  for _ in range(rng.randint(1, 30))))
+        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), *[((),) * len(keys)] * 5,
+                                             topics._SPACE_BYTES, topics._NEAR)
+        reference = ahocorasick_rs.BytesAhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
+        for _ in range(5):
+            # up to 1,500 bytes: the pass walks a haystack of 256 bytes or more in four segments side by side
+            haystack = bytes(rng.choice(alphabet + b"xyz") for _ in range(rng.choice([rng.randint(0, 300),
+                                                                                       rng.randint(250, 1500)])))
+            expected = sorted((k, at) for k, at, _end in reference.find_matches_as_indexes(haystack, overlapping=True))
+            got = sorted((k, at) for k, starts in automaton.starts(haystack).items() for at in starts)
+            assert got == expected, (keys, haystack)
+            checked += len(expected)
+    assert checked > 50000
+    # str keys (the str.lower() of a "wide" text): code points in several blocks, one walk
+    letters = "aä?натоșțăσ€"
+    checked = 0
+    for _ in range(200):
+        keys = list(dict.fromkeys("".join(rng.choice(letters) for _ in range(rng.randint(1, 6)))
+                                  for _ in range(rng.randint(1, 30))))
+        automaton = topics._scan_c.Automaton(tuple(keys), bytes(len(keys)), *[((),) * len(keys)] * 5,
+                                             topics._SPACE_BYTES, topics._NEAR)
+        reference = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
+        for _ in range(5):
+            haystack = "".join(rng.choice(letters + "xyzй\U0001f600") for _ in range(rng.randint(0, 400)))
+            expected = sorted((k, at) for k, at, _end in reference.find_matches_as_indexes(haystack, overlapping=True))
+            got = sorted((k, at) for k, starts in automaton.starts(haystack).items() for at in starts)
+            assert got == expected, (keys, haystack)
+            checked += len(expected)
+    assert checked > 10000
+    with pytest.raises(ValueError):
+        topics._scan_c.Automaton(("\U0001f600",), b"\0", *[((),)] * 5, topics._SPACE_BYTES, topics._NEAR)
+
+
 NON_LATIN1_WORDS = ["Ținta", "ALIANȚA", "alianţa", "Północnoatlantycki", "zł", "ZŁOTYCH", "ČR", "česká",
                     "„Rusko“", "НАТО", "армія", "Армия", "ООН", "ввп", "σίγμα", "ΣΊΓΜΑ", "–", "„", "“", "?", "z?",
                     "??", "?r", "Kelvin\u212a", "İstanbul", "ẞ", "Ÿ", "SAN\u212aTIONEN", "STRA\u1e9eE",
                     "\u212bRSBUDGETEN"]
 
 
-def test_latin1_haystack_and_wide_texts_find_the_same_hits():
+def test_latin1_haystack_and_wide_texts_find_the_same_hits(scan_path):
     """A term's hits are the same whether a text is looked at through its Latin-1 haystack (keys with other
     characters as "?", each hit checked) or as str.lower() (a "wide" text), eagerly or term by term."""
-    from transforms.topics import _LOWER_SPECIAL, _TermTable, _Text, case_exceptions, _alphabet
+    from transforms.topics import _LOWER_SPECIAL, _LazyHits, _TermTable, _Text, case_exceptions, _alphabet
 
     # Without "ıraq", "ſtaat" and "σίγμα", whose exceptions ("I", "S", "Σ") would send most texts the
     # str.lower() way.
@@ -475,14 +613,16 @@ def test_latin1_haystack_and_wide_texts_find_the_same_hits():
             continue
         assert table.find_all(analysed) == expected, text
         key_hits = table.key_hits(analysed)
+        lazy = _LazyHits(table, analysed)
         for i in range(len(table.patterns)):
             assert table.term_spans(i, analysed, key_hits) == expected.get(i, []), (table.patterns[i], text)
+            assert lazy.spans(i) == expected.get(i, []), (table.patterns[i], text)
         if analysed.haystack is not None:
             outside_latin1 += sum(1 for i in expected if max(map(ord, table.patterns[i])) > 255)
     assert narrow > 500 and outside_latin1 > 200  # the "?" keys were found (and checked) on the byte path
 
 
-def test_whole_word_terms_skip_the_regex_soundly():
+def test_whole_word_terms_skip_the_regex_soundly(scan_path):
     """A term that is its automaton key alone ("gel", "nato", "u.s.") is reported without its regex when the
     hit starts and ends a word. Sound because lower-case equality implies a case-insensitive regex match for
     every character whose lower case is one character (the only other one, "Σ", lowers by context and is a
@@ -503,7 +643,7 @@ def test_whole_word_terms_skip_the_regex_soundly():
             [{"pattern": p, "weight": 1.0} for p in ("gel", "nato", "u.s.", "eu", "=UN")], text), text
 
 
-def test_label_gate_equals_a_check_per_label(taxonomy_data):
+def test_label_gate_equals_a_check_per_label(scan_path, taxonomy_data):
     """_LabelGate (bits per label and combo group) gives exactly the labels, and per label the combos, that
     a plain check of every term and group finds, for random sets of present term ids."""
     import random
@@ -540,7 +680,7 @@ def _words_from_terms(patterns, rng):
     return out
 
 
-def test_label_lookup_path_equals_regex_path_on_generated_articles(taxonomy_data):
+def test_label_lookup_path_equals_regex_path_on_generated_articles(scan_path, taxonomy_data):
     import random
 
     from transforms.topics import _Text
@@ -563,6 +703,42 @@ def test_label_lookup_path_equals_regex_path_on_generated_articles(taxonomy_data
             assert got == reference.label(title, body, language), (language, title, body)
             assigned += bool(got[0])
     assert assigned > 200
+
+
+def test_score_bound_is_never_below_a_labels_score(taxonomy_data):
+    """CompiledTaxonomy.label skips a label whose _score_bound is below its threshold: the bound is at least the
+    score of every positive match before vetoes (terms and every combo), on real and generated articles, and
+    the labels it skips are never assigned."""
+    import random
+
+    from transforms.topics import _matches
+
+    tax = CompiledTaxonomy(taxonomy_data)
+    rng = random.Random(5)
+    patterns = sorted({t["pattern"] for t in _all_terms(taxonomy_data)})
+    words = _words_from_terms(patterns, rng) + ["und", "the", "die", "Regierung", "government"] * 20
+    articles = [(ex.get("title") or "", ex.get("body") or "", ex.get("lang"))
+                for ex in map(json.loads, (PROJECT / "tests" / "data" / "realnews_dev.jsonl").read_text().splitlines())]
+    articles += [(*text.partition("\n")[::2], "de") for text in _generated_texts(words, 300, seed=8)]
+    scored = skipped = 0
+    for title, body, language in articles:
+        for lang in (language, None):
+            texts = {"title": tax.text(title), "body": tax.text(body)}
+            table, gate = tax._primary_for(lang)
+            hits = [texts[f].hits(table) for f in ("title", "body")]
+            found = gate.bits(hits[0]) | gate.bits(hits[1])
+            for name in gate.possible(found):
+                spec = tax.labels[name]
+                positive = _matches(tax._matcher((name, "terms"), spec["terms"], lang), texts)
+                for combo in spec["combos"]:
+                    positive += tax._combo_matches(name, combo, lang, texts)
+                bound = tax._score_bound(name, lang, table, hits[0], hits[1], gate.combos(name, found))
+                assert tax._score(positive) <= bound + 1e-9, (name, lang, title, body)
+                if bound < spec["threshold"] - 1e-9:
+                    skipped += 1
+                    assert not tax._score_label(name, texts, lang)["assigned"]
+                scored += 1
+    assert scored > 500 and skipped > 20
 
 
 def _all_terms(value):

@@ -57,6 +57,11 @@ import apache_beam as beam
 
 from schemas.config import ConfigError, Validator, load_yaml, resolve_config_path
 
+try:  # the C core of text analysis and the automaton pass (setup.py); without it the same answers, slower
+    from transforms import _topics_scan as _scan_c
+except ImportError:  # no C compiler at install
+    _scan_c = None
+
 ANY_LANGUAGE = "any"
 # Topics read at most this many characters of a field (title, body): a 5 MB page costs what 20 kB do.
 DEFAULT_MAX_CHARS = 20_000
@@ -335,6 +340,13 @@ def _has_any(text: str, characters: str) -> bool:
     return False
 
 
+def _flags(exceptions: Iterable[str]) -> str | None:
+    """The characters that send a text to the Python analysis of :class:`_Text` (the case exceptions and
+    ``_LOWER_SPECIAL``), for ``_topics_scan.lower_latin1``; None when it cannot take them (over 64 above Latin-1)."""
+    flags = "".join(exceptions) + _LOWER_SPECIAL
+    return flags if sum(ord(ch) > 255 for ch in flags) <= 64 else None
+
+
 class _Text:
     """One field's text, analysed once for all matchers: lower-cased, and every term's hits (cached).
 
@@ -346,13 +358,45 @@ class _Text:
     ``exact_only``: the text takes the plain regex path (see :func:`case_exceptions`).
     """
 
-    __slots__ = ("text", "haystack", "wide", "exact_only", "_hits", "_lazy")
+    __slots__ = ("text", "source", "haystack", "wide", "exact_only", "_hits", "_lazy", "_raw_bytes")
 
-    def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None):
-        self.text = text
+    def __init__(self, text: str, exceptions: Mapping[str, str | None], finder: re.Pattern | None = None,
+                 flags: str | None = "derive"):
+        """``flags``: the exception characters and ``_LOWER_SPECIAL`` in one string (:func:`_flags`), for the
+        C core (``_topics_scan.lower_latin1``: the haystack below in one pass, None when one of them occurs);
+        by default derived from ``exceptions``; None: no C analysis."""
+        if flags == "derive":
+            flags = _flags(exceptions)
+        self.text = self.source = text  # source: the text with its case exceptions mapped (see folded)
         self.exact_only = False
         self.haystack: bytes | None = None
         self.wide: str | None = None
+        self._raw_bytes: bytes | None = None
+        self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        self._lazy: dict[int, _LazyHits] = {}
+        if flags is not None and _scan_c is not None:
+            source = text
+            analysed = _scan_c.lower_latin1(text, flags)
+            if analysed is None and not _has_any(text, _LOWER_SPECIAL):
+                # Case exceptions (the dotless "ı" of a Turkish name), each the one letter it matches: the haystack
+                # of the text with them mapped to it ("Kılıç" -> "kilic"). The Python path below looks for the keys
+                # in its str.lower() instead (a "wide" text): the same hits, as for every text (the hits are
+                # checked in the text as written either way; folded reads ``source``).
+                present = [ch for ch in exceptions if ch in text]
+                if present and all(exceptions[ch] is not None for ch in present):
+                    if {exceptions[ch] for ch in present}.isdisjoint(present):  # replace: C speed, same result
+                        for ch in present:
+                            source = source.replace(ch, exceptions[ch])
+                    else:
+                        source = text.translate({ord(ch): exceptions[ch] for ch in present})
+                    analysed = _scan_c.lower_latin1(source, flags)
+            if analysed is not None:  # the "else" branch below, in C: haystack and the count of "?" it added
+                if analysed[1] * 8 > len(text):  # the same test: "?" of the text itself cancel out
+                    self.wide = source.lower()
+                else:
+                    self.haystack = analysed[0]
+                    self.source = source
+                return
         # One C scan for the exception characters (``finder``: a class of them) instead of one per character.
         present = ([ch for ch in exceptions if ch in text] if finder is None or finder.search(text)
                    else [])
@@ -371,13 +415,20 @@ class _Text:
                 self.wide = text.lower()
             else:
                 self.haystack = haystack
-        self._hits: dict[int, dict[int, list[tuple[int, int]]]] = {}
-        self._lazy: dict[int, _LazyHits] = {}
+
+    @property
+    def raw_bytes(self) -> bytes:
+        """The text as written, as Latin-1 bytes ("?" for any other character): where the C automaton of the
+        case-sensitive keys looks (see ``_TermTable._automaton``)."""
+        if self._raw_bytes is None:
+            self._raw_bytes = (self.text.encode("latin-1", "replace") if _scan_c is None
+                               else _scan_c.latin1(self.text))
+        return self._raw_bytes
 
     def folded(self, start: int, end: int) -> str:
         """The characters ``start:end`` of the lower-cased text (of ``haystack``, before the "?")."""
         # Only "Σ" lowers by context, and with a term holding "σ" it is a case exception (a "wide" text).
-        return self.text[start:end].lower()
+        return self.source[start:end].lower()
 
     def hits(self, table: "_TermTable") -> dict[int, list[tuple[int, int]]]:
         """``{term id: [(start, end), ...]}`` of every term of ``table`` (computed once per table)."""
@@ -400,19 +451,29 @@ class _LazyHits:
     ``table.find_all(text).get(i, [])``; ``candidates`` holds every term id whose spans can be non-empty
     (None: any term, the text takes the plain regex path)."""
 
-    __slots__ = ("_table", "_text", "_key_hits", "candidates", "_spans")
+    __slots__ = ("_table", "_text", "_key_hits", "_checked", "candidates", "_spans")
 
     def __init__(self, table: "_TermTable", text: _Text):
         self._table = table
         self._text = text
-        self._key_hits = table.key_hits(text)
-        self.candidates = None if self._key_hits is None else self._key_hits[1]
         self._spans: dict[int, list[tuple[int, int]]] = {}
+        # With the C core: its pass has checked every hit it can (_TermTable.c_hits), and the candidates are the
+        # terms with a checked hit or a hit left to Python; otherwise the key hits, each checked on request.
+        self._checked = table.c_hits(text)
+        if self._checked is not None:
+            self._key_hits = None
+            self.candidates = self._checked[2]
+        else:
+            self._key_hits = table.key_hits(text)
+            self.candidates = None if self._key_hits is None else self._key_hits[1]
 
     def spans(self, i: int) -> list[tuple[int, int]]:
         found = self._spans.get(i)
         if found is None:
-            found = self._spans[i] = self._table.term_spans(i, self._text, self._key_hits)
+            if self._checked is not None:
+                found = self._spans[i] = self._table.c_term_spans(i, self._text, self._checked)
+            else:
+                found = self._spans[i] = self._table.term_spans(i, self._text, self._key_hits)
         return found
 
 
@@ -431,6 +492,9 @@ def _key_forms(key: str) -> list[str]:
 
 
 _SPACE_MARKS = "\u00a0\u202f-\u2010\u2011\u2013"  # what a space in a term matches besides whitespace
+# Per byte of a haystack: can it stand for a character that a term's space matches (``_SPACE``)? "?" stands for
+# any character outside Latin-1, such as "\u2013".
+_SPACE_BYTES = bytes(bool(re.fullmatch(_SPACE, chr(b)) or b == ord("?")) for b in range(256))
 
 
 def _is_space(ch: str) -> bool:
@@ -514,12 +578,38 @@ class _TermTable:
         # _is_word). A term that is its key alone needs no regex at all (see the class docstring).
         folded: dict[str, list[tuple[int, bool, bool, bool, bool]]] = {}
         exact: dict[str, list[tuple[int, bool, bool, bool, bool]]] = {}
+        # Anchored terms that are their key and then "*" ("sanktion*"): at a word start their regex matches the
+        # key and the rest of the word, always (the C core reports them so, see _automaton).
+        self._tails: set[int] = set()
+        self._floating: dict[int, bool] = {}  # leading-* terms that are "*" and their key (then "*"?)
+        self._number_keys: dict[int, bool] = {}  # "# key" and "# key*" terms (then "*"?)
+        self._next_runs: dict[int, bytes] = {}
+
+        def entry_after_number(body: str, mode: str, key: str) -> bool:
+            # (a key that starts with a character a space matches, "-": its place in a match is not the hit's)
+            return (mode == "search" and not body.startswith("*") and _after_a_number(body, key)
+                    and not _is_space(key[0]))
         for i, pattern in enumerate(self.patterns):
             body = pattern[1:] if pattern.startswith("=") else pattern
             mode, key = _literal_key(body)
             if key is None:
                 self._search_always.append(i)
                 continue
+            if mode == "anchored" and body == key + "*":
+                self._tails.add(i)
+            elif mode == "floating" and body in ("*" + key, "*" + key + "*"):
+                self._floating[i] = body.endswith("*", 1)  # "*ausgaben", "*budget*": any start, like a key alone
+            elif (entry_after_number(body, mode, key) and re.fullmatch(r"#\s+" + re.escape(key) + r"\*?", body)
+                  and key[0] not in ".," and not key[0].isdecimal()):
+                self._number_keys[i] = body.endswith("*")  # "# prozent*", "# %": checked in C (_c_check)
+            elif (mode == "anchored" and body != key) or entry_after_number(body, mode, key):
+                # The literal run after the spaces right after the key ("zwei prozent": "prozent"; "# prozent
+                # ziel*": "ziel"), for the C core's check before the regex (see _c_check); only a Latin-1 run
+                # after a space. The key of a number-then-key term is right after the number and its spaces.
+                after = re.match(r"\s+([^\s*#ß'’]+)", body[body.index(key) + len(key):] if mode == "search"
+                                 else body[len(key):])
+                if after is not None and max(map(ord, after.group(1))) < 256:
+                    self._next_runs[i] = after.group(1).encode("latin-1")
             entry = (i, mode == "search", mode == "anchored", mode == "anchored" and body == key,
                      mode == "search" and not body.startswith("*") and _after_a_number(body, key))
             if mode == "search":
@@ -531,7 +621,8 @@ class _TermTable:
         # Three automata: the lower-cased keys in a text's Latin-1 haystack, the case-sensitive keys in the
         # text, and (built when a "wide" text first needs it) the lower-cased keys in its str.lower().
         # Per automaton: (automaton, keys) as _automaton makes it, and its index (see _index).
-        self._automata: list = [self._automaton(folded, True), self._automaton(exact, False), None]
+        self._automata: list = [self._automaton(folded, True), self._automaton(exact, False, _scan_c is not None),
+                                None]
         self._indexes: list = [self._index(self._automata[0]), self._index(self._automata[1]), None]
 
     @staticmethod
@@ -557,15 +648,16 @@ class _TermTable:
                 yield 0, self._automata[0], text.haystack
         elif self._folded_keys:
             if self._automata[2] is None:  # built whole, then published: threads may share the table
-                automaton = self._automaton(self._folded_keys, False)
+                automaton = self._automaton(self._folded_keys, False, wide=True)
                 self._indexes[2] = self._index(automaton)
                 self._automata[2] = automaton
             yield 2, self._automata[2], text.wide
         if self._automata[1] is not None:
-            yield 1, self._automata[1], text.text
+            yield 1, self._automata[1], (text.raw_bytes if len(self._automata[1]) > 2 else text.text)
 
-    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool):
-        """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None.
+    def _automaton(self, keyed: Mapping[str, list[tuple]], latin1: bool, raw_bytes: bool = False, wide: bool = False):
+        """``(automaton, per key: (length, entries, every entry needs a word start, forms))``, or None; with the C
+        core (``transforms/_topics_scan.c``) for Latin-1 bytes, a third element (see :meth:`_c_automaton`).
 
         ``latin1``: the keys (lower-cased) are looked for in :attr:`_Text.haystack`, as Latin-1 bytes where
         any other character is "?": a key with such characters ("alianța" -> b"alian?a") has ``entries`` ()
@@ -581,6 +673,13 @@ class _TermTable:
         import ahocorasick_rs
 
         implementation = getattr(ahocorasick_rs.Implementation, self._implementation)
+        if (latin1 and _scan_c is not None) or raw_bytes:
+            return self._c_automaton(keyed, raw_bytes)
+        if wide and _scan_c is not None:
+            try:  # a "wide" text's str.lower(): the C core reads its code points
+                return self._c_automaton(keyed, False, wide=True)
+            except ValueError:  # a key character outside the BMP, or over 255 distinct ones: ahocorasick_rs
+                pass
         if not latin1:
             keys = list(keyed)
             automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
@@ -599,6 +698,151 @@ class _TermTable:
         automaton = ahocorasick_rs.BytesAhoCorasick(list(by_bytes), matchkind=ahocorasick_rs.MatchKind.Standard,
                                                     implementation=implementation)
         return automaton, table
+
+    def _c_automaton(self, keyed: Mapping[str, list[tuple]], case_sensitive: bool, wide: bool = False):
+        """``(automaton, table, rest)``: as :meth:`_automaton` makes them for Latin-1 bytes, the automaton from the
+        C core (``_topics_scan.Automaton``). Its keys are looked for in the lower-cased haystack (the folded keys)
+        or in :attr:`_Text.raw_bytes` (the case-sensitive keys, ``raw_bytes``: a key with characters outside
+        Latin-1 has ``forms`` of the keys spelled as written). The C pass checks the terms that are their key
+        alone and the key-then-``*`` terms of a Latin-1 key itself (the inlined checks of :meth:`_scan`, in C);
+        ``rest``, per key, the entries left to :meth:`_c_scan` (every entry for a key with ``forms``)."""
+        by_bytes: dict[bytes | str, dict[str, tuple]] = {}
+        for key, entries in keyed.items():
+            by_bytes.setdefault(key if wide else key.encode("latin-1", "replace"), {})[key] = tuple(entries)
+        table, rest, flags, whole, tail, fwhole, ftail = [], [], bytearray(), [], [], [], []
+        for encoded, forms in by_bytes.items():
+            every = [entry for entries in forms.values() for entry in entries]
+            spelled = encoded if wide else encoded.decode("latin-1")
+            exact = spelled in forms
+            entries = forms[spelled] if exact else ()
+            word_start_only = all(entry[2] for entry in every)
+            table.append((len(encoded), entries, word_start_only, None if exact else forms))
+            done = [e for e in entries if e[3] or e[0] in self._tails or e[0] in self._floating]  # e[3]: whole key
+            rest.append(tuple(self._c_check(e, case_sensitive, wide) for e in entries if e not in done))
+            whole.append(tuple(e[0] for e in done if e[3]))
+            tail.append(tuple(e[0] for e in done if e[0] in self._tails))
+            fwhole.append(tuple(e[0] for e in done if self._floating.get(e[0]) is False))
+            ftail.append(tuple(e[0] for e in done if self._floating.get(e[0]) is True))
+            flags.append(int(word_start_only) | (0 if exact else 2))
+        automaton = _scan_c.Automaton(tuple(by_bytes), bytes(flags), tuple(whole), tuple(tail), tuple(fwhole),
+                                      tuple(ftail), tuple(rest), _SPACE_BYTES, _NEAR)
+        return automaton, table, None
+
+    def _c_check(self, entry: tuple, case_sensitive: bool, wide: bool = False) -> tuple[tuple, int, Any]:
+        """``(entry, kind, data)``: what the C core checks of a hit before it passes ``entry`` on to
+        :meth:`_c_scan`, each a condition without which the entry's term has no match there (so Python finds
+        nothing where C passes nothing on):
+
+        * 2, a number-then-key term: a decimal digit right before the spaces before the hit (``_digits_before``);
+          5: the same and its literal run after the key's spaces (as for 1: "# prozent ziel*", the key of whose
+          match is the hit itself, right after the number's spaces);
+        * 3, another "search" term: each of its other literal runs in the window (``_search_near``, ``data``);
+        * 1, an anchored term with a Latin-1 literal run after its key's spaces: a word start, and that run
+          (``data``, lower-cased unless ``case_sensitive``) in the haystack after the hit and a run of
+          ``_SPACE_BYTES``. Exact for a text without a case exception (:func:`case_exceptions` of the alphabet
+          of the term): there a character matches a term's letter under ``re.IGNORECASE`` exactly when its
+          lower case is that letter, and a character outside Latin-1 ("?" in the haystack) matches none;
+        * 4, any other anchored term: a word start; 0: anything else, no check;
+        * 6, a term "# key" or "# key*" (``data``: its id and whether it ends with "*"): C finds its matches
+          itself (``number_key`` in the C file: what _number_near does for such a term), nothing is passed on.
+
+        The terms that are their key alone, their key and "*", "*" and their key, or "*", their key and "*" are
+        not entries here: the C pass reports their matches itself (``whole``, ``tail``, ``fwhole``, ``ftail``).
+        """
+        i, search, word_start, _whole, after_number = entry
+        run = None if wide else self._next_runs.get(i)  # (a wide text has no byte haystack to look in)
+        if run is not None and not case_sensitive:
+            run = run.decode("latin-1").lower().encode("latin-1", "replace")
+        if search:
+            if i in self._number_keys:
+                return entry, 6, (i, self._number_keys[i])
+            if after_number:
+                return (entry, 2, None) if run is None else (entry, 5, run)
+            return entry, 3, self._runs[i]
+        if not word_start:
+            return entry, 0, None
+        return (entry, 4, None) if run is None else (entry, 1, run)
+
+    def _c_scan(self, which: int, automaton, haystack: bytes, text: _Text, found: dict[int, list[tuple[int, int]]],
+                seen: set[tuple[int, int]]) -> None:
+        """:meth:`_scan` with the C core: the C pass adds the hits of the whole-key and key-then-``*`` terms to
+        ``found`` and returns the hits whose other entries need Python (regexes, "search" terms, ``forms``)."""
+        self._c_pending(which, automaton[1], automaton[0].scan(haystack, text.text, found, text.haystack), text,
+                        found, seen)
+
+    def _c_pending(self, which: int, keyed: list, pending: list, text: _Text, found: dict[int, list[tuple[int, int]]],
+                   seen: set[tuple[int, int]]) -> None:
+        """The hits the C pass of automaton ``which`` left to Python (see _c_scan)."""
+        raw = text.text
+        for one, k, at, end, inside in pending:
+            if one is not None:
+                self._check(one, raw, at, end, inside, found, seen, text.haystack)
+            else:
+                forms = keyed[k][3]
+                for entry in forms.get(raw[at:end] if which == 1 else text.folded(at, end), ()):
+                    self._check(entry, raw, at, end, inside, found, seen, text.haystack)
+
+    def _check(self, entry: tuple, raw: str, at: int, end: int, inside: bool, found: dict[int, list[tuple[int, int]]],
+               seen: set[tuple[int, int]], haystack: bytes | None) -> None:
+        """The loop body of :meth:`_scan` for one entry of a key's hit at ``at:end`` (``inside``: after a word
+        character): the matches of its term there go to ``found``."""
+        i, search, word_start, whole, after_number = entry
+        if search:
+            if after_number:
+                digits = self._digits_before(raw, at)
+                if digits is not None:
+                    self._number_near(i, raw, at, digits, found, seen)
+            else:
+                self._search_near(i, raw, at, end - at, found, seen, haystack)
+            return
+        if word_start and inside:
+            return
+        if whole:
+            if end >= len(raw) or not _is_word(raw[end]):
+                found.setdefault(i, []).append((at, end))
+            return
+        match = self._regex(i).match(raw, at)
+        if match is not None:
+            found.setdefault(i, []).append((at, match.end()))
+
+    def c_hits(self, text: _Text) -> tuple[dict[int, list[tuple[int, int]]], dict[int, list[tuple]], set[int]] | None:
+        """``(found, pending, candidates)`` of ``text`` from the C core's passes, for :meth:`c_term_spans`: the
+        matches of the terms it checks itself, per term id the hits left to Python (``(entry, at, end,
+        inside)``), and every term id whose matches can be non-empty. None when a pass is not the C core's (no C
+        core, or a "wide" text) or the text takes the plain regex path."""
+        if text.exact_only or text.haystack is None or len(self._automata[0] or (0, 0, 0)) < 3:
+            return None
+        found: dict[int, list[tuple[int, int]]] = {}
+        pending: dict[int, list[tuple]] = {}
+        if not text.text:
+            return found, pending, set()
+        raw = text.text
+        for which, (automaton, keyed, _), haystack in self._passes(text):
+            for one, k, at, end, inside in automaton.scan(haystack, raw, found, text.haystack):
+                if one is not None:
+                    pending.setdefault(one[0], []).append((one, at, end, inside))
+                else:
+                    for entry in keyed[k][3].get(raw[at:end] if which == 1 else text.folded(at, end), ()):
+                        pending.setdefault(entry[0], []).append((entry, at, end, inside))
+        return found, pending, set(found).union(pending, self._search_always)
+
+    def c_term_spans(self, i: int, text: _Text, checked) -> list[tuple[int, int]]:
+        """The sorted ``(start, end)`` of term ``i`` in ``text`` (``checked``: :meth:`c_hits` of it): exactly
+        ``find_all(text).get(i, [])`` (what _c_scan does for the term's hits, and the term's own _search)."""
+        raw = text.text
+        if not raw:
+            return []
+        found_c, pending, _candidates = checked
+        found = {i: list(found_c.get(i, ()))}
+        if i in self._search_always:
+            self._search(i, raw, found)
+        else:
+            seen: set[tuple[int, int]] = set()
+            for entry, at, end, inside in pending.get(i, ()):
+                self._check(entry, raw, at, end, inside, found, seen, text.haystack)
+        spans = found[i]
+        spans.sort()
+        return spans
 
     def _regex(self, i: int) -> re.Pattern:
         rx = self.regexes[i]
@@ -751,9 +995,66 @@ class _TermTable:
             for i in range(len(self.patterns)):
                 self._search(i, raw, found)
             return found
+        first = self.c_first(text)
+        if first is not None:
+            return self.c_finish(text, first[0], first[1])
         seen: set[tuple[int, int]] = set()
-        for _which, automaton, haystack in self._passes(text):
-            self._scan(automaton, haystack, text, found, seen)
+        for which, automaton, haystack in self._passes(text):
+            if len(automaton) > 2:
+                self._c_scan(which, automaton, haystack, text, found, seen)
+            else:
+                self._scan(automaton, haystack, text, found, seen)
+        for i in self._search_always:
+            self._search(i, raw, found)
+        for spans in found.values():
+            if len(spans) > 1:
+                spans.sort()
+        return found
+
+    def c_first(self, text: _Text) -> tuple[dict[int, list[tuple[int, int]]], list, set[int] | None] | None:
+        """The C core's passes of :meth:`find_all` (the hot path of every article), before Python's part:
+        ``(found, pending, maybe)``: the matches the C passes found, the hits they left to Python (per pass:
+        ``(automaton number, its keys' table, hits)``), and the ids of the terms Python may still add (None:
+        any); :meth:`c_finish` completes them. None when find_all does not take this path (no C core, a "wide"
+        text, the plain regex path)."""
+        folded, exact = self._automata[0], self._automata[1]
+        if (text.exact_only or text.haystack is None or (folded is not None and len(folded) < 3)
+                or (exact is not None and len(exact) < 3)):
+            return None
+        raw = text.text
+        found: dict[int, list[tuple[int, int]]] = {}
+        if not raw:
+            return found, [], set()
+        pending = []
+        if folded is not None:
+            hits = folded[0].scan(text.haystack, raw, found, text.haystack)
+            if hits:
+                pending.append((0, folded[1], hits))
+        if exact is not None:
+            hits = exact[0].scan(text.raw_bytes, raw, found, text.haystack)
+            if hits:
+                pending.append((1, exact[1], hits))
+        maybe: set[int] | None = set(self._search_always)
+        for _which, _keyed, hits in pending:
+            for one, *_rest in hits:
+                if one is None:  # a key with forms: any of its terms
+                    maybe = None
+                    break
+                maybe.add(one[0])
+            if maybe is None:
+                break
+        return found, pending, maybe
+
+    def c_finish(self, text: _Text, found: dict[int, list[tuple[int, int]]], pending: list
+                 ) -> dict[int, list[tuple[int, int]]]:
+        """:meth:`find_all` of ``text`` from :meth:`c_first`'s ``found`` and ``pending`` (completes ``found``).
+        The C pass's span lists come sorted: they are sorted again only when Python adds to them."""
+        raw = text.text
+        if not raw or not (pending or self._search_always):
+            return found
+        seen: set[tuple[int, int]] = set()
+        for which, keyed, hits in pending:
+            self._c_pending(which, keyed, hits, text, found, seen)
         for i in self._search_always:
             self._search(i, raw, found)
         for spans in found.values():
@@ -767,14 +1068,17 @@ class _TermTable:
         can match (a key hit, or no key at all); None when ``text`` takes the plain regex path."""
         if text.exact_only:
             return None
-        by_automaton: tuple[dict[int, list[int]], ...] = ({}, {}, {})
+        by_automaton: list[dict[int, list[int]]] = [{}, {}, {}]
         candidates: set[int] = set()
         if text.text:
             candidates.update(self._search_always)
             for which, automaton, haystack in self._passes(text):
-                starts = by_automaton[which]
-                for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
-                    starts.setdefault(k, []).append(at)
+                if len(automaton) > 2:  # the C core
+                    starts = by_automaton[which] = automaton[0].starts(haystack)
+                else:
+                    starts = by_automaton[which]
+                    for k, at, _end in automaton[0].find_matches_as_indexes(haystack, overlapping=True):
+                        starts.setdefault(k, []).append(at)
                 ids_of_key = self._indexes[which][1]
                 for k in starts:
                     candidates.update(ids_of_key[k])
@@ -796,7 +1100,7 @@ class _TermTable:
                     continue
                 for k, length, entry, form in self._indexes[which][0].get(i, ()):
                     for at in starts.get(k, ()):
-                        if form is None or text.folded(at, at + length) == form:
+                        if form is None or (raw[at:at + length] if which == 1 else text.folded(at, at + length)) == form:
                             self._verify(entry, raw, at, length, found, seen, text.haystack)
         spans = found.get(i, [])
         spans.sort()
@@ -880,19 +1184,24 @@ class _Matcher:
     def _hits(self, text: _Text) -> list[tuple[int, int, int, int]]:
         """``(start, alternation rank, end, term)`` of every hit of the terms in ``text`` (unsorted)."""
         starts: list[tuple[int, int, int, int]] = []
+        append = starts.append
         for table, by_id, ids, lazy in self._sources:
             if lazy:
-                pending = text.lazy_hits(table)
+                pending = text._lazy.get(id(table)) or text.lazy_hits(table)
                 candidates = pending.candidates
-                for tid in (ids if candidates is None else ids & candidates):
+                for tid in (ids if candidates is None else ids.intersection(candidates)):
                     rank, i = by_id[tid]
-                    starts += [(s, rank, e, i) for s, e in pending.spans(tid)]
+                    for s, e in pending.spans(tid):
+                        append((s, rank, e, i))
             else:
-                hits = text.hits(table)
+                hits = text._hits.get(id(table))
+                if hits is None:
+                    hits = text.hits(table)
                 if hits:
                     for tid in ids.intersection(hits):
                         rank, i = by_id[tid]
-                        starts += [(s, rank, e, i) for s, e in hits[tid]]
+                        for s, e in hits[tid]:
+                            append((s, rank, e, i))
         return starts
 
     def find(self, text: _Text) -> Iterable[tuple[str, float, int, int]]:
@@ -913,8 +1222,30 @@ class _Matcher:
 
 
 def _matches(matcher: _Matcher, texts: Mapping[str, _Text]) -> list[dict[str, Any]]:
-    return [{"term": p, "weight": w, "field": field, "start": s, "end": e}
-            for field, text in texts.items() for p, w, s, e in matcher.find(text)]
+    """``[{term, weight, field, start, end}]`` of ``matcher``'s matches in each field: :meth:`_Matcher.find`,
+    inlined (scoring calls this a few dozen times per article)."""
+    found: list[dict[str, Any]] = []
+    if not matcher.terms:
+        return found
+    terms = matcher.terms
+    for field, text in texts.items():
+        raw = text.text
+        if not raw:
+            continue
+        starts = matcher._hits(text)
+        if not starts:
+            continue
+        if len(starts) > 1:
+            starts.sort()
+        pos = 0
+        for start, _rank, end, i in starts:
+            if start >= pos:
+                pos = end
+                pattern, weight = terms[i]
+                if pattern.startswith("*"):  # report the whole word a leading-* term sits in (_report)
+                    start = _word_start(raw, start)
+                found.append({"term": pattern, "weight": weight, "field": field, "start": start, "end": end})
+    return found
 
 
 # A sentence end: ". ", "! ", "? " (closing quotes or brackets allowed before the space) or a line break.
@@ -1046,12 +1377,14 @@ class CompiledTaxonomy:
         self.fallbacks = taxonomy.get("language_fallbacks", {})
         self.max_chars = taxonomy.get("max_chars", DEFAULT_MAX_CHARS)
         self._cache: dict[tuple, _Matcher] = {}
+        self._bounds: dict[tuple, tuple] = {}  # per (label, language): see _score_bound
         self._by_language: dict[tuple, _Matcher] = {}
         self._exceptions = case_exceptions(_alphabet(_patterns(self.labels)))
         # A few exception characters are found faster by one C substring scan each (``ch in text``,
         # ~0.2 us per 2,600 characters) than by one regex class scan (~13 us); many, by the class.
         self._exception_finder = (re.compile("[" + "".join(re.escape(c) for c in self._exceptions) + "]")
                                   if len(self._exceptions) > 16 else None)
+        self._flags = _flags(self._exceptions)
         # Two kinds of automata: the terms that can make a label (terms, combo groups: "primary") are scanned in
         # every field; the context terms (vetoes, requires, context, combos' not_near) only when a label has a
         # positive match. Per language, one table of each (see _primary_for and _context_for).
@@ -1111,7 +1444,7 @@ class CompiledTaxonomy:
 
     def text(self, text: str) -> _Text:
         """``text`` analysed once for every matcher (see :class:`_Text`)."""
-        return _Text((text or "")[: self.max_chars], self._exceptions, self._exception_finder)
+        return _Text((text or "")[: self.max_chars], self._exceptions, self._exception_finder, self._flags)
 
     def _languages(self, term_lists: Mapping[str, list], language: str | None) -> tuple[str, ...]:
         """The term lists a language uses, or () for all of them."""
@@ -1156,6 +1489,44 @@ class CompiledTaxonomy:
         if match["field"] == "body" and match["start"] >= self.lead_chars:
             return "body"
         return "lead" if match["field"] == "body" else "title"
+
+    def _score_bound(self, name: str, language: str | None, table: _TermTable,
+                     title_hits: Mapping[int, list[tuple[int, int]]], body_hits: Mapping[int, list[tuple[int, int]]],
+                     combos: Iterable[int]) -> float:
+        """An upper bound of :meth:`_score_label`'s score of label ``name`` from the primary table's hits (the
+        fields' :meth:`_Text.hits` of ``table``): per term of its ``terms`` matcher the weights of its best
+        ``max_term_repeats`` hits (each match of a term is one of its hits, in the zone of its start; a leading-*
+        term's match starts at its word's start: counted at the highest field weight), per possible combo
+        (``combos``) its weight that many times at the highest field weight, and the positive context weights
+        that many times at the highest field weight. Vetoes only take matches away, and no term or combo weight
+        is negative (validate_taxonomy). The score sums a subset of these products, so it is at most the bound
+        (up to float rounding: the caller leaves a margin)."""
+        plan = self._bounds.get((name, language))
+        if plan is None:
+            spec = self.labels[name]
+            matcher = self._matcher((name, "terms"), spec["terms"], language)
+            weights = {table.ids[p]: (w, p.startswith("*")) for p, w in matcher.terms}
+            context = (self._matcher((name, "context"), spec["context"], language).terms if spec["context"] else ())
+            top = max(self.field_weights.values())
+            plan = self._bounds[(name, language)] = (
+                weights, sum(w for _p, w in context if w > 0) * self.max_term_repeats * top, top)
+        weights, bound, top = plan
+        repeats = self.max_term_repeats
+        field_weights, lead_chars = self.field_weights, self.lead_chars
+        for tid in {*title_hits, *body_hits}:
+            term = weights.get(tid)
+            if term is None:
+                continue
+            weight, star = term
+            zones = [field_weights["title"]] * len(title_hits.get(tid, ()))
+            for start, _end in body_hits.get(tid, ()):
+                zones.append(top if star else field_weights["lead"] if start < lead_chars else field_weights["body"])
+            zones.sort(reverse=True)
+            bound += weight * sum(zones[:repeats])
+        combo_specs = self.labels[name]["combos"]
+        for n in combos:
+            bound += combo_specs[n]["weight"] * repeats * top
+        return bound
 
     def _score(self, matches: Iterable[Mapping[str, Any]]) -> float:
         counts: dict[str, int] = {}
@@ -1312,12 +1683,32 @@ class CompiledTaxonomy:
         """``(labels, evidence)`` for one text; evidence has one entry per assigned label."""
         topics: list[str] = []
         evidence: list[dict[str, Any]] = []
-        texts = {"title": self.text(title), "body": self.text(body)}
-        table, gate = self._primary_for(language)
+        title_text, body_text = self.text(title), self.text(body)
+        table, gate = self._primary_by_language.get(language) or self._primary_for(language)
+        firsts = (table.c_first(title_text), table.c_first(body_text))
+        if firsts[0] is not None and firsts[1] is not None:
+            # The C passes' matches and the terms Python may add to them: when even all of those make no label
+            # possible (possible only grows with the bits), the hits left to Python are not checked.
+            maybe = 0
+            for found_c, _pending, more in firsts:
+                maybe |= gate.bits(found_c) | (-1 if more is None else gate.bits(more))
+            if not maybe or not gate.possible(maybe):
+                return topics, evidence
+            title_text._hits[id(table)] = table.c_finish(title_text, firsts[0][0], firsts[0][1])
+            body_text._hits[id(table)] = table.c_finish(body_text, firsts[1][0], firsts[1][1])
         # Labels with no term and no complete combo in the article cannot be assigned: they are not scored.
-        found = gate.bits(texts["title"].hits(table).keys() | texts["body"].hits(table).keys())
-        for name in gate.possible(found):
-            result = self._score_label(name, texts, language, gate.combos(name, found))
+        found = gate.bits(title_text.hits(table)) | gate.bits(body_text.hits(table))
+        possible = gate.possible(found) if found else ()
+        if not possible:
+            return topics, evidence
+        texts = {"title": title_text, "body": body_text}
+        title_hits, body_hits = title_text.hits(table), body_text.hits(table)
+        for name in possible:
+            combos = gate.combos(name, found)
+            if self._score_bound(name, language, table, title_hits, body_hits, combos) < (
+                    self.labels[name]["threshold"] - 1e-9):
+                continue  # it cannot reach its threshold: not assigned, whatever its vetoes and requirements
+            result = self._score_label(name, texts, language, combos)
             if not result["assigned"]:
                 continue
             topics.append(name)
